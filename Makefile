@@ -1,0 +1,76 @@
+# Two commands on a fresh machine (Python 3.11, nothing installed by hand):
+#   make book   -> virtual environment, pinned packages, data, notebooks (default profile), HTML in _build/html
+#   make test   -> the same set-up, smoke data + smoke notebooks + smoke book, then every test
+# Everything is reused on a second run: the venv (stamped by the requirements' hash), the data cache
+# (~/.cache/xmlib, or $XMLIB_CACHE), and the executed notebooks (re-run only when changed).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PY ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-16)
+ENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
+# Book build flags: warnings are errors, nitpicky references, report all problems at once.
+JB_FLAGS := --builder html --warningiserror --nitpick --keep-going
+SMOKE_OUT := _build/smoke
+export PYTHONHASHSEED := 0
+
+.PHONY: all book test env data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help
+
+all: book
+
+help:
+	@echo "make book  - build the whole book (data, notebooks in the default profile, HTML) into _build/html"
+	@echo "make test  - run every test (smoke data, smoke notebooks + nbval, smoke book + HTML/browser checks, unit tests)"
+	@echo "make unit  - unit tests only (no data, no book)"
+
+$(ENV_STAMP): requirements.txt pyproject.toml
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	@# torch first: every later pin is satisfied by it, so pip never fetches another torch build.
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@$(PYTHON) -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(0 if v == '2.13.0' else f'torch {v} installed, 2.13.0 required')"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+env: $(ENV_STAMP)
+
+data: env
+	$(PYTHON) -m xmlib.data prepare --profile default
+
+data-smoke: env
+	$(PYTHON) -m xmlib.data prepare --profile smoke
+
+notebooks: data
+	$(PYTHON) -m xmlib.book.run --profile default --install
+
+notebooks-smoke: data-smoke
+	$(PYTHON) -m xmlib.book.run --profile smoke --install
+
+html: notebooks
+	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(JB) build . $(JB_FLAGS)
+	@echo "The book is in _build/html/index.html"
+
+html-smoke: notebooks-smoke
+	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(JB) build . --path-output $(SMOKE_OUT) $(JB_FLAGS)
+
+book: html
+
+chromium:
+	@bash scripts/ensure_chromium.sh
+
+unit: env
+	$(PYTHON) -m pytest -q -m "not book and not browser"
+
+test: html-smoke chromium
+	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_REQUIRE_BOOK=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/
+
+clean:
+	rm -rf _build runs notebooks/*.ipynb

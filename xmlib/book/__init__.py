@@ -1,0 +1,1 @@
+"""Book tooling: execute the text notebooks with papermill and check the rendered HTML."""

@@ -1,0 +1,52 @@
+"""Configs of the book's chapters that do not belong to one paper (the paper chapters keep theirs in
+``xmlib/<paper>/config.py``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xmlib.core.config import BaseConfig
+
+
+@dataclass(frozen=True)
+class BlocksConfig(BaseConfig):
+    """Chapter "Shared building blocks".
+
+    Attributes:
+        seed: the run's seed.
+        n_points: random vectors for the distance checks.
+        dim: their dimension.
+        n_features: features of the toy ranking problem (linear scorer).
+        n_queries: queries of the toy ranking problem (train / validation split 80 / 20).
+        docs_per_query: candidates per query.
+        epochs: training epochs of the toy linear rankers.
+        lr: Adam learning rate.
+        margin: hinge margin γ.
+        list_length: ranked list length in the metric sweep.
+    """
+
+    seed: int = 0
+    n_points: int = 400
+    dim: int = 64
+    n_features: int = 16
+    n_queries: int = 200
+    docs_per_query: int = 30
+    epochs: int = 30
+    lr: float = 0.05
+    margin: float = 1.0
+    list_length: int = 50
+
+    def validate(self) -> None:
+        for name in ("n_points", "dim", "n_features", "docs_per_query", "list_length"):
+            self.require(getattr(self, name) >= 2, name, "must be at least 2")
+        self.require(self.n_queries >= 10, "n_queries", "must be at least 10 (80/20 split)")
+        self.require(self.epochs >= 1, "epochs", "must be at least 1")
+        self.require(self.lr > 0, "lr", "must be positive")
+        self.require(self.margin >= 0, "margin", "must be >= 0")
+
+
+BLOCKS_PROFILES = {
+    "smoke": {"n_points": 100, "n_queries": 40, "docs_per_query": 20, "epochs": 5, "list_length": 20},
+    "default": {},
+    "paper": {"n_points": 2000, "dim": 256, "n_queries": 1000, "epochs": 60},
+}

@@ -1,0 +1,217 @@
+"""Execute the book's Jupytext notebooks with papermill, one named profile at a time.
+
+    python -m xmlib.book.run --profile smoke            # every notebook in _toc.yml order
+    python -m xmlib.book.run notebooks/00_building_blocks.py --profile default -p epochs 3
+    python -m xmlib.book.run --profile smoke --install  # then copy the executed notebooks into notebooks/
+
+Each text notebook ``notebooks/NAME.py`` is converted in memory (jupytext), its ``parameters`` cell
+gets ``profile`` and ``overrides`` injected (papermill), and it runs in a fresh kernel. The executed
+notebook is cached in ``_build/executed/<profile>/NAME.ipynb`` with a stamp: the hash of the source,
+the parameters and the ``xmlib`` sources. A notebook whose stamp matches is not run again. A notebook
+that raises makes the command fail (exit 1); its partial output is kept as ``NAME.failed.ipynb`` for
+reading, never installed into the book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from xmlib.core.io import atomic_path, atomic_write_json
+from xmlib.core.paths import project_root
+
+PROFILES = ("smoke", "default", "paper")
+
+
+def toc_notebooks(root: Path) -> list[Path]:
+    """Notebook sources in the order of ``_toc.yml`` (entries under ``notebooks/``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(str(node["file"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    out = []
+    for f in files:
+        src = root / (Path(f).with_suffix("").as_posix() + ".py")
+        if f.startswith("notebooks/"):
+            if not src.exists():
+                raise FileNotFoundError(f"_toc.yml lists {f} but {src} does not exist")
+            out.append(src)
+    return out
+
+
+def library_hash(root: Path) -> str:
+    """Hash of every ``xmlib`` source file: a library change re-runs the notebooks."""
+    h = hashlib.sha256()
+    for path in sorted((root / "xmlib").rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def stamp_key(source: Path, profile: str, overrides: dict[str, Any], lib_hash: str) -> str:
+    h = hashlib.sha256()
+    h.update(source.read_bytes())
+    h.update(json.dumps({"profile": profile, "overrides": overrides}, sort_keys=True).encode())
+    h.update(lib_hash.encode())
+    return h.hexdigest()
+
+
+def executed_dir(root: Path, profile: str) -> Path:
+    return root / "_build" / "executed" / profile
+
+
+def execute(source: Path, profile: str, overrides: dict[str, Any], out: Path, *, timeout: int | None = None) -> float:
+    """Run one text notebook with papermill into ``out``; return seconds. Raises on a cell error."""
+    import jupytext
+    import papermill as pm
+
+    nb = jupytext.read(source)
+    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
+        raise ValueError(f"{source} has no cell tagged 'parameters' (add `# %% tags=[\"parameters\"]`)")
+    failed = out.with_name(out.stem + ".failed.ipynb")
+    t0 = time.perf_counter()
+    # The kernel inherits these: reproducible set iteration order, and no progress bars stored in the
+    # executed notebook (they are for people watching a run, not for the rendered page).
+    env_before = {k: os.environ.get(k) for k in ("PYTHONHASHSEED", "XMLIB_PROGRESS")}
+    os.environ.update({"PYTHONHASHSEED": "0", "XMLIB_PROGRESS": "0"})
+    try:
+        with atomic_path(out) as tmp:
+            try:
+                pm.execute_notebook(
+                    nb,
+                    str(tmp),
+                    parameters={"profile": profile, "overrides": overrides},
+                    kernel_name="python3",
+                    cwd=str(source.parent),
+                    progress_bar=False,
+                    execution_timeout=timeout,
+                    request_save_on_cell_execute=False,
+                )
+            except Exception:
+                if tmp.exists():
+                    shutil.copyfile(tmp, failed)
+                raise
+    finally:
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if failed.exists():
+        failed.unlink()
+    return time.perf_counter() - t0
+
+
+def run(
+    sources: Sequence[Path],
+    profile: str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    force: bool = False,
+    install: bool = False,
+    root: Path | None = None,
+) -> int:
+    """Execute ``sources`` (skipping unchanged ones); return the number of failures."""
+    root = root or project_root()
+    overrides = overrides or {}
+    if profile not in PROFILES:
+        raise SystemExit(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    lib = library_hash(root)
+    out_dir = executed_dir(root, profile)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    summary = []
+    for source in sources:
+        source = Path(source).resolve()
+        if not source.exists():
+            raise SystemExit(f"{source} does not exist")
+        out = out_dir / (source.stem + ".ipynb")
+        stamp_path = out.with_suffix(".stamp.json")
+        key = stamp_key(source, profile, overrides, lib)
+        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        if not force and out.exists() and stamp.get("key") == key:
+            summary.append((source.name, "unchanged", stamp.get("seconds", 0.0)))
+            continue
+        print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
+        try:
+            seconds = execute(source, profile, overrides, out)
+        except Exception as exc:  # papermill's error already names the failing cell
+            failures += 1
+            summary.append((source.name, "FAILED", 0.0))
+            print(f"[xmlib.book.run] FAILED {source.name}: {type(exc).__name__}: {str(exc)[:4000]}", file=sys.stderr, flush=True)
+            print(f"[xmlib.book.run] partial output: {out.with_name(out.stem + '.failed.ipynb')}", file=sys.stderr)
+            if stamp_path.exists():
+                stamp_path.unlink()
+            continue
+        atomic_write_json(stamp_path, {"key": key, "profile": profile, "overrides": overrides, "seconds": round(seconds, 1),
+                                       "source": source.relative_to(root).as_posix()})
+        summary.append((source.name, "ran", seconds))
+    for name, status, seconds in summary:
+        print(f"[xmlib.book.run] {status:>9}  {seconds:7.1f} s  {name}")
+    if install:
+        if failures:
+            print("[xmlib.book.run] not installing: a notebook failed", file=sys.stderr)
+        else:
+            install_executed(root, profile, sources)
+    return failures
+
+
+def install_executed(root: Path, profile: str, sources: Sequence[Path]) -> None:
+    """Copy the profile's executed notebooks next to their sources (where Jupyter Book reads them)."""
+    out_dir = executed_dir(root, profile)
+    for source in sources:
+        source = Path(source).resolve()
+        executed = out_dir / (source.stem + ".ipynb")
+        if not executed.exists():
+            raise SystemExit(f"{executed} is missing: run the notebooks with --profile {profile} first")
+        target = source.with_suffix(".ipynb")
+        with atomic_path(target) as tmp:
+            shutil.copyfile(executed, tmp)
+    print(f"[xmlib.book.run] installed {len(sources)} executed notebook(s) of profile {profile!r} into notebooks/")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xmlib.book.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="text notebooks (default: all in _toc.yml)")
+    parser.add_argument("--profile", default="default", choices=PROFILES)
+    parser.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override one config value (YAML-parsed), e.g. -p epochs 3")
+    parser.add_argument("--force", action="store_true", help="run even if unchanged")
+    parser.add_argument("--install", action="store_true", help="copy executed notebooks into notebooks/ for the book")
+    args = parser.parse_args(argv)
+    root = project_root()
+    sources = args.notebooks or toc_notebooks(root)
+    overrides = {name: _parse_value(value) for name, value in args.param}
+    failures = run(sources, args.profile, overrides, force=args.force, install=args.install, root=root)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""Atomic writes and checksums.
+
+A long run that is interrupted must never leave a half-written file that a later run trusts. Every
+writer here writes to a temporary file in the destination folder, flushes it to disk, and renames it
+over the destination (``os.replace`` is atomic on POSIX and Windows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; on success rename it to ``dest``, else delete it.
+
+    >>> with atomic_path("out.bin") as tmp:
+    ...     tmp.write_bytes(b"...")   # doctest: +SKIP
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:  # make sure the bytes are on disk before the rename
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
+def atomic_write_text(dest: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def atomic_write_json(dest: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    return atomic_write_text(dest, json.dumps(obj, indent=indent, sort_keys=True, default=_json_default) + "\n")
+
+
+def atomic_save_npy(dest: str | os.PathLike, array: np.ndarray) -> Path:
+    """Save one array as ``.npy`` atomically (no pickled objects allowed)."""
+    array = np.asarray(array)
+    if array.dtype == object:
+        raise TypeError(f"refusing to save an object array to {dest}: .npy files here hold plain numbers")
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+    return Path(dest)
+
+
+def load_npy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
+    """Load a ``.npy`` file without unpickling anything; a clear error names a missing file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
