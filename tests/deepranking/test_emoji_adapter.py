@@ -1,0 +1,50 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xmlib.deepranking.emoji import MappedSampler, images_to_tensor, training_relevance
+from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
+
+
+class FakeBench:
+    """The attributes of xmlib.data.benchmarks.emoji.EmojiBenchmark that the adapter uses."""
+
+    def __init__(self, n=24, seed=0):
+        rng = np.random.default_rng(seed)
+        self.category = np.repeat([0, 1, 2], n // 3)
+        self.meta = pd.DataFrame({"split": np.where(np.arange(n) % 4 == 0, "test", "train")})
+        self.train_idx = np.flatnonzero(self.meta["split"].to_numpy() == "train")
+        self._g = rng.random((n, 5))
+
+    def relevance_matrix(self, rows):
+        r = self._g[rows] @ self._g[rows].T
+        same = self.category[rows][:, None] == self.category[rows][None, :]
+        return np.where(same & ~np.eye(len(rows), dtype=bool), r, 0.0)
+
+
+def test_images_to_tensor_layout_and_range():
+    img = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    img[1, :, :, 0] = 255
+    x = images_to_tensor(img, 8)
+    assert x.shape == (2, 3, 8, 8) and x.dtype == torch.float32
+    assert x[1, 0].min() == 1.0 and x[1, 1:].max() == 0.0 and x[0].max() == 0.0
+    assert images_to_tensor(img, 4).shape == (2, 3, 4, 4)
+
+
+def test_mapped_sampler_returns_global_training_ids_with_valid_triplets():
+    bench = FakeBench()
+    rel, train = training_relevance(bench)
+    assert len(rel) == len(train)
+    s = MappedSampler(OfflineTripletSampler(rel, t_p=10.0, t_r=0.01, out_of_class_fraction=0.3, seed=0), train)
+    s.rng = np.random.default_rng(3)  # train_deep_ranking re-seeds through this property
+    t = s.sample(200)
+    assert set(np.concatenate([t.query, t.positive, t.negative])) <= set(train.tolist())
+
+    def r_global(i, j):
+        if bench.category[i] != bench.category[j] or i == j:
+            return 0.0
+        return float(bench._g[i] @ bench._g[j])
+
+    check_triplets(t, bench.category, r_global, 0.01)
+    assert s.stats.triplets == 200

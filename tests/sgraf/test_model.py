@@ -1,0 +1,106 @@
+"""Block scoring (images × captions at once) equals the per-caption loop; chunked evaluation equals one block."""
+
+import pytest
+import torch
+
+from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix, sgraf_scores
+
+
+VARIANTS = [
+    {"aggregator": "sgr"},
+    {"aggregator": "saf"},
+    {"aggregator": "average"},
+    {"aggregator": "average", "similarity": "scalar"},
+    {"aggregator": "sgr", "attention": "i2t"},
+    {"aggregator": "sgr", "use_global": False, "sgr_steps": 1},
+    {"aggregator": "sgr", "use_local": False, "sgr_steps": 0},
+    {"aggregator": "saf", "leaky": 0.1, "l2_context": True, "global_norm": "region", "num_regions": 5},
+]
+
+
+def tiny(dtype=torch.float32, **kw):
+    torch.manual_seed(0)
+    m = SGRAFModel(30, img_dim=12, word_dim=8, embed_size=10, sim_dim=6, **kw).to(dtype)
+    # give the BN layers non-trivial running statistics, then freeze them
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(6, 5, 12, dtype=dtype), torch.randint(4, 30, (6, 4)), torch.tensor([4, 3, 2, 4, 1, 3]))
+    return m.eval()
+
+
+def inputs(dtype, n_img=3, n_cap=7, max_len=6):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randn(n_img, 5, 12, generator=g, dtype=dtype)
+    lengths = torch.randint(1, max_len + 1, (n_cap,), generator=g)
+    lengths[0] = max_len
+    tokens = torch.randint(4, 30, (n_cap, max_len), generator=g) * (torch.arange(max_len)[None] < lengths[:, None])
+    return images, tokens, lengths
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+def test_block_equals_per_caption_loop(dtype, variant):
+    model = tiny(dtype, **variant)
+    images, tokens, lengths = inputs(dtype)
+    with torch.no_grad():
+        v, vg = model.encode_images(images)
+        t, tg = model.encode_captions(tokens, lengths)
+        block = model.score_block(v, vg, t, tg, lengths)
+        loop = model.score_per_caption(v, vg, t, tg, lengths)
+    assert block.shape == (3, 7)
+    torch.testing.assert_close(block, loop)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_caption_alone_equals_caption_in_padded_batch(dtype):
+    model = tiny(dtype)
+    _, tokens, lengths = inputs(dtype)
+    with torch.no_grad():
+        t, tg = model.encode_captions(tokens, lengths)
+        for c in range(len(lengths)):
+            n = int(lengths[c])
+            t1, tg1 = model.encode_captions(tokens[c:c + 1, :n], lengths[c:c + 1])
+            torch.testing.assert_close(t[c, :n], t1[0])
+            torch.testing.assert_close(tg[c], tg1[0])
+            assert (t[c, n:] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_chunked_matrix_equals_one_block(dtype):
+    model = tiny(dtype, aggregator="saf")
+    images, tokens, lengths = inputs(dtype, n_img=5, n_cap=25)
+    enc = encode_split(model, images.numpy(), tokens, lengths, batch_size=4)
+    with torch.no_grad():
+        whole = model.score_block(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
+    for max_pairs, image_chunk in [(6, 2), (40, 3), (10_000, 128)]:
+        got = score_matrix(model, enc, max_pairs=max_pairs, image_chunk=image_chunk)
+        torch.testing.assert_close(got, whole.float(), rtol=1e-5, atol=1e-6)
+
+
+def test_training_forward_is_square_and_differentiable():
+    model = tiny(aggregator="sgr").train()
+    images, tokens, lengths = inputs(torch.float32, n_img=4, n_cap=4)
+    s = model(images, tokens, lengths)
+    assert s.shape == (4, 4) and ((s > 0) & (s < 1)).all()
+    s.sum().backward()
+    assert all(p.grad is not None for n, p in model.named_parameters() if "score" in n or "w_in" in n)
+
+
+def test_region_norm_needs_its_k_and_sgraf_average():
+    model = tiny(global_norm="region", num_regions=5)
+    with pytest.raises(ValueError, match="global_norm='feature'"):
+        model.encode_images(torch.randn(2, 6, 12))
+    a, b = torch.rand(2, 10), torch.rand(2, 10)
+    torch.testing.assert_close(sgraf_scores(a, b), (a + b) / 2)
+    with pytest.raises(ValueError, match="shape"):
+        sgraf_scores(a, b[:, :5])
+    with pytest.raises(ValueError, match="scalar"):
+        SGRAFModel(10, similarity="scalar", aggregator="sgr")
+
+
+def test_image_pooling_works_for_any_number_of_regions():
+    model = tiny()  # global_norm="feature"
+    for k in (1, 5, 49):
+        regions, glob = model.encode_images(torch.randn(3, k, 12))
+        assert regions.shape == (3, k, 10) and glob.shape == (3, 10)
+        torch.testing.assert_close(glob.norm(dim=-1), torch.ones(3))

@@ -1,0 +1,110 @@
+"""Batches, configs, reading precomp data, and resume-after-interruption of the SGRAF training loop."""
+
+import numpy as np
+import pytest
+import torch
+
+from xmlib.core.config import ConfigError, resolve_config
+from xmlib.sgraf.config import PROFILES, Config
+from xmlib.sgraf.train import CaptionData, epoch_batches, evaluate, load_precomp, train_model
+
+
+
+def toy_data(n_img, seed, k=4, d=10, vocab=20):
+    rng = np.random.default_rng(seed)
+    images = rng.standard_normal((n_img, k, d)).astype(np.float32)
+    caps = [[1, *rng.integers(4, vocab, size=rng.integers(1, 4)).tolist(), 2] for _ in range(5 * n_img)]
+    return CaptionData.from_token_lists(images, caps)
+
+
+TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, learning_rate=1e-3, lr_step=2,
+            captions_per_epoch=2, dev_images=6, eval_pairs=64, sgr_steps=2)
+
+
+def test_profiles_resolve_and_bad_values_are_named():
+    for name in PROFILES:
+        cfg = resolve_config(Config, PROFILES, name)
+        assert cfg.schedule()[0] > 0
+    paper = resolve_config(Config, PROFILES, "paper")
+    assert (paper.embed_size, paper.sim_dim, paper.epochs, paper.saf_epochs, paper.lambda_softmax) == (1024, 256, 40, 30, 9.0)
+    assert paper.replace(aggregator="saf").schedule() == (30, 20)
+    with pytest.raises(ConfigError, match="similarity"):
+        Config(similarity="scalar", aggregator="sgr")
+    with pytest.raises(ConfigError, match="captions_per_epoch"):
+        Config(captions_per_epoch=6)
+
+
+def test_epoch_batches_are_a_function_of_seed_and_epoch():
+    a = epoch_batches(10, 3, batch_size=4, seed=0, captions_per_epoch=2)
+    b = epoch_batches(10, 3, batch_size=4, seed=0, captions_per_epoch=2)
+    assert all((x == y).all() for x, y in zip(a, b))
+    caps = np.concatenate(a)
+    assert len(caps) == 20 and len(set(caps.tolist())) == 20
+    assert (np.bincount(caps // 5, minlength=10) == 2).all()  # two distinct captions per image
+    full = np.concatenate(epoch_batches(10, 0, batch_size=7, seed=0))
+    assert len(full) == 49 and len(set(full.tolist())) == 49  # 7 batches of 7; the last single pair dropped
+    assert not all((x == y).all() for x, y in zip(a, epoch_batches(10, 4, batch_size=4, seed=0, captions_per_epoch=2)))
+
+
+def test_caption_data_truncates_and_checks():
+    data = CaptionData.from_token_lists(np.zeros((1, 2, 3), np.float32), [[1, 5, 6, 7, 2]] * 5, max_words=4)
+    assert data.tokens[0].tolist() == [1, 5, 6, 2] and data.lengths.tolist() == [4] * 5
+    with pytest.raises(ValueError, match="5 per image"):
+        CaptionData.from_token_lists(np.zeros((2, 2, 3), np.float32), [[1, 2]] * 5)
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    train, dev = toy_data(16, 0), toy_data(6, 1)
+    cfg = resolve_config(Config, PROFILES, "smoke", {**TINY, "epochs": 4})
+    full_model, full = train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")
+    # the "interrupted" run stops after 2 epochs, then a second call resumes from the checkpoint
+    _, first = train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "b", epochs=2)
+    assert len(first.history) == 2
+    torch.manual_seed(123)  # whatever happened in between must not matter
+    resumed_model, resumed = train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "b")
+    assert resumed.resumed_from == 2
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    assert resumed.best_epoch == full.best_epoch
+    for (n, p), (_, q) in zip(full_model.state_dict().items(), resumed_model.state_dict().items()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+    assert evaluate(resumed_model, dev) == evaluate(full_model, dev)
+
+
+def test_load_precomp_reads_a_written_split(tmp_path):
+    from xmlib.data.formats.scan_precomp import write_split
+    from xmlib.data.formats.vocab import build_vocab
+
+    caps = ["a red fire engine", "a dog", "red dog running fast today", "fire", "an engine"] * 2
+    write_split(tmp_path, "dev", np.ones((2, 3, 4), np.float32), caps)
+    vocab = build_vocab(caps, threshold=1)
+    data = load_precomp(tmp_path, "dev", vocab, max_words=5)
+    assert data.n_images == 2 and data.tokens.shape[0] == 10
+    assert data.lengths.tolist()[:5] == [5, 4, 5, 3, 4]  # <start> + at most 3 words + <end>
+    assert data.tokens[0, 0] == 1 and data.tokens[0, 4] == 2 and data.tokens[0, 1] == vocab("a")
+
+
+def test_mismatched_feature_size_is_named():
+    cfg = resolve_config(Config, PROFILES, "smoke", {**TINY, "img_dim": 11})
+    with pytest.raises(ValueError, match="img_dim"):
+        train_model(cfg, toy_data(4, 0), toy_data(2, 1), 20)
+
+
+def test_command_line_trains_on_a_precomp_folder(tmp_path, capsys):
+    import json
+
+    from xmlib.data.formats.scan_precomp import write_split
+    from xmlib.data.formats.vocab import build_vocab, save_vocab
+    from xmlib.sgraf.train import main
+
+    rng = np.random.default_rng(0)
+    words = ["red", "dog", "cat", "blue", "car", "sun"]
+    all_caps = []
+    for split, n in (("train", 8), ("dev", 4), ("test", 4)):
+        caps = [" ".join(rng.choice(words, size=3)) for _ in range(5 * n)]
+        write_split(tmp_path, split, rng.standard_normal((n, 2, 1280)).astype(np.float32), caps)
+        all_caps += caps
+    save_vocab(build_vocab(all_caps, threshold=1), tmp_path / "toy_vocab.json")
+    main(["--profile", "smoke", "--data-dir", str(tmp_path), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    out = json.loads(capsys.readouterr().out)
+    assert out["best_epoch"] == 0 and 0.0 <= out["test"]["rsum"] <= 600.0
+    assert (tmp_path / "ckpt" / "last.pt").exists()

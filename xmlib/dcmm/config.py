@@ -1,0 +1,105 @@
+"""The DCMM chapter's configuration: one frozen dataclass and three named profiles.
+
+Paper/code switches (each defaults to the paper; the official release is one flag away,
+see :data:`OFFICIAL_CODE`):
+
+- ``conv_relu``: Eq. (5) applies a ReLU after each cross-modal convolution; the released code has
+  no nonlinearity there.
+- ``self_loops``: in Eqs. (1) and (3) a document is its own neighbour (a top-K document counts in
+  its own CM score; a k-NN graph on visual features contains the node itself); the released code
+  removes self-loops, leaving k − 1 neighbours.
+- ``conv_bias``: Eq. (5) is ``W h_j`` without a bias; the released conv computes ``W h_j + b``.
+- ``degree_norm``: Eq. (5) sums over neighbours without normalisation, and so does the code
+  (no degree normalisation, no softmax). ``True`` divides by |N_i| (a mean), an ablation only.
+
+``k = 0`` means a fully connected graph (Fig. 2's "full" column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from xmlib.core.config import BaseConfig
+
+
+@dataclass(frozen=True)
+class Config(BaseConfig):
+    seed: int = 0
+    # ---- synthetic data (used when the clipart benchmark is not available) ----
+    n_queries: int = 60
+    n_docs: int = 50
+    visual_dim: int = 1280
+    # ---- model (Eqs. 5-6) ----
+    hidden: int = 16            # input_channels c: width of h^0 = MLP(text features)
+    mlp_layers: int = 2         # Linear layers in the text MLP
+    conv_channels: int = 16     # width of each conv layer's output h^{l+1}
+    n_conv: int = 2             # number of cross-modal conv layers (Fig. 2's depth)
+    k: int = 10                 # k of the visual k-NN graph (counts the node itself); 0 = fully connected
+    dropout: float = 0.2
+    # ---- paper/code switches (defaults = the paper) ----
+    conv_relu: bool = True
+    self_loops: bool = True
+    conv_bias: bool = False
+    degree_norm: bool = False
+    # ---- features ----
+    zscore_text: bool = True    # z-score each text feature within each query (official code)
+    cm_text_feature: int = 0    # column of the text features used as s_T in Eq. (1)
+    cm_k: int = 10              # K of Eq. (1) when not selected on validation
+    # ---- training (Eq. 7) ----
+    lr: float = 1e-3
+    batch_queries: int = 16
+    epochs: int = 30
+    bpr_reduction: Literal["mean", "sum"] = "mean"
+    select_metric: Literal["ndcg", "map", "ndcg_cut_20", "P_20"] = "ndcg"
+    # ---- protocol ----
+    folds: int = 5
+    inner_folds: int = 1        # 1: one of the training folds validates; >1: inner CV, curves averaged
+    retrain: bool = True        # retrain on all non-test folds for the selected number of epochs
+    lr_grid: tuple[float, ...] = (1e-3, 1e-2)
+    hidden_grid: tuple[int, ...] = (16,)
+    cm_k_grid: tuple[int, ...] = (3, 5, 10, 20)
+    fig2_k: tuple[int, ...] = (3, 5, 10, 20, 0)
+    fig2_depth: tuple[int, ...] = (1, 2, 3)
+    # ---- CPU ----
+    cpu_threads: int = 1        # torch threads while training on CPU (0 = leave torch's setting); the
+                                # per-query graphs are tiny, and extra threads only add sync overhead
+
+    def validate(self) -> None:
+        for name in ("n_queries", "n_docs", "visual_dim", "hidden", "mlp_layers", "conv_channels",
+                     "batch_queries", "folds", "inner_folds"):
+            self.require(getattr(self, name) >= 1, name, "must be >= 1")
+        self.require(self.cpu_threads >= 0, "cpu_threads", "must be >= 0 (0 = leave torch's setting)")
+        self.require(not (self.inner_folds > 1 and not self.retrain), "retrain",
+                     "retrain=False keeps the inner model, which needs inner_folds=1")
+        self.require(self.n_conv >= 0, "n_conv", "must be >= 0 (0 = no conv, the LTR model)")
+        self.require(self.k >= 0, "k", "must be >= 0 (0 = fully connected graph)")
+        self.require(self.cm_k >= 1, "cm_k", "must be >= 1")
+        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.require(self.lr > 0, "lr", "must be > 0")
+        self.require(self.epochs >= 1, "epochs", "must be >= 1")
+        self.require(self.folds >= 2, "folds", "cross-validation needs at least 2 folds")
+        self.require(self.inner_folds < self.folds, "inner_folds", "must be smaller than folds")
+        self.require(len(self.lr_grid) >= 1 and all(v > 0 for v in self.lr_grid), "lr_grid", "positive values")
+        self.require(len(self.hidden_grid) >= 1 and all(v >= 1 for v in self.hidden_grid), "hidden_grid", ">= 1")
+        self.require(len(self.cm_k_grid) >= 1 and all(v >= 1 for v in self.cm_k_grid), "cm_k_grid", ">= 1")
+        self.require(all(v >= 0 for v in self.fig2_k), "fig2_k", ">= 0 (0 = fully connected)")
+        self.require(all(v >= 1 for v in self.fig2_depth), "fig2_depth", ">= 1")
+
+
+OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "conv_bias": True,
+                                    "degree_norm": False}
+"""Overrides that make the model behave as the released code does (``cfg.replace(**OFFICIAL_CODE)``)."""
+
+PROFILES: dict[str, dict[str, object]] = {
+    # a couple of minutes on 2 CPU cores: tiny data, few epochs, one-point grids
+    "smoke": {"n_queries": 30, "n_docs": 30, "visual_dim": 256, "epochs": 8, "lr": 1e-2,
+              "lr_grid": (1e-2,), "cm_k_grid": (5, 10), "fig2_k": (5, 0), "fig2_depth": (1, 2),
+              "folds": 3},
+    # the book's CPU profile (~60 queries x 50 candidates, 1280-d visual features)
+    "default": {},
+    # the paper's grid (official code's search): c in {16, 32}, conv 32, lr in {1e-3, 1e-4, 1e-5},
+    # 100 epochs, batches of 16 queries; Fig. 2: k in {3, 5, 10, 15, 20, full} x 1-4 layers
+    "paper": {"hidden": 32, "conv_channels": 32, "hidden_grid": (16, 32), "lr_grid": (1e-3, 1e-4, 1e-5),
+              "epochs": 100, "inner_folds": 4, "fig2_k": (3, 5, 10, 15, 20, 0), "fig2_depth": (1, 2, 3, 4)},
+}

@@ -1,0 +1,335 @@
+"""Training and the 5-fold cross-validation protocol of the DCMM chapter.
+
+Protocol (Sect. 4 of DCMM: 5-fold CV over queries), with model selection on validation data only:
+
+for each outer fold t (the test fold):
+  1. the other folds form the pool; ``inner_folds`` of them in turn serve as validation, the rest
+     as training (``inner_folds = 1``: one validation fold);
+  2. every hyperparameter combination of the grid is trained for ``cfg.epochs`` epochs; its
+     validation curve (``cfg.select_metric`` after each epoch, averaged over inner splits) gives its
+     best epoch and score; the best combination wins (CM: the K of Eq. 1 with the best pool score;
+     nothing is trained);
+  3. with ``retrain`` the winner is retrained on the whole pool for the selected number of epochs
+     (the paper's "retrain on all training queries"); it is evaluated once on fold t.
+
+Every query is tested exactly once, so per-query metrics of two methods on the same folds can be
+compared by a paired t-test. The official grid script picked its best configuration on the test
+set; nothing here reads test labels before the final evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from xmlib.core.train import FitResult, count_parameters, fit
+from xmlib.dcmm.batching import PaddedQueries, pad_queries
+from xmlib.dcmm.cm import cm_as_convolution
+from xmlib.dcmm.config import OFFICIAL_CODE, Config
+from xmlib.dcmm.data import QueryList
+from xmlib.dcmm.loss import bpr_loss
+from xmlib.dcmm.models import METHODS, build_model
+from xmlib.metrics.ranking import (MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test,
+                                   scores_to_run)
+
+
+# ----------------------------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device):
+    """Run with ``n`` torch threads on CPU (restored afterwards); ``n = 0`` or a GPU: unchanged."""
+    if n <= 0 or device.type != "cpu":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def make_folds(n_queries: int, n_folds: int, seed: int) -> list[list[int]]:
+    """Split query indices 0..n-1 into ``n_folds`` folds of near-equal size, shuffled with ``seed``."""
+    if n_folds < 2 or n_folds > n_queries:
+        raise ValueError(f"need 2 <= n_folds <= n_queries, got n_folds={n_folds}, n_queries={n_queries}")
+    perm = np.random.default_rng(seed).permutation(n_queries)
+    return [sorted(int(i) for i in part) for part in np.array_split(perm, n_folds)]
+
+
+def qrels_of(data: PaddedQueries) -> dict[str, dict[str, int]]:
+    lengths = data.mask.sum(1).tolist()
+    rel = data.rel.cpu().numpy()
+    return labels_to_qrels(data.qids, data.doc_ids, [rel[b, :n] for b, n in enumerate(lengths)])
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, data: PaddedQueries, batch_queries: int = 64) -> torch.Tensor:
+    """Scores (B, N) of ``model`` for every query of ``data`` (eval mode, batches of queries)."""
+    was_training = model.training
+    model.eval()
+    parts = []
+    for start in range(0, len(data), batch_queries):
+        idx = list(range(start, min(start + batch_queries, len(data))))
+        sub = data.select(idx)
+        s = model(sub)
+        parts.append(torch.nn.functional.pad(s, (0, data.mask.shape[1] - s.shape[1])))
+    model.train(was_training)
+    return torch.cat(parts)
+
+
+def evaluate_scores(data: PaddedQueries, scores: torch.Tensor, measures: Sequence[str] = MEASURES,
+                    qrels: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, dict[str, float]]:
+    """Per-query trec_eval measures of (B, N) ``scores`` on ``data``."""
+    run = scores_to_run(data.qids, data.doc_ids, data.scores_to_lists(scores))
+    return evaluate_run(qrels if qrels is not None else qrels_of(data), run, measures)
+
+
+def train_ranker(method: str, cfg: Config, train: PaddedQueries, val: PaddedQueries | None = None, *,
+                 epochs: int | None = None, seed: int = 0, desc: str = "train") -> tuple[torch.nn.Module, FitResult]:
+    """Train ``method`` with BPR (Eq. 7) and Adam on ``train``; with ``val`` select the epoch on
+    ``cfg.select_metric`` (restored at the end). Batches of ``cfg.batch_queries`` queries, reshuffled
+    each epoch from ``(seed, epoch)``."""
+    if method == "cm":
+        raise ValueError("CM has no parameters to train; use CMScorer / cm_as_convolution")
+    torch.manual_seed(seed)
+    model = build_model(method, cfg, in_dim=train.text.shape[-1], visual_dim=train.visual.shape[-1])
+    model = model.to(device=train.device, dtype=train.text.dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    n = len(train)
+
+    def batches(epoch: int):
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+        for start in range(0, n, cfg.batch_queries):
+            yield train.select(order[start:start + cfg.batch_queries].tolist())
+
+    def step(batch: PaddedQueries) -> torch.Tensor:
+        return bpr_loss(model(batch), batch.rel, batch.mask, cfg.bpr_reduction)
+
+    evaluate = None
+    if val is not None:
+        val_qrels = qrels_of(val)
+
+        def evaluate() -> dict[str, float]:
+            per_query = evaluate_scores(val, predict(model, val), (cfg.select_metric,), val_qrels)
+            return {"val_" + k: v for k, v in mean_metrics(per_query).items()}
+
+    with cpu_threads(cfg.cpu_threads, train.device):
+        result = fit(model, optimizer, epochs=epochs or cfg.epochs, batches=batches, step=step,
+                     evaluate=evaluate, select=("val_" + cfg.select_metric) if val is not None else None,
+                     desc=desc)
+    return model, result
+
+
+def cm_feature(data: PaddedQueries, K: int) -> torch.Tensor:
+    """s_CM (B, N) of Eq. (1) for every query (uses no labels)."""
+    return cm_as_convolution(data.s_text, data.sim, data.mask, K)
+
+
+def select_cm_k(data: PaddedQueries, ks: Sequence[int], select: str) -> tuple[int, float]:
+    """The K of Eq. (1) with the best mean ``select`` metric on ``data`` (ties: the smaller K)."""
+    qrels = qrels_of(data)
+    best_k, best = ks[0], -np.inf
+    for K in ks:
+        score = mean_metrics(evaluate_scores(data, cm_feature(data, K), (select,), qrels))[select]
+        if score > best + 1e-12:
+            best_k, best = K, score
+    return best_k, best
+
+
+# ----------------------------------------------------------------------------------------- results
+@dataclass
+class CVResult:
+    """Outcome of :func:`cross_validate`: test metrics per query (each query once) and per fold."""
+
+    method: str
+    per_query: dict[str, dict[str, float]]
+    folds: list[dict[str, Any]]
+    run: dict[str, dict[str, float]]
+    n_params: int
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measures(self) -> list[str]:
+        return list(next(iter(self.per_query.values())))
+
+    def mean_std(self) -> dict[str, tuple[float, float]]:
+        """Mean ± sample std (ddof = 1) over folds of each fold's mean test metric."""
+        out = {}
+        for m in self.measures:
+            vals = np.array([f["test_" + m] for f in self.folds])
+            out[m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"method": self.method, "params": self.n_params}
+        for m, (mu, sd) in self.mean_std().items():
+            row[m], row[m + "_std"] = mu, sd
+        return row
+
+
+def summary_table(results: Mapping[str, CVResult], baseline: str | None = "cm", alpha: float = 0.05):
+    """A pandas table, one row per method: mean and std over folds, #params, and the paired t-test
+    p-value against ``baseline`` over all queries (Table 1's ``*`` = p < alpha)."""
+    import pandas as pd
+
+    rows = []
+    for name, res in results.items():
+        row = res.summary()
+        row["method"] = name
+        if baseline is not None and baseline in results and name != baseline:
+            for m in res.measures:
+                t = paired_t_test(res.per_query, results[baseline].per_query, m)
+                row[m + "_p"] = t.p
+                row[m + "_sig"] = t.significant(alpha) and t.mean_diff > 0
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("method")
+
+
+# ----------------------------------------------------------------------------------------- protocol
+def _as_padded(data: Sequence[QueryList] | PaddedQueries, cfg: Config, device) -> PaddedQueries:
+    if isinstance(data, PaddedQueries):
+        return data if device is None else data.to(device)
+    return pad_queries(data, device=device, zscore_text=cfg.zscore_text, cm_text_feature=cfg.cm_text_feature)
+
+
+def default_grid(method: str, cfg: Config) -> dict[str, tuple]:
+    if method == "cm":
+        return {"cm_k": cfg.cm_k_grid}
+    return {"lr": cfg.lr_grid, "hidden": cfg.hidden_grid}
+
+
+def cross_validate(data: Sequence[QueryList] | PaddedQueries, method: str, cfg: Config, *,
+                   grid: Mapping[str, Sequence[Any]] | None = None, measures: Sequence[str] = MEASURES,
+                   device: torch.device | None = None,
+                   folds: Sequence[Sequence[str]] | None = None) -> CVResult:
+    """Run the protocol above for ``method`` (one of ``"ltr", "cm", "ltr+cm", "dcmm-cos",
+    "dcmm-edge"``). ``grid`` maps Config field names to candidate values (default: ``lr_grid`` ×
+    ``hidden_grid``; CM: ``cm_k_grid``). LTR+CM takes the K of its CM feature from the CM selection
+    on the same pool. Folds: ``folds`` (lists of query ids, e.g. a benchmark's ``folds.json``) or,
+    by default, ``cfg.folds`` folds drawn with ``cfg.seed``; either way every method sees the same."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    data = _as_padded(data, cfg, device)
+    with cpu_threads(cfg.cpu_threads, data.device):
+        return _cross_validate(data, method, cfg, grid, measures, folds)
+
+
+def _fold_indices(data: PaddedQueries, folds: Sequence[Sequence[str]] | None, cfg: Config) -> list[list[int]]:
+    if folds is None:
+        return make_folds(len(data), cfg.folds, cfg.seed)
+    pos = {q: i for i, q in enumerate(data.qids)}
+    unknown = [q for f in folds for q in f if q not in pos]
+    if unknown:
+        raise KeyError(f"folds name {len(unknown)} queries that are not in the data (e.g. {unknown[:3]})")
+    out = [sorted(pos[q] for q in f) for f in folds]
+    flat = sorted(i for f in out for i in f)
+    if flat != list(range(len(data))) or len(out) < 2:
+        raise ValueError("folds must partition the data's queries into at least 2 folds")
+    if cfg.inner_folds >= len(out):
+        raise ValueError(f"inner_folds = {cfg.inner_folds} needs more than {len(out)} folds")
+    return out
+
+
+def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measures, folds) -> CVResult:
+    t0 = time.perf_counter()
+    grid = dict(default_grid(method, cfg) if grid is None else grid)
+    for name in grid:
+        if name not in cfg.to_dict():
+            raise ValueError(f"grid parameter {name!r} is not a field of Config")
+    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
+    folds = _fold_indices(data, folds, cfg)
+    qrels = qrels_of(data)
+    per_query: dict[str, dict[str, float]] = {}
+    run: dict[str, dict[str, float]] = {}
+    fold_rows: list[dict[str, Any]] = []
+    n_params = 0
+    for t, test_idx in enumerate(folds):
+        pool_folds = [f for i, f in enumerate(folds) if i != t]
+        pool_idx = sorted(i for f in pool_folds for i in f)
+        test = data.select(test_idx)
+        row: dict[str, Any] = {"fold": t, "n_test": len(test_idx)}
+        if method in ("cm", "ltr+cm"):
+            ks = tuple(grid["cm_k"]) if method == "cm" else cfg.cm_k_grid
+            K, pool_score = select_cm_k(data.select(pool_idx), ks, cfg.select_metric)
+            row["cm_k"] = K
+        if method == "cm":
+            row["val_" + cfg.select_metric] = pool_score
+            scores = cm_feature(test, K)
+        else:
+            fdata = data.with_extra_feature(cm_feature(data, K), cfg.zscore_text) if method == "ltr+cm" else data
+            fdata_test = fdata.select(test_idx)
+            rotated = pool_folds[t % len(pool_folds):] + pool_folds[:t % len(pool_folds)]
+            splits = [(sorted(i for j, f in enumerate(rotated) if j != s for i in f), rotated[s])
+                      for s in range(cfg.inner_folds)]              # (train indices, validation indices)
+            best: tuple[float, int, dict, torch.nn.Module | None] = (-np.inf, 0, {}, None)
+            for c, combo in enumerate(combos):
+                ccfg = cfg.replace(**combo)
+                curves, kept = [], None
+                for s, (tr, va) in enumerate(splits):
+                    model, res = train_ranker(method, ccfg, fdata.select(tr), fdata.select(va),
+                                              seed=cfg.seed + 1000 * t + 100 * s + c, desc=f"fold {t}")
+                    curves.append(res.column("val_" + cfg.select_metric))
+                    kept = model if s == 0 else kept
+                curve = np.mean(curves, axis=0)
+                e = int(np.argmax(curve))
+                if curve[e] > best[0] + 1e-12:
+                    best = (float(curve[e]), e, combo, kept)
+            score, epoch, combo, model = best
+            row.update({"val_" + cfg.select_metric: score, "epochs": epoch + 1, **combo})
+            ccfg = cfg.replace(**combo)
+            if cfg.retrain:
+                model, _ = train_ranker(method, ccfg, fdata.select(pool_idx), None, epochs=epoch + 1,
+                                        seed=cfg.seed + 1000 * t + 7, desc=f"fold {t} retrain")
+            n_params = count_parameters(model)
+            scores = predict(model, fdata_test)
+        pq = evaluate_scores(test, scores, measures, qrels)
+        per_query.update(pq)
+        run.update(scores_to_run(test.qids, test.doc_ids, test.scores_to_lists(scores)))
+        row.update({"test_" + m: v for m, v in mean_metrics(pq).items()})
+        fold_rows.append(row)
+    return CVResult(method=method, per_query=per_query, folds=fold_rows, run=run, n_params=n_params,
+                    seconds=time.perf_counter() - t0, config=cfg.to_dict())
+
+
+def depth_k_grid(data: Sequence[QueryList] | PaddedQueries, cfg: Config, *, method: str = "dcmm-cos",
+                 ks: Sequence[int] | None = None, depths: Sequence[int] | None = None,
+                 measures: Sequence[str] = MEASURES, device: torch.device | None = None,
+                 folds: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
+    """Fig. 2 of DCMM: cross-validated test metrics for each graph size k (0 = full) × depth.
+
+    Hyperparameters other than k and depth are fixed to ``cfg`` (lr, hidden); the number of epochs
+    is still selected on validation folds. Returns rows ``{k, depth, <measure>, <measure>_std}``."""
+    data = _as_padded(data, cfg, device)
+    rows = []
+    for k in (cfg.fig2_k if ks is None else ks):
+        for depth in (cfg.fig2_depth if depths is None else depths):
+            res = cross_validate(data, method, cfg.replace(k=k, n_conv=depth), grid={"lr": (cfg.lr,)},
+                                 measures=measures, folds=folds)
+            row: dict[str, Any] = {"k": k, "depth": depth, "seconds": res.seconds}
+            for m, (mu, sd) in res.mean_std().items():
+                row[m], row[m + "_std"] = mu, sd
+            rows.append(row)
+    return rows
+
+
+def switch_ablation(data: Sequence[QueryList] | PaddedQueries, cfg: Config, *, method: str = "dcmm-cos",
+                    measures: Sequence[str] = MEASURES, device: torch.device | None = None,
+                    folds: Sequence[Sequence[str]] | None = None) -> dict[str, CVResult]:
+    """Measure each paper/code switch: the paper's settings, each official-code departure alone, and
+    all of them together (the released code). Same folds and grid for every variant."""
+    data = _as_padded(data, cfg, device)
+    paper = {"conv_relu": True, "self_loops": True, "conv_bias": False, "degree_norm": False}
+    variants = {"paper": paper}
+    for name, value in OFFICIAL_CODE.items():
+        if paper[name] != value:
+            variants[f"{name}={value}"] = {**paper, name: value}
+    variants["official code"] = dict(OFFICIAL_CODE)
+    return {name: cross_validate(data, method, cfg.replace(**v), measures=measures, folds=folds)
+            for name, v in variants.items()}

@@ -1,0 +1,113 @@
+"""Training glue for the Deep Ranking chapter: optimiser, sampler and the loop (via :func:`xmlib.core.train.fit`).
+
+One step: sample B triplets (Sec. 5.1), embed the 3B images with shared weights (Fig. 3), and minimise
+the mean per-triplet hinge of Eq. (3); SGD with momentum carries λ of Eq. (4) as ``weight_decay``
+(see :mod:`xmlib.deepranking.loss`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from xmlib.core.train import FitResult, fit
+from xmlib.deepranking.loss import triplet_hinge
+from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Triplets
+
+
+@dataclass
+class TripletData:
+    """The images a sampler's indices point into.
+
+    images: (N, 3, S, S) float in [0, 1] (S = the network's image_size);
+    features: (N, F) cached pooled ConvNet features of the same images, or None (the network runs its ConvNet).
+    """
+
+    images: torch.Tensor
+    features: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(f"images must be (N, 3, S, S), got {tuple(self.images.shape)}")
+        if self.features is not None and len(self.features) != len(self.images):
+            raise ValueError(f"features have {len(self.features)} rows for {len(self.images)} images")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, index, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        imgs = self.images[idx]
+        feats = self.features[idx] if self.features is not None else None
+        if device is not None:
+            imgs = imgs.to(device)
+            feats = feats.to(device) if feats is not None else None
+        return imgs, feats
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, data: TripletData, batch_size: int = 256) -> torch.Tensor:
+    """f(p) for every image, in eval mode: (N, embed_dim) on the CPU."""
+    was = model.training
+    model.eval()
+    dev = _device(model)
+    out = []
+    for s in range(0, len(data), batch_size):
+        imgs, feats = data.take(np.arange(s, min(s + batch_size, len(data))), dev)
+        out.append(model(imgs, feats).cpu())
+    model.train(was)
+    return torch.cat(out)
+
+
+def triplet_step(model: torch.nn.Module, data: TripletData, triplets: Triplets, gap: float) -> torch.Tensor:
+    """Mean Eq. (3) hinge of one batch of triplets (one forward pass over the 3B images)."""
+    b = len(triplets.query)
+    index = np.concatenate([triplets.query, triplets.positive, triplets.negative])  # (3B,)
+    imgs, feats = data.take(index, _device(model))
+    f = model(imgs, feats)  # (3B, d)
+    return triplet_hinge(f[:b], f[b:2 * b], f[2 * b:], gap)
+
+
+def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.SGD:
+    """Momentum SGD over the trainable parameters; ``weight_decay = λ`` (Eq. 4)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def make_sampler(cfg, relevance: CategoryRelevance, seed: int | None = None):
+    """The sampler ``cfg.sampler`` names. The buffered one is filled by streaming every image once, in a
+    seeded random order, with weight r_i; it then only calls ``relevance(i, j)`` on buffered images."""
+    seed = cfg.seed if seed is None else seed
+    common = dict(t_p=cfg.t_p, t_r=cfg.t_r, out_of_class_fraction=cfg.out_of_class_fraction,
+                  max_failures=cfg.max_failures, seed=seed)
+    if cfg.sampler == "offline":
+        return OfflineTripletSampler(relevance, **common)
+    s = BufferedTripletSampler(relevance, capacity=cfg.buffer_size, rescale=cfg.online_rescale, **common)
+    order = np.random.default_rng(seed).permutation(len(relevance))
+    s.extend(order.tolist(), relevance.categories[order].tolist(), relevance.total[order].tolist())
+    return s
+
+
+def train_deep_ranking(cfg, model: torch.nn.Module, data: TripletData, sampler, evaluate=None,
+                       select: str | None = None, checkpoint_dir=None, desc: str = "deep ranking") -> FitResult:
+    """Train ``model`` for ``cfg.epochs`` × ``cfg.steps_per_epoch`` steps of ``cfg.batch_size`` triplets.
+
+    The sampler is re-seeded from (cfg.seed, epoch) at the start of each epoch, so a resumed run sees
+    the same triplets.
+    """
+    optimizer = make_optimizer(cfg, model)
+
+    def batches(epoch: int):
+        sampler.rng = np.random.default_rng([cfg.seed, epoch])
+        for _ in range(cfg.steps_per_epoch):
+            yield sampler.sample(cfg.batch_size)
+
+    return fit(model, optimizer, epochs=cfg.epochs, batches=batches,
+               step=lambda t: triplet_step(model, data, t, cfg.gap), evaluate=evaluate, select=select,
+               checkpoint_dir=checkpoint_dir, fingerprint=cfg.fingerprint(), desc=desc)

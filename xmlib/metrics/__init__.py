@@ -1,0 +1,1 @@
+"""Evaluation measures: ``ranking`` (trec_eval semantics via pytrec_eval), and per-chapter modules."""

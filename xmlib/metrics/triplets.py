@@ -1,0 +1,116 @@
+"""Triplet metrics of Deep Ranking (Wang et al., CVPR 2014, Sec. 6), chapter "Evaluation".
+
+A triplet (q, p+, p−) says p+ is more similar to q than p−. With a distance D:
+
+- **correct** when ``D(q, p+) < D(q, p−)``; a tie counts as **incorrect** (a constant embedding then
+  scores 0%, not 50%).
+- :func:`similarity_precision` — the fraction of triplets ranked correctly (the paper reports %).
+- :func:`score_at_top_k` — ``#correct − #incorrect`` over the triplets whose p+ **or** p− is among
+  the query's top-K nearest neighbours within its gallery (the paper: K = 30 among the 1,000 images
+  retrieved for the same text query; scale K with the gallery when it is smaller, and say so).
+  The query itself is never its own neighbour; equal distances are ordered by image index.
+
+Distances default to squared Euclidean (Eq. 1); pass ``distance(x, y) → (n, m)`` for another (e.g. the
+negative of OASIS's bilinear similarity).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from xmlib.distances import squared_euclidean_matrix
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _as_tensor(x) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    return t if t.is_floating_point() else t.double()
+
+
+def _as_triplets(triplets, n: int) -> np.ndarray:
+    t = np.asarray(triplets.as_array() if hasattr(triplets, "as_array") else triplets, dtype=np.int64)
+    if t.ndim != 2 or t.shape[1] != 3:
+        raise ValueError(f"triplets must be an (T, 3) array of (query, positive, negative) indices, got shape {t.shape}")
+    if t.size and (t.min() < 0 or t.max() >= n):
+        raise ValueError(f"triplet indices must lie in [0, {n}), got range [{t.min()}, {t.max()}]")
+    return t
+
+
+def triplet_distances(embeddings, triplets, distance: Distance = squared_euclidean_matrix) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(D(q, p+), D(q, p−))`` for each triplet: two (T,) tensors.
+
+    Args:
+        embeddings: (N, d) features of all images.
+        triplets: (T, 3) indices into ``embeddings`` (or a :class:`~xmlib.deepranking.sampler.Triplets`).
+    """
+    x = _as_tensor(embeddings)
+    t = torch.as_tensor(_as_triplets(triplets, len(x)))
+    q, p, n = x[t[:, 0]], x[t[:, 1]], x[t[:, 2]]  # (T, d) each
+    d_pos = torch.stack([distance(q[k:k + 1], p[k:k + 1])[0, 0] for k in range(len(t))]) if _is_custom(distance) else ((q - p) ** 2).sum(-1)
+    d_neg = torch.stack([distance(q[k:k + 1], n[k:k + 1])[0, 0] for k in range(len(t))]) if _is_custom(distance) else ((q - n) ** 2).sum(-1)
+    return d_pos, d_neg
+
+
+def _is_custom(distance: Distance) -> bool:
+    return distance is not squared_euclidean_matrix
+
+
+def similarity_precision(embeddings, triplets, distance: Distance = squared_euclidean_matrix) -> float:
+    """Fraction of triplets with ``D(q, p+) < D(q, p−)`` (ties incorrect), in [0, 1]."""
+    d_pos, d_neg = triplet_distances(embeddings, triplets, distance)
+    if len(d_pos) == 0:
+        raise ValueError("no triplets to evaluate")
+    return float((d_pos < d_neg).double().mean())
+
+
+def neighbour_ranks(embeddings, triplets, gallery=None, distance: Distance = squared_euclidean_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """0-based rank of p+ and of p− among the query's gallery neighbours (nearest first).
+
+    Args:
+        embeddings: (N, d).
+        triplets: (T, 3) indices.
+        gallery: None (every image is in every query's gallery) or (N,) gallery labels: the query's
+            neighbours are the images with its label (the paper: the images retrieved for the same text query).
+    Returns:
+        two (T,) int arrays; the query is excluded, ties are ordered by image index.
+    """
+    x = _as_tensor(embeddings)
+    t = _as_triplets(triplets, len(x))
+    labels = None if gallery is None else np.asarray(gallery)
+    if labels is not None and labels.shape != (len(x),):
+        raise ValueError(f"gallery must be None or (N,) = ({len(x)},) labels, got shape {labels.shape}")
+    rank_p = np.empty(len(t), dtype=np.int64)
+    rank_n = np.empty(len(t), dtype=np.int64)
+    index = np.arange(len(x))
+    for q in np.unique(t[:, 0]):
+        rows = np.flatnonzero(t[:, 0] == q)
+        cand = index if labels is None else np.flatnonzero(labels == labels[q])
+        cand = cand[cand != q]
+        d = distance(x[q:q + 1], x[torch.as_tensor(cand)])[0].numpy()  # (G,)
+        for which, out in ((1, rank_p), (2, rank_n)):
+            for r in rows:
+                target = t[r, which]
+                pos = np.flatnonzero(cand == target)
+                if len(pos) == 0:
+                    raise ValueError(f"image {target} of triplet {r} is not in query {q}'s gallery")
+                d_t = d[pos[0]]
+                out[r] = int(np.sum(d < d_t) + np.sum((d == d_t) & (cand < target)))
+    return rank_p, rank_n
+
+
+def score_at_top_k(embeddings, triplets, k: int = 30, gallery=None, distance: Distance = squared_euclidean_matrix) -> int:
+    """Score-at-top-K: ``#correct − #incorrect`` among triplets whose p+ or p− is in the query's top-K.
+
+    Args: as :func:`neighbour_ranks`; ``k`` = K (the paper: 30).
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rank_p, rank_n = neighbour_ranks(embeddings, triplets, gallery, distance)
+    d_pos, d_neg = triplet_distances(embeddings, triplets, distance)
+    counted = (rank_p < k) | (rank_n < k)
+    correct = (d_pos < d_neg).numpy()
+    return int(np.sum(correct & counted) - np.sum(~correct & counted))

@@ -1,0 +1,121 @@
+"""Configuration of the SGRAF chapter: one frozen dataclass and three named profiles.
+
+The dataclass defaults are the book's CPU profile (``default``) on the open captions benchmark
+(R = 49 EfficientNet grid regions of D = 1280). ``paper`` restores the paper's sizes and schedule
+(Diao et al., AAAI 2021, Sec. "Implementation details") for SCAN precomp Flickr30K / COCO given a
+``data_dir``; ``smoke`` is a tiny run for tests and CI.
+
+Symbols: ``embed_size`` is d (the joint embedding), ``sim_dim`` is m (the similarity vector of
+Eq. 1), ``lambda_softmax`` is λ of the text-to-visual attention, ``sgr_steps`` is N, ``margin`` is γ.
+
+Departure switches (each defaults to the paper; the notebook's admonitions name them):
+
+- ``attn_leaky``: 0.0 = the paper's ReLU ``[c_ij]_+`` before the attention normalisation; 0.1 = the
+  official code's LeakyReLU(0.1).
+- ``l2_context``: False = the paper's attended context ``a_j = Σ_i α_ij v_i``; True = the official
+  code's extra L2 normalisation of ``a_j``.
+- ``global_norm``: the BatchNorm inside the image's attention pooling. ``"feature"`` (default) is
+  BatchNorm1d over the d features with statistics over batch × regions, which works for any number of
+  regions K; ``"region"`` is the official code's BatchNorm1d over the region axis, which needs exactly
+  ``num_regions`` regions. The paper does not say which (a code detail), so the K-agnostic form is
+  the default; ``"none"`` drops it.
+- ``mask_same_image``: False = the paper (a batch that holds two captions of one image treats the
+  other as a negative); True = such pairs are not negatives in the hinge.
+- ``captions_per_epoch``: 5 = the paper's epoch (every caption once); fewer = that many distinct
+  captions per image per epoch (the CPU profile's shorter epoch).
+- ``max_words``: 0 = the paper (no limit); else captions are cut to that many tokens including
+  ``<start>``/``<end>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from xmlib.core.config import BaseConfig
+
+Aggregator = Literal["sgr", "saf", "average"]
+
+
+@dataclass(frozen=True)
+class Config(BaseConfig):
+    """Hyperparameters of one SGRAF model (SGR, SAF or an ablation) and its training run."""
+
+    seed: int = 0
+    data_dir: str = ""  # a SCAN precomp folder ({split}_ims.npy, {split}_caps.txt, vocab JSON); "" = open captions
+    vocab_path: str = ""  # the vocabulary JSON ("" = look for one in data_dir)
+    # --- sizes ---------------------------------------------------------------------------
+    img_dim: int = 1280  # D: region feature size (2048 for BUTD)
+    word_dim: int = 300  # word embedding size
+    embed_size: int = 256  # d: joint embedding (1024 in the paper)
+    sim_dim: int = 64  # m: similarity vector size of Eq. 1 (256 in the paper)
+    num_regions: int = 49  # K, only used by global_norm="region"
+    dropout: float = 0.4
+    # --- model variant (Tables 3 and 4) ----------------------------------------------------
+    aggregator: Aggregator = "sgr"  # sgr | saf | average (AA of Table 4)
+    similarity: Literal["vector", "scalar"] = "vector"  # SV (Eq. 1) or SS (cosine) of Table 4
+    attention: Literal["t2i", "i2t"] = "t2i"  # text-to-visual (paper) or image-to-text (Table 4)
+    use_global: bool = True
+    use_local: bool = True
+    sgr_steps: int = 3  # N
+    lambda_softmax: float = 9.0  # λ
+    # --- departure switches (see the module docstring) ------------------------------------
+    attn_leaky: float = 0.0
+    l2_context: bool = False
+    global_norm: Literal["feature", "region", "none"] = "feature"
+    mask_same_image: bool = False
+    # --- objective and optimisation ---------------------------------------------------------
+    margin: float = 0.2  # γ
+    max_violation: bool = True  # hardest negative (VSE++); False = sum over all negatives
+    learning_rate: float = 2e-4
+    batch_size: int = 128
+    grad_clip: float = 2.0
+    epochs: int = 8  # SGR and the ablations
+    lr_step: int = 6  # lr × lr_decay after this many epochs
+    saf_epochs: int = 8  # SAF (and average aggregation)
+    saf_lr_step: int = 6
+    lr_decay: float = 0.1
+    captions_per_epoch: int = 1
+    max_words: int = 12
+    max_train_images: int = 0  # 0 = all
+    dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
+    # --- evaluation cost --------------------------------------------------------------------
+    eval_pairs: int = 32768  # image × caption pairs scored at once (bounds the memory of evaluation)
+
+    def validate(self) -> None:
+        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "batch_size", "eval_pairs"):
+            self.require(getattr(self, name) > 0, name, "must be positive")
+        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")
+        self.require(self.use_global or self.use_local, "use_local", "use_global and use_local cannot both be False")
+        self.require(self.similarity == "vector" or self.aggregator == "average", "similarity",
+                     "scalar (cosine) similarities only go with aggregator='average' (Table 4: SS+AA)")
+        self.require(self.attn_leaky >= 0.0, "attn_leaky", "must be >= 0 (0 = ReLU as in the paper, 0.1 = official code)")
+        self.require(self.margin >= 0.0, "margin", "must be >= 0")
+        self.require(self.learning_rate > 0.0, "learning_rate", "must be positive")
+        self.require(self.grad_clip > 0.0, "grad_clip", "must be positive")
+        for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images"):
+            self.require(getattr(self, name) >= 0, name, "must be >= 0")
+        self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
+        self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
+
+    def schedule(self) -> tuple[int, int]:
+        """(epochs, lr_step) of this model: the SGR schedule for ``sgr``, the SAF one otherwise."""
+        if self.aggregator == "sgr":
+            return self.epochs, self.lr_step
+        return self.saf_epochs, self.saf_lr_step
+
+
+PROFILES: dict[str, dict[str, object]] = {
+    "smoke": {
+        "word_dim": 32, "embed_size": 32, "sim_dim": 16, "batch_size": 32, "epochs": 1, "lr_step": 1,
+        "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100, "eval_pairs": 8192,
+        "learning_rate": 1e-3,
+    },
+    "default": {},
+    "paper": {
+        # Flickr30K settings; COCO: epochs=20, lr_step=10, saf_epochs=20, saf_lr_step=10
+        "img_dim": 2048, "embed_size": 1024, "sim_dim": 256, "num_regions": 36, "epochs": 40, "lr_step": 30,
+        "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0,
+    },
+}

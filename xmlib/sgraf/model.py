@@ -1,0 +1,174 @@
+"""SGRAF models and block scoring (Diao et al. 2021; chapter "SGRAF").
+
+:class:`SGRAFModel` = encoders → similarity nodes → one aggregator: ``"sgr"`` (:class:`~xmlib.sgraf.sgr.SGR`),
+``"saf"`` (:class:`~xmlib.sgraf.saf.SAF`) or ``"average"`` (Table 4's AA). SGRAF itself is two such
+models trained independently, their similarity matrices averaged (:func:`sgraf_scores`).
+
+Speed: :meth:`SGRAFModel.score_block` scores a whole block of n_i images × n_c captions in one pass
+(no Python loop over captions); :meth:`SGRAFModel.score_per_caption` is the official code's form (one
+caption against all images at a time) and gives the same numbers. :func:`score_matrix` fills the full
+test matrix block by block with bounded memory, grouping captions of similar length so that padding
+costs almost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmlib.core.progress import progress
+from xmlib.sgraf.config import Config
+from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
+from xmlib.sgraf.saf import SAF, AverageAggregation
+from xmlib.sgraf.sgr import SGR
+from xmlib.sgraf.similarity import SimilarityNodes
+
+
+class SGRAFModel(nn.Module):
+    """One SGRAF model: SGR, SAF or an ablation of Tables 3–4.
+
+    Args:
+        vocab_size: number of word ids; img_dim: D; word_dim: word embedding size; embed_size: d;
+        sim_dim: m; aggregator: ``"sgr"`` | ``"saf"`` | ``"average"``; similarity: ``"vector"`` (Eq. 1)
+        | ``"scalar"`` (cosine); attention: ``"t2i"`` | ``"i2t"``; use_global / use_local: which nodes;
+        sgr_steps: N; lam: λ; leaky, l2_context, global_norm, num_regions: departure switches
+        (:mod:`xmlib.sgraf.config`); dropout: of the text embedding and the attention pooling.
+    """
+
+    def __init__(self, vocab_size: int, *, img_dim: int = 1280, word_dim: int = 300, embed_size: int = 256,
+                 sim_dim: int = 64, aggregator: str = "sgr", similarity: str = "vector", attention: str = "t2i",
+                 use_global: bool = True, use_local: bool = True, sgr_steps: int = 3, lam: float = 9.0,
+                 leaky: float = 0.0, l2_context: bool = False, global_norm: str = "feature",
+                 num_regions: int | None = None, dropout: float = 0.4):
+        super().__init__()
+        if aggregator not in ("sgr", "saf", "average"):
+            raise ValueError(f"aggregator must be 'sgr', 'saf' or 'average', got {aggregator!r}")
+        if similarity == "scalar" and aggregator != "average":
+            raise ValueError("similarity='scalar' only goes with aggregator='average' (Table 4: SS+AA)")
+        self.img_enc = ImageEncoder(img_dim, embed_size, global_norm=global_norm, num_regions=num_regions,
+                                    dropout=dropout)
+        self.txt_enc = TextEncoder(vocab_size, word_dim, embed_size, dropout=dropout)
+        self.nodes = SimilarityNodes(embed_size, sim_dim, lam=lam, attention=attention, similarity=similarity,
+                                     use_global=use_global, use_local=use_local, leaky=leaky, l2_context=l2_context)
+        if aggregator == "sgr":
+            self.aggregate: nn.Module = SGR(sim_dim, sgr_steps, has_global=use_global)
+        elif aggregator == "saf":
+            self.aggregate = SAF(sim_dim)
+        else:
+            self.aggregate = AverageAggregation(sim_dim, scalar=similarity == "scalar")
+        self.aggregator = aggregator
+
+    @classmethod
+    def from_config(cls, cfg: Config, vocab_size: int) -> "SGRAFModel":
+        """Build the model ``cfg`` describes."""
+        return cls(vocab_size, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed_size,
+                   sim_dim=cfg.sim_dim, aggregator=cfg.aggregator, similarity=cfg.similarity,
+                   attention=cfg.attention, use_global=cfg.use_global, use_local=cfg.use_local,
+                   sgr_steps=cfg.sgr_steps, lam=cfg.lambda_softmax, leaky=cfg.attn_leaky,
+                   l2_context=cfg.l2_context, global_norm=cfg.global_norm, num_regions=cfg.num_regions,
+                   dropout=cfg.dropout)
+
+    # --- encoders -------------------------------------------------------------------------------
+    def encode_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, K, D) → V (n, K, d), v̄ (n, d)."""
+        return self.img_enc(images)
+
+    def encode_captions(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n, L) ids, (n,) lengths → T (n, L, d), t̄ (n, d)."""
+        return self.txt_enc(tokens, lengths)
+
+    # --- scoring --------------------------------------------------------------------------------
+    def score_block(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                    txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """S(v, t) for every image × caption of the block: (n_i, n_c), all at once.
+
+        regions (n_i, K, d), img_glob (n_i, d), words (n_c, L, d), txt_glob (n_c, d), lengths (n_c,).
+        """
+        mask = length_mask(lengths.to(words.device), words.shape[1])  # (n_c, L)
+        nodes, node_mask = self.nodes(regions, img_glob, words, txt_glob, mask)  # (n_i, n_c, P, m), (n_c, P)
+        return self.aggregate(nodes, node_mask)  # (n_i, n_c)
+
+    def score_per_caption(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                          txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The same matrix as :meth:`score_block`, one caption (unpadded) against all images at a time.
+
+        This is the official code's evaluation form (a Python loop over captions); it exists as the
+        reference for tests and the benchmark.
+        """
+        cols = []
+        for c in range(words.shape[0]):
+            n = int(lengths[c])
+            cols.append(self.score_block(regions, img_glob, words[c:c + 1, :n], txt_glob[c:c + 1], lengths[c:c + 1]))
+        return torch.cat(cols, dim=1)
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Training form: a batch of images (B, K, D) and captions → the (B, B) score matrix S[i, c]."""
+        regions, img_glob = self.encode_images(images)
+        words, txt_glob = self.encode_captions(tokens, lengths)
+        return self.score_block(regions, img_glob, words, txt_glob, lengths)
+
+
+def sgraf_scores(sgr: torch.Tensor | np.ndarray, saf: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+    """SGRAF = the average of the similarity matrices of independently trained SGR and SAF models."""
+    if sgr.shape != saf.shape:
+        raise ValueError(f"SGR and SAF matrices differ in shape: {tuple(sgr.shape)} vs {tuple(saf.shape)}")
+    return (sgr + saf) / 2
+
+
+@torch.no_grad()
+def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
+                 *, device: torch.device | None = None, batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """Encode every image and caption once (eval mode): V, v̄, T, t̄ and lengths, on ``device``."""
+    param = next(model.parameters())
+    device = device or param.device
+    model.eval()
+    regions, img_glob, words, txt_glob = [], [], [], []
+    for s in range(0, len(images), batch_size):
+        x = torch.from_numpy(np.array(images[s:s + batch_size], dtype=np.float32)).to(device, param.dtype)  # a copy
+        r, g = model.encode_images(x)
+        regions.append(r)
+        img_glob.append(g)
+    for s in range(0, len(tokens), batch_size):
+        ln = lengths[s:s + batch_size]
+        w, g = model.encode_captions(tokens[s:s + batch_size, : int(ln.max())].to(device), ln.to(device))
+        words.append(nn.functional.pad(w, (0, 0, 0, tokens.shape[1] - w.shape[1])))
+        txt_glob.append(g)
+    return {"regions": torch.cat(regions), "img_glob": torch.cat(img_glob), "words": torch.cat(words),
+            "txt_glob": torch.cat(txt_glob), "lengths": lengths.to(device)}
+
+
+@torch.no_grad()
+def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pairs: int = 32768,
+                 image_chunk: int = 128) -> torch.Tensor:
+    """The full (N_img, N_cap) similarity matrix, block by block (eval mode, CPU float32 result).
+
+    Captions are sorted by length and cut into chunks of ``max_pairs // image_chunk`` captions, each
+    trimmed to its own longest caption, so memory stays bounded by ``max_pairs`` pairs and padding costs
+    almost nothing.
+    """
+    model.eval()
+    regions, img_glob = encoded["regions"], encoded["img_glob"]
+    words, txt_glob, lengths = encoded["words"], encoded["txt_glob"], encoded["lengths"]
+    n_img, n_cap = regions.shape[0], words.shape[0]
+    image_chunk = max(1, min(image_chunk, n_img))
+    cap_chunk = max(1, max_pairs // image_chunk)
+    order = torch.argsort(lengths.cpu(), stable=True)
+    out = torch.empty(n_img, n_cap, dtype=torch.float32)
+    blocks = [(c0, i0) for c0 in range(0, n_cap, cap_chunk) for i0 in range(0, n_img, image_chunk)]
+    for c0, i0 in progress(blocks, desc="score matrix"):
+        idx = order[c0:c0 + cap_chunk]
+        dev_idx = idx.to(words.device)
+        ln = lengths[dev_idx]
+        length = int(ln.max())
+        s = model.score_block(regions[i0:i0 + image_chunk], img_glob[i0:i0 + image_chunk],
+                              words[dev_idx, :length], txt_glob[dev_idx], ln)
+        out[i0:i0 + image_chunk, idx] = s.float().cpu()
+    return out
+
+
+def pairs_per_second(n_pairs: int, seconds: float) -> float:
+    """Throughput helper for the benchmark and the notebook."""
+    return n_pairs / seconds if seconds > 0 else math.inf

@@ -1,0 +1,103 @@
+"""SAF: similarity attention filtration (Diao et al. 2021, Sec. "Similarity Attention Filtration").
+
+``β_p = σ(BN(W_f s_p)) / Σ_q σ(BN(W_f s_q))`` (sigmoid weights, L1-normalised over the pair's real
+nodes), ``s_f = L2(Σ_p β_p s_p)``, score ``sigmoid(W_s s_f)``. BN is a BatchNorm with **one** channel
+whose statistics run over every real node of every pair in the block (:class:`MaskedBatchNorm`:
+padded words neither count in the statistics nor get weight). The official code scores one caption
+against all images per call, so its training statistics cover images × nodes of one caption; here
+they cover the whole images × captions block (the same in evaluation, which uses running statistics).
+
+:class:`AverageAggregation` is Table 4's "AA": the same read-out with uniform weights
+(``β_p = 1 / P``); with scalar similarities (Table 4's "SS") the score is the mean cosine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xmlib.distances import l2_normalize
+
+
+class MaskedBatchNorm(nn.Module):
+    """BatchNorm1d with one channel over the entries where ``mask`` is True (any shape)."""
+
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1))
+        self.bias = nn.Parameter(torch.zeros(1))
+        self.register_buffer("running_mean", torch.zeros(1))
+        self.register_buffer("running_var", torch.ones(1))
+        self.momentum, self.eps = momentum, eps
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.training:
+            vals = x.reshape(-1) if mask is None else x[mask.expand_as(x)]
+            mean, var = vals.mean(), vals.var(unbiased=False)
+            with torch.no_grad():
+                n = vals.numel()
+                unbiased = var * n / max(n - 1, 1)
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+                self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased.detach())
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """β of SAF from the batch-normalised logits ``BN(W_f s_p)``: ``σ(·)`` L1-normalised over the nodes.
+
+    Args:
+        logits: (..., P); mask: (..., P) bool or None.
+    Returns:
+        (..., P) non-negative weights, zero on masked nodes, summing to 1 over each pair's nodes.
+    """
+    w = torch.sigmoid(logits)
+    if mask is not None:
+        w = w * mask.to(w.dtype)
+    return w / w.sum(-1, keepdim=True)
+
+
+class SAF(nn.Module):
+    """Similarity attention filtration: nodes (..., P, m), mask (..., P) → scores (...) in (0, 1).
+
+    Args:
+        sim_dim: m.
+    """
+
+    def __init__(self, sim_dim: int):
+        super().__init__()
+        self.w_f = nn.Linear(sim_dim, 1)  # W_f
+        self.bn = MaskedBatchNorm()
+        self.score = nn.Linear(sim_dim, 1)  # W_s
+
+    def weights(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """β (..., P) of every node."""
+        logits = self.w_f(nodes).squeeze(-1)  # (..., P)
+        full = None if mask is None else mask.expand(logits.shape)
+        return saf_weights(self.bn(logits, full), full)
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        beta = self.weights(nodes, mask)  # (..., P)
+        s_f = l2_normalize((beta.unsqueeze(-1) * nodes).sum(-2))  # (..., m)
+        return torch.sigmoid(self.score(s_f)).squeeze(-1)
+
+
+class AverageAggregation(nn.Module):
+    """Table 4's AA: uniform weights over the real nodes.
+
+    Vector nodes: ``sigmoid(W_s L2(mean_p s_p))``. Scalar nodes (m = 1, cosines): their mean.
+    """
+
+    def __init__(self, sim_dim: int, scalar: bool = False):
+        super().__init__()
+        self.scalar = scalar
+        self.score = None if scalar else nn.Linear(sim_dim, 1)  # W_s
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        w = torch.ones(nodes.shape[:-1], dtype=nodes.dtype, device=nodes.device) if mask is None else \
+            mask.to(nodes.dtype).expand(nodes.shape[:-1])
+        mean = (nodes * w.unsqueeze(-1)).sum(-2) / w.sum(-1, keepdim=True)  # (..., m)
+        if self.scalar:
+            return mean.squeeze(-1)
+        return torch.sigmoid(self.score(l2_normalize(mean))).squeeze(-1)

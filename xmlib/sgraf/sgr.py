@@ -1,0 +1,136 @@
+"""SGR: similarity graph reasoning (Diao et al. 2021, Sec. "Similarity Graph Reasoning").
+
+Nodes are the similarity vectors N = {s_1 .. s_P} of one image–caption pair (global node first).
+One step, with its own parameters (W_in, W_out, W_r), updates edges and nodes:
+
+- edges (a row softmax over all nodes, self included; directed since W_in ≠ W_out)
+  ``e_pq = exp((W_in s_p)·(W_out s_q)) / Σ_q' exp((W_in s_p)·(W_out s_q'))``;
+- node update ``s_p ← ReLU(W_r Σ_q e_pq s_q)``.
+
+After N steps the score is ``sigmoid(W_s s_global)`` (FC m → 1).
+
+:func:`sgr_step` is the plain form (small enough to check by hand on a 3-node graph, see
+:func:`toy_graph_step`). :class:`SGR` computes the same numbers with less arithmetic, which matters on a
+CPU (every image–caption pair has its own graph):
+
+- the logits ``(W_in s_p)·(W_out s_q) = (W_outᵀ W_in s_p)·s_q``: one m × m product per node instead of
+  two (``W_outᵀ W_in`` is formed once per forward pass);
+- the last step only needs the global node's row of edges and its update.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis, ignoring entries where ``mask`` (broadcastable) is False."""
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return logits.softmax(-1)
+
+
+def sgr_step(nodes: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, w_r: torch.Tensor,
+             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGR step in its plain form.
+
+    Args:
+        nodes: (..., P, m) node vectors s_p.
+        w_in, w_out, w_r: (m, m) weights W_in, W_out, W_r of this step.
+        mask: (..., P) bool, True on real nodes (None = all real).
+    Returns:
+        new nodes (..., P, m) ``ReLU(W_r Σ_q e_pq s_q)`` and edges (..., P, P) ``e_pq`` (rows sum to 1).
+    """
+    x = nodes @ w_in.T  # (..., P, m): W_in s_p
+    z = nodes @ w_out.T  # (..., P, m): W_out s_q
+    logits = x @ z.transpose(-1, -2)  # (..., P, P)
+    edges = masked_softmax(logits, None if mask is None else mask.unsqueeze(-2))
+    return torch.relu((edges @ nodes) @ w_r.T), edges
+
+
+def toy_graph_step() -> dict[str, torch.Tensor]:
+    """A 3-node, 2-d graph whose SGR step can be done by hand (for the notebook and the tests).
+
+    W_in = W_out = W_r = I, nodes s_1 = (1, 0), s_2 = (0, 1), s_3 = (1, 1). Then the logits are
+    the dot products s_p·s_q = [[1, 0, 1], [0, 1, 1], [1, 1, 2]], each row is soft-maxed, and the new
+    node p is ReLU(Σ_q e_pq s_q). Returns the inputs, the hand-computed expectation and
+    :func:`sgr_step`'s result.
+    """
+    nodes = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    eye = torch.eye(2, dtype=torch.float64)
+    e1 = torch.tensor(1.0, dtype=torch.float64).exp()
+    e2 = torch.tensor(2.0, dtype=torch.float64).exp()
+    # row 1: logits (1, 0, 1) → (e, 1, e) / (2e + 1); row 2: (0, 1, 1) → (1, e, e) / (1 + 2e)
+    # row 3: logits (1, 1, 2) → (e, e, e²) / (2e + e²)
+    edges = torch.stack([
+        torch.stack([e1, torch.ones_like(e1), e1]) / (2 * e1 + 1),
+        torch.stack([torch.ones_like(e1), e1, e1]) / (2 * e1 + 1),
+        torch.stack([e1, e1, e2]) / (2 * e1 + e2),
+    ])
+    expected = torch.relu(edges @ nodes)  # W_r = I
+    new_nodes, got_edges = sgr_step(nodes, eye, eye, eye)
+    return {"nodes": nodes, "expected_edges": edges, "expected_nodes": expected,
+            "edges": got_edges, "new_nodes": new_nodes}
+
+
+class GraphStep(nn.Module):
+    """The parameters of one SGR step (not shared between steps): W_in, W_out, W_r, each m × m."""
+
+    def __init__(self, sim_dim: int):
+        super().__init__()
+        self.w_in = nn.Linear(sim_dim, sim_dim, bias=False)
+        self.w_out = nn.Linear(sim_dim, sim_dim, bias=False)
+        self.w_r = nn.Linear(sim_dim, sim_dim, bias=False)
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The plain step (:func:`sgr_step`); returns (new nodes, edges)."""
+        return sgr_step(nodes, self.w_in.weight, self.w_out.weight, self.w_r.weight, mask)
+
+    def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
+        """The same step with one m × m product per node; ``global_only`` updates node 0 only."""
+        bilinear = self.w_out.weight.T @ self.w_in.weight  # (m, m) = W_outᵀ W_in
+        src = nodes[..., :1, :] if global_only else nodes  # (..., P', m)
+        u = src @ bilinear.T  # (..., P', m): W_outᵀ W_in s_p
+        logits = u @ nodes.transpose(-1, -2)  # (..., P', P) = (W_in s_p)·(W_out s_q)
+        edges = masked_softmax(logits, None if mask is None else mask.unsqueeze(-2))
+        return torch.relu((edges @ nodes) @ self.w_r.weight.T)
+
+
+class SGR(nn.Module):
+    """Similarity graph reasoning over N unshared steps, then ``sigmoid(W_s s_global)``.
+
+    Args:
+        sim_dim: m. steps: N (0 = score the global node without reasoning).
+        has_global: node 0 is the global node s^g. Without it (Table 3 "local only") the score reads
+            the mean of the reasoned local nodes (our choice; the paper does not say).
+    """
+
+    def __init__(self, sim_dim: int, steps: int = 3, has_global: bool = True):
+        super().__init__()
+        self.steps = nn.ModuleList(GraphStep(sim_dim) for _ in range(steps))
+        self.score = nn.Linear(sim_dim, 1)  # W_s
+        self.has_global = has_global
+
+    def reason(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every step's (nodes, edges) in the plain form, for pictures of the graph."""
+        out = []
+        for step in self.steps:
+            nodes, edges = step(nodes, mask)
+            out.append((nodes, edges))
+        return out
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """nodes (..., P, m), mask (..., P) → scores (...) in (0, 1)."""
+        n = len(self.steps)
+        for k, step in enumerate(self.steps):
+            last = k == n - 1
+            nodes = step.fast(nodes, mask, global_only=last and self.has_global)
+        if self.has_global:
+            out = nodes[..., 0, :]  # s_global after N steps
+        else:
+            w = torch.ones(nodes.shape[:-1], dtype=nodes.dtype, device=nodes.device) if mask is None else \
+                mask.to(nodes.dtype).expand(nodes.shape[:-1])
+            out = (nodes * w.unsqueeze(-1)).sum(-2) / w.sum(-1, keepdim=True).clamp_min(1.0)
+        return torch.sigmoid(self.score(out)).squeeze(-1)
+

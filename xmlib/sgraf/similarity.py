@@ -1,0 +1,157 @@
+"""Similarity representations of SGRAF (Diao et al. 2021, Sec. "Similarity Representation Learning").
+
+Every function scores a whole **block** of ``n_i`` images × ``n_c`` captions at once: image tensors
+have a leading ``n_i`` axis, caption tensors a leading ``n_c`` axis, and results are
+(n_i, n_c, ...). A caption's padded words are masked, so a caption scores the same alone or padded.
+
+- :func:`vector_similarity` — Eq. (1): ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂``.
+- :func:`attend_text_to_image` — one attended visual context per word (the paper's choice):
+  ``c_ij = cos(v_i, t_j)``, ``c̄_ij = [c_ij]_+ / sqrt(Σ_j [c_ij]_+²)``, ``α_ij = softmax_i(λ c̄_ij)``,
+  ``a_j^v = Σ_i α_ij v_i``.
+- :func:`attend_image_to_text` — the mirror (Table 4's image-to-text ablation): one attended textual
+  context per region.
+- :class:`SimilarityNodes` — the graph nodes N = {s^g, s_1^l .. s_L^l} (global first) with their mask.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmlib.distances import l2_normalize
+
+
+def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square).
+
+    Args:
+        x, y: (..., d) broadcastable.
+        weight: W, (m, d).
+    Returns:
+        (..., m) the similarity vector (unit L2 norm).
+    """
+    diff2 = (x - y).pow(2)  # (..., d)
+    return l2_normalize(diff2 @ weight.T)  # (..., m)
+
+
+def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, leaky: float) -> torch.Tensor:
+    """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (leaky = 0, the paper) or LeakyReLU(leaky) (official code)."""
+    c = F.relu(c) if leaky == 0.0 else F.leaky_relu(c, leaky)
+    if mask is not None:
+        c = c * mask
+    return c / c.pow(2).sum(dim, keepdim=True).add(1e-16).sqrt().clamp_min(1e-8)
+
+
+def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
+                         lam: float = 9.0, leaky: float = 0.0, l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Text-to-visual attention: for every word j of every caption, a context ``a_j^v`` over the regions.
+
+    Args:
+        regions: V, (n_i, K, d), L2-normalised rows.
+        words: T, (n_c, L, d), L2-normalised rows (padding anything).
+        word_mask: (n_c, L) bool, True on real words (None = all real).
+        lam: λ (inverse temperature); leaky: 0 = ReLU (paper), 0.1 = LeakyReLU (code);
+        l2_context: L2-normalise ``a_j^v`` (official code) or not (paper).
+    Returns:
+        contexts (n_i, n_c, L, d) and attention α (n_i, n_c, L, K) (softmax over the K regions).
+    """
+    n_i, k, d = regions.shape
+    n_c, length, _ = words.shape
+    # c_ij = cos(v_i, t_j): one matrix product for the whole block
+    c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T)  # (n_c·L, n_i·K)
+    c = c.view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K)
+    mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
+    c_bar = _normalise_scores(c, mask, dim=2, leaky=leaky)  # normalised over the words j
+    alpha = torch.softmax(lam * c_bar, dim=-1)  # softmax over regions i
+    ctx = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
+    ctx = ctx.view(n_i, n_c, length, d)
+    if l2_context:
+        ctx = l2_normalize(ctx)
+    return ctx, alpha
+
+
+def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
+                         lam: float = 9.0, leaky: float = 0.0, l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image-to-text attention (Table 4 ablation): for every region i, a context ``a_i^t`` over the words.
+
+    ``c̄_ij = [c_ij]_+ / sqrt(Σ_i [c_ij]_+²)`` (normalised over the regions, the query axis),
+    ``α_ij = softmax_j(λ c̄_ij)`` over the real words, ``a_i^t = Σ_j α_ij t_j``.
+
+    Returns:
+        contexts (n_i, n_c, K, d) and attention α (n_i, n_c, K, L) (softmax over the words).
+    """
+    n_i, k, d = regions.shape
+    n_c, length, _ = words.shape
+    c = (regions.reshape(n_i * k, d) @ words.reshape(n_c * length, d).T)  # (n_i·K, n_c·L)
+    c = c.view(n_i, k, n_c, length).permute(0, 2, 1, 3)  # (n_i, n_c, K, L)
+    c_bar = _normalise_scores(c, None, dim=2, leaky=leaky)  # normalised over the regions i
+    logits = lam * c_bar
+    if word_mask is not None:
+        logits = logits.masked_fill(~word_mask[None, :, None, :], float("-inf"))
+    alpha = torch.softmax(logits, dim=-1)  # softmax over words j
+    # a_i^t = Σ_j α_ij t_j: per caption, (n_i·K, L) @ (L, d)
+    ctx = torch.einsum("ickl,cld->ickd", alpha, words)  # (n_i, n_c, K, d)
+    if l2_context:
+        ctx = l2_normalize(ctx)
+    return ctx, alpha
+
+
+class SimilarityNodes(nn.Module):
+    """The similarity graph's nodes for a block of image–caption pairs.
+
+    ``forward(regions, img_glob, words, txt_glob, word_mask)`` → ``(nodes, mask)`` with nodes
+    (n_i, n_c, 1 + L, m) = [s^g, s_1^l .. s_L^l] (text-to-visual) or (n_i, n_c, 1 + K, m)
+    (image-to-text); without the global node the first entry is dropped, without local nodes only
+    s^g remains. ``similarity="scalar"`` gives cosines (…, 1) instead of Eq. (1) vectors (Table 4 SS).
+
+    Args:
+        embed_size: d; sim_dim: m; lam: λ; attention: ``"t2i"`` | ``"i2t"``; leaky, l2_context: see
+        :func:`attend_text_to_image`.
+    """
+
+    def __init__(self, embed_size: int, sim_dim: int, *, lam: float = 9.0, attention: str = "t2i",
+                 similarity: str = "vector", use_global: bool = True, use_local: bool = True, leaky: float = 0.0,
+                 l2_context: bool = False):
+        super().__init__()
+        if attention not in ("t2i", "i2t"):
+            raise ValueError(f"attention must be 't2i' or 'i2t', got {attention!r}")
+        if similarity not in ("vector", "scalar"):
+            raise ValueError(f"similarity must be 'vector' or 'scalar', got {similarity!r}")
+        if not (use_global or use_local):
+            raise ValueError("use_global and use_local cannot both be False")
+        self.w_global = nn.Linear(embed_size, sim_dim, bias=False)  # W_g of Eq. (1) for s^g
+        self.w_local = nn.Linear(embed_size, sim_dim, bias=False)  # W_l of Eq. (1) for s_j^l
+        self.lam, self.attention, self.similarity = lam, attention, similarity
+        self.use_global, self.use_local, self.leaky, self.l2_context = use_global, use_local, leaky, l2_context
+
+    def _sim(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.similarity == "scalar":
+            return (l2_normalize(x) * l2_normalize(y)).sum(-1, keepdim=True)  # cosine, (..., 1)
+        return vector_similarity(x, y, weight)
+
+    def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
+                word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        n_i, n_c = regions.shape[0], words.shape[0]
+        parts, masks = [], []
+        if self.use_global:
+            s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global.weight)  # (n_i, n_c, m)
+            parts.append(s_g.unsqueeze(2))
+            masks.append(torch.ones(n_c, 1, dtype=torch.bool, device=words.device))
+        if self.use_local:
+            if self.attention == "t2i":
+                ctx, _ = attend_text_to_image(regions, words, word_mask, lam=self.lam, leaky=self.leaky,
+                                              l2_context=self.l2_context)
+                s_l = self._sim(ctx, words.unsqueeze(0), self.w_local.weight)  # (n_i, n_c, L, m)
+                lm = word_mask if word_mask is not None else torch.ones(words.shape[:2], dtype=torch.bool,
+                                                                         device=words.device)
+            else:
+                ctx, _ = attend_image_to_text(regions, words, word_mask, lam=self.lam, leaky=self.leaky,
+                                              l2_context=self.l2_context)
+                s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local.weight)  # (n_i, n_c, K, m)
+                lm = torch.ones(n_c, regions.shape[1], dtype=torch.bool, device=words.device)
+            parts.append(s_l)
+            masks.append(lm)
+        nodes = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (n_i, n_c, P, m)
+        mask = torch.cat(masks, dim=1) if len(masks) > 1 else masks[0]  # (n_c, P): the same for every image
+        return nodes, mask

@@ -1,0 +1,226 @@
+"""Training and evaluating one SGRAF model (SGR, SAF or an ablation) on SCAN precomp data.
+
+- :class:`CaptionData`: image region features (N_img, K, D) and the padded token ids of the 5·N_img
+  captions (caption j ↔ image j // 5); from plain arrays and id lists (:meth:`CaptionData.from_token_lists`)
+  or from a precomp folder and a vocabulary (:func:`load_precomp`).
+- :func:`epoch_batches`: the caption indices of every batch of an epoch, derived from (seed, epoch), so
+  a resumed run sees the same batches.
+- :func:`train_model`: Adam, gradient-norm clipping, the step learning-rate schedule, the best epoch by
+  dev rSum, a checkpoint after every epoch (resumes after interruption) — through
+  :func:`xmlib.core.train.fit`.
+- :func:`evaluate`: the full score matrix in bounded-memory blocks, then R@K / rSum / medr / meanr.
+
+The ``paper`` profile with ``data_dir`` set trains on Flickr30K / COCO precomp with the paper's
+hyperparameters: ``python -m xmlib.sgraf.train --profile paper --data-dir DIR --vocab VOCAB.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from xmlib.core.config import resolve_config
+from xmlib.core.device import get_device
+from xmlib.core.seed import seed_everything
+from xmlib.core.train import FitResult, fit
+from xmlib.metrics.retrieval import retrieval_metrics
+from xmlib.sgraf.config import PROFILES, Config
+from xmlib.sgraf.loss import contrastive_loss
+from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix
+
+
+@dataclass(frozen=True)
+class CaptionData:
+    """Images and captions of one split.
+
+    images: (N_img, K, D) region features (any float dtype, memory-mapped is fine); tokens: (N_cap, L)
+    int64 ids padded with 0; lengths: (N_cap,) int64 (``<start>``/``<end>`` included).
+    """
+
+    images: np.ndarray
+    tokens: torch.Tensor
+    lengths: torch.Tensor
+    captions_per_image: int = 5
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 3:
+            raise ValueError(f"images must be (N_img, K, D) region features, got shape {self.images.shape}")
+        if self.tokens.shape[0] != self.captions_per_image * self.images.shape[0]:
+            raise ValueError(f"{self.tokens.shape[0]} captions for {self.images.shape[0]} images; need exactly "
+                             f"{self.captions_per_image} per image (caption j of image j // {self.captions_per_image})")
+        if self.lengths.shape != self.tokens.shape[:1] or int(self.lengths.min()) < 1:
+            raise ValueError("lengths must be (N_cap,) with every caption at least one token long")
+
+    @classmethod
+    def from_token_lists(cls, images: np.ndarray, captions: Sequence[Sequence[int]], *, max_words: int = 0,
+                         captions_per_image: int = 5) -> "CaptionData":
+        """From id lists (``<start> … <end>``); ``max_words`` > 0 keeps the first max_words − 1 ids + the last."""
+        seqs = [list(c) for c in captions]
+        if any(len(s) == 0 for s in seqs):
+            raise ValueError("every caption needs at least one token id")
+        if max_words:
+            seqs = [s if len(s) <= max_words else s[:max_words - 1] + s[-1:] for s in seqs]
+        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.int64)
+        tokens = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.int64)
+        for j, s in enumerate(seqs):
+            tokens[j, :len(s)] = torch.tensor(s, dtype=torch.int64)
+        return cls(images, tokens, lengths, captions_per_image)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.images.shape[0])
+
+    def first_images(self, n: int) -> "CaptionData":
+        """The first ``n`` images and their captions (0 or n ≥ N_img = all)."""
+        if n <= 0 or n >= self.n_images:
+            return self
+        c = self.captions_per_image
+        return CaptionData(self.images[:n], self.tokens[:c * n], self.lengths[:c * n], c)
+
+
+def load_precomp(data_dir: str | Path, split: str, vocab, *, max_words: int = 0, mmap: bool = True) -> CaptionData:
+    """Read ``{split}_ims.npy`` / ``{split}_caps.txt`` under ``data_dir`` and encode the captions with ``vocab``."""
+    from xmlib.data.formats.scan_precomp import read_split
+    from xmlib.data.formats.vocab import encode
+
+    sp = read_split(data_dir, split, mmap=mmap)
+    max_len = None if max_words == 0 else max_words - 2
+    ids = [encode(c, vocab, max_len) for c in sp.captions]
+    return CaptionData.from_token_lists(sp.images, ids)
+
+
+def find_vocab(cfg: Config) -> Path:
+    """The vocabulary JSON: ``cfg.vocab_path``, else the single ``*vocab*.json`` in ``cfg.data_dir``."""
+    if cfg.vocab_path:
+        return Path(cfg.vocab_path)
+    found = sorted(Path(cfg.data_dir).glob("*vocab*.json"))
+    if len(found) != 1:
+        raise FileNotFoundError(f"found {len(found)} *vocab*.json files in {cfg.data_dir}; set vocab_path to the "
+                                "SCAN vocabulary JSON (e.g. f30k_precomp_vocab.json)")
+    return found[0]
+
+
+def epoch_batches(n_images: int, epoch: int, *, batch_size: int, seed: int, captions_per_image: int = 5,
+                  captions_per_epoch: int = 5) -> list[np.ndarray]:
+    """Caption indices of each batch of ``epoch`` (a function of seed and epoch only).
+
+    Each image contributes ``captions_per_epoch`` distinct captions (5 = every caption once, SCAN's
+    epoch); the pairs are shuffled and cut into batches; a last batch of one pair is dropped.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    c = captions_per_image
+    if captions_per_epoch >= c:
+        caps = np.arange(c * n_images)
+    else:
+        pick = np.argsort(rng.random((n_images, c)), axis=1)[:, :captions_per_epoch]  # (N_img, k) distinct
+        caps = (np.arange(n_images)[:, None] * c + pick).reshape(-1)
+    caps = rng.permutation(caps)
+    batches = [caps[s:s + batch_size] for s in range(0, len(caps), batch_size)]
+    return [b for b in batches if len(b) > 1]
+
+
+def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.device):
+    """``step(caption_indices) -> loss`` for :func:`xmlib.core.train.fit`."""
+    def step(caps: np.ndarray) -> torch.Tensor:
+        img = caps // data.captions_per_image
+        images = torch.from_numpy(np.asarray(data.images[img], dtype=np.float32)).to(device)  # (B, K, D)
+        idx = torch.from_numpy(caps)
+        lengths = data.lengths[idx]
+        tokens = data.tokens[idx, : int(lengths.max())].to(device)
+        scores = model(images, tokens, lengths.to(device))  # (B, B)
+        ids = torch.from_numpy(img).to(device) if cfg.mask_same_image else None
+        return contrastive_loss(scores, cfg.margin, cfg.max_violation, ids)
+    return step
+
+
+@torch.no_grad()
+def evaluate_scores(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
+                    device: torch.device | None = None) -> torch.Tensor:
+    """The (N_img, 5·N_img) score matrix of a split, computed in bounded-memory blocks."""
+    device = device or next(model.parameters()).device
+    enc = encode_split(model, data.images, data.tokens, data.lengths, device=device)
+    return score_matrix(model, enc, max_pairs=max_pairs)
+
+
+def evaluate(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
+             device: torch.device | None = None) -> dict[str, float]:
+    """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split)."""
+    scores = evaluate_scores(model, data, max_pairs=max_pairs, device=device)
+    return retrieval_metrics(scores, data.captions_per_image)
+
+
+def build_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
+    """The model of ``cfg``, initialised from ``cfg.seed`` (the same weights on every call)."""
+    seed_everything(cfg.seed)
+    return SGRAFModel.from_config(cfg, vocab_size).to(device or get_device())
+
+
+def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: int, *,
+                checkpoint_dir: str | Path | None = None, device: torch.device | None = None,
+                epochs: int | None = None) -> tuple[SGRAFModel, FitResult]:
+    """Train the model ``cfg`` describes; keep the epoch with the best dev rSum.
+
+    Adam (``learning_rate``), gradient-norm clipping (``grad_clip``), learning rate × ``lr_decay``
+    every ``lr_step`` epochs (SGR's or SAF's schedule, :meth:`Config.schedule`), bidirectional hinge
+    with hardest (or all) negatives. With ``checkpoint_dir`` a run that was interrupted resumes where
+    it stopped. ``epochs`` overrides the schedule's number of epochs (the learning-rate step stays).
+    """
+    device = device or get_device()
+    for name, data in (("train", train), ("dev", dev)):
+        if data.images.shape[2] != cfg.img_dim:
+            raise ValueError(f"{name} region features have D = {data.images.shape[2]} but img_dim = {cfg.img_dim}; "
+                             f"set overrides={{'img_dim': {data.images.shape[2]}}}")
+        if cfg.global_norm == "region" and data.images.shape[1] != cfg.num_regions:
+            raise ValueError(f"{name} images have K = {data.images.shape[1]} regions but global_norm='region' needs "
+                             f"num_regions = {cfg.num_regions}; set num_regions or use global_norm='feature'")
+    n_epochs, lr_step = cfg.schedule()
+    n_epochs = n_epochs if epochs is None else epochs
+    train = train.first_images(cfg.max_train_images)
+    dev = dev.first_images(cfg.dev_images)
+    model = build_model(cfg, vocab_size, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=cfg.lr_decay) if lr_step > 0 else None
+
+    def batches(epoch: int) -> list[np.ndarray]:
+        return epoch_batches(train.n_images, epoch, batch_size=cfg.batch_size, seed=cfg.seed,
+                             captions_per_image=train.captions_per_image, captions_per_epoch=cfg.captions_per_epoch)
+
+    result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device),
+                 evaluate=lambda: evaluate(model, dev, max_pairs=cfg.eval_pairs, device=device), select="rsum",
+                 scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
+                 fingerprint=cfg.fingerprint(), desc=f"train {cfg.aggregator}")
+    model.eval()
+    return model, result
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train one model on a SCAN precomp folder and print its test metrics as JSON."""
+    from xmlib.data.formats.vocab import load_vocab
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="paper", choices=sorted(PROFILES))
+    ap.add_argument("--data-dir", required=True, help="SCAN precomp folder ({split}_ims.npy, {split}_caps.txt)")
+    ap.add_argument("--vocab", default="", help="vocabulary JSON (default: the *vocab*.json in --data-dir)")
+    ap.add_argument("--aggregator", default="sgr", choices=["sgr", "saf", "average"])
+    ap.add_argument("--checkpoint-dir", default=None)
+    ap.add_argument("--test-split", default="test")
+    args = ap.parse_args(argv)
+    cfg = resolve_config(Config, PROFILES, args.profile,
+                         {"data_dir": args.data_dir, "vocab_path": args.vocab, "aggregator": args.aggregator})
+    vocab = load_vocab(find_vocab(cfg))
+    train = load_precomp(cfg.data_dir, "train", vocab, max_words=cfg.max_words)
+    dev = load_precomp(cfg.data_dir, "dev", vocab, max_words=cfg.max_words)
+    test = load_precomp(cfg.data_dir, args.test_split, vocab, max_words=cfg.max_words)
+    model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir)
+    print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score,
+                      "test": evaluate(model, test, max_pairs=cfg.eval_pairs)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
