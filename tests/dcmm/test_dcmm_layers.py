@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from xmlib.dcmm.batching import pad_queries, zscore_per_query
-from xmlib.dcmm.cm import cm_as_convolution, cm_scores
+from xmlib.dcmm.cm import cm_as_convolution, cm_identity_gap, cm_scores
 from xmlib.dcmm.data import make_synthetic_queries
 from xmlib.dcmm.graph import full_adjacency, knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
@@ -154,3 +154,11 @@ def test_zscore_per_query_ignores_padding():
     x = torch.tensor([[[1.0], [3.0], [100.0]]])
     mask = torch.tensor([[True, True, False]])
     assert zscore_per_query(x, mask)[0, :, 0].tolist() == [-1.0, 1.0, 0.0]
+
+
+def test_cm_identity_gap_is_tiny_and_detects_a_wrong_K():
+    qs = make_synthetic_queries(3, 15, seed=4, visual_dim=12, ragged=True)
+    assert cm_identity_gap(qs, 5) < 1e-12
+    data = pad_queries(qs, device=CPU, dtype=torch.float64)
+    wrong = cm_as_convolution(data.s_text, data.sim, data.mask, 4)[0, : len(qs[0])].numpy()
+    assert np.abs(wrong - cm_scores(qs[0].text[:, 0], qs[0].visual, 5)).max() > 1e-3

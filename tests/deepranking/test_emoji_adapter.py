@@ -1,6 +1,5 @@
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from xmlib.deepranking.emoji import MappedSampler, images_to_tensor, training_relevance

@@ -129,3 +129,19 @@ def test_efficientnet_lite0_branch_is_the_pretrained_pooled_feature():
     net = DeepRankingNet(b, 1280, image_size=64, embed_dim=8, shallow_channels=4, frozen=True)
     assert sum(p.numel() for p in net.parameters() if p.requires_grad) == sum(
         p.numel() for n, p in net.named_parameters() if not n.startswith("convnet."))
+
+
+def test_init_from_convnet_reproduces_the_convnet_ranking():
+    torch.manual_seed(0)
+    feats = torch.randn(60, 12).abs()  # ReLU-like features
+    net = DeepRankingNet(None, 12, image_size=32, embed_dim=12, multiscale=True, shallow_channels=4, dropout=0.0)
+    net.init_from_convnet(feats).eval()
+    images = torch.rand(60, 3, 32, 32)
+    f = net(images, feats)
+    # with embed_dim = F the projection is a rotation of the centred features: distances are those of c − μ
+    c = torch.nn.functional.normalize(feats, dim=1)
+    want = torch.nn.functional.normalize(c - c.mean(0), dim=1)
+    torch.testing.assert_close(f @ f.T, (want @ want.T).float(), atol=1e-4, rtol=1e-4)
+    assert float(net.embed.weight[:, :net.shallow_dim].abs().max()) == 0.0  # shallow block starts silent
+    with pytest.raises(ValueError, match="convnet_dim"):
+        net.init_from_convnet(torch.randn(5, 7))

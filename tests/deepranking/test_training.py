@@ -30,7 +30,7 @@ def test_tiny_training_raises_precision():
     seed_everything(0)
     images, rel = colour_fixture()
     cfg = resolve_config(Config, PROFILES, "smoke", {
-        "image_size": 32, "pixel_shift": 2, "epochs": 3, "steps_per_epoch": 15, "batch_size": 32,
+        "image_size": 32, "pixel_shift": 2, "epochs": 2, "steps_per_epoch": 12, "batch_size": 32,
         "dropout": 0.0,  # the fixture embeds a 24-d input: dropout 0.4 drowns it (the real net has ~1,760)
         "embed_dim": 16, "shallow_channels": 8, "lr": 0.1, "out_of_class_fraction": 0.2, "t_r": 0.05})
     cnn = tiny_cnn(8)
@@ -44,7 +44,7 @@ def test_tiny_training_raises_precision():
     after = similarity_precision(embed(model, data), test)
     with torch.no_grad():
         loss_after = triplet_step(model.eval(), data, OfflineTripletSampler(rel, 1.0, 0.2, 0.0, seed=5).sample(200), cfg.gap)
-    assert len(result.history) == 3
+    assert len(result.history) == 2
     assert after > before + 0.1, (before, after)
     assert loss_after < loss_before
 

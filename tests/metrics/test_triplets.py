@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from xmlib.metrics.triplets import neighbour_ranks, score_at_top_k, similarity_precision, triplet_distances
+from xmlib.metrics.triplets import (neighbour_ranks, precision_from_distances, score_at_top_k, similarity_precision,
+                                    triplet_distances)
 
 
 def loop_metrics(x, triplets, k, gallery=None):
@@ -77,3 +78,23 @@ def test_custom_distance_and_errors():
         similarity_precision(x, [[0, 1, 7]])
     with pytest.raises(ValueError, match="gallery"):
         score_at_top_k(x, [[0, 1, 2]], k=1, gallery=np.array([0, 0, 1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_precision_from_distances_against_loop(dtype):
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 3, 60).astype(dtype)
+    b = rng.integers(0, 3, 60).astype(dtype)
+    for credit in (0.0, 0.5):
+        want_d = sum(1.0 if x < y else credit if x == y else 0.0 for x, y in zip(a, b)) / 60
+        want_s = sum(1.0 if x > y else credit if x == y else 0.0 for x, y in zip(a, b)) / 60
+        assert precision_from_distances(a, b, tie_credit=credit) == pytest.approx(want_d)
+        assert precision_from_distances(a, b, tie_credit=credit, higher_is_closer=True) == pytest.approx(want_s)
+    # the embedding form is the distance form of its triplet distances
+    x = torch.tensor(rng.normal(size=(10, 2)), dtype=torch.float64)
+    trip = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 0, 1]])
+    assert similarity_precision(x, trip) == precision_from_distances(*triplet_distances(x, trip))
+    with pytest.raises(ValueError, match="no triplets"):
+        precision_from_distances([], [])
+    with pytest.raises(ValueError, match="same length"):
+        precision_from_distances([1.0], [1.0, 2.0])

@@ -104,3 +104,15 @@ def test_image_pooling_works_for_any_number_of_regions():
         regions, glob = model.encode_images(torch.randn(3, k, 12))
         assert regions.shape == (3, k, 10) and glob.shape == (3, 10)
         torch.testing.assert_close(glob.norm(dim=-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("aggregator", ["sgr", "saf"])
+def test_length_buckets_change_nothing_in_training_mode(dtype, aggregator):
+    model = tiny(dtype, aggregator=aggregator, dropout=0.0)
+    images, tokens, lengths = inputs(dtype, n_img=9, n_cap=9)
+    model.train()  # SAF's BatchNorm uses the block's statistics here
+    whole = model.score_block(*model.encode_images(images), *model.encode_captions(tokens, lengths), lengths)
+    model.length_buckets = 3
+    bucketed = model(images, tokens, lengths)
+    torch.testing.assert_close(bucketed, whole)

@@ -61,3 +61,19 @@ def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tenso
         conv.lin.weight.fill_(1.0)                                   # W = 1
         out = conv(tau_h, g)                                         # (B, N, 1)
     return out[..., 0] * mask.to(out.dtype)
+
+
+def cm_identity_gap(queries, K: int, cm_text_feature: int = 0) -> float:
+    """Largest |Eq. (1) − its convolution form| over ``queries`` (a list of QueryList), in float64.
+
+    The notebook asserts this is ~1e-15: PRF is one graph convolution (Eq. 4).
+    """
+    from xmlib.dcmm.batching import pad_queries
+
+    data = pad_queries(queries, device=torch.device("cpu"), dtype=torch.float64, cm_text_feature=cm_text_feature)
+    conv = cm_as_convolution(data.s_text, data.sim, data.mask, K)
+    gap = 0.0
+    for b, q in enumerate(queries):
+        direct = cm_scores(q.text[:, cm_text_feature], q.visual, K)
+        gap = max(gap, float(np.abs(conv[b, : len(q)].numpy() - direct).max()))
+    return gap

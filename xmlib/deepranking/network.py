@@ -15,7 +15,8 @@ The two shallow outputs are flattened, concatenated and L2-normalised; then
 
 **Padding convention** (the paper's figure sizes do not agree with each other; e.g. 15×15 pooled 3×3
 stride 2 is 7×7, not the 4×4 drawn): the conv pads 2 pixels on each side, so a side n becomes ⌊n/4⌋;
-each max-pool pads ⌊k/2⌋, so a side m becomes ⌈m/s⌉. Subsampling is k:1 area averaging. With a
+each max-pool pads ⌊k/2⌋, so a side m becomes ⌈m/s⌉. Subsampling is k:1 area averaging of the input
+centred by subtracting 0.5 (the mean-image subtraction of the paper's era; see :class:`ShallowBranch`). With a
 224-px input: branch 1 56 → 14 → 7 (7×7×96), branch 2 28 → 7 → 2 (2×2×96). With 64 px: 16 → 4 → 2 and
 8 → 2 → 1. Without padding the 8:1 branch cannot even be pooled at 224 px (28 → 6, smaller than 7).
 :func:`shallow_output_side` gives the side for any input.
@@ -237,6 +238,31 @@ class DeepRankingNet(nn.Module):
         super().train(mode)
         if self.frozen and self.convnet is not None:
             self.convnet.eval()  # frozen: BatchNorm statistics and drop-connect stay off
+        return self
+
+    @torch.no_grad()
+    def init_from_convnet(self, features: torch.Tensor, shallow_scale: float = 0.0) -> "DeepRankingNet":
+        """Start the linear embedding from the pretrained ConvNet's similarity (our departure; the paper
+        does not say how its embedding is initialised).
+
+        The ConvNet block of the embedding's weight becomes the top ``embed_dim`` principal directions
+        P (rows) of the L2-normalised ``features`` (N, F) (e.g. the training images' cached features),
+        the bias −P μ (μ their mean), and the shallow block is multiplied by ``shallow_scale``
+        (0: the shallow branches start silent and grow from the gradient). At initialisation
+        f(p) = normalise(P (c_p − μ)), so the squared distance of Eq. (1) orders neighbours as the
+        ConvNet's cosine does, up to the dropped directions. ``embed_dim`` > F leaves the extra rows random.
+        """
+        c = l2_normalize(torch.as_tensor(features, dtype=torch.float64))  # (N, F)
+        if c.ndim != 2 or c.shape[1] != self.convnet_dim:
+            raise ValueError(f"features must be (N, convnet_dim={self.convnet_dim}), got {tuple(c.shape)}")
+        mu = c.mean(0)  # (F,)
+        _, _, vh = torch.linalg.svd(c - mu, full_matrices=False)  # vh (min(N, F), F)
+        d = min(self.embed.out_features, vh.shape[0])
+        w = self.embed.weight  # (embed_dim, shallow_dim + F)
+        sd = self.shallow_dim
+        w[:d, sd:] = vh[:d].to(w.dtype)
+        w[:, :sd] *= shallow_scale
+        self.embed.bias[:d] = -(vh[:d] @ mu).to(w.dtype)
         return self
 
     def convnet_branch(self, images: torch.Tensor | None, convnet_features: torch.Tensor | None = None) -> torch.Tensor:

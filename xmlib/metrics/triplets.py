@@ -5,6 +5,9 @@ A triplet (q, p+, p−) says p+ is more similar to q than p−. With a distance 
 - **correct** when ``D(q, p+) < D(q, p−)``; a tie counts as **incorrect** (a constant embedding then
   scores 0%, not 50%).
 - :func:`similarity_precision` — the fraction of triplets ranked correctly (the paper reports %).
+- :func:`precision_from_distances` — the same from precomputed ``D(q, p+)``, ``D(q, p−)`` (or, with
+  ``higher_is_closer=True``, similarities); ``tie_credit`` says what a tie is worth (0 here, ½ in the
+  emoji benchmark's data card, :func:`xmlib.data.benchmarks.emoji.similarity_precision`).
 - :func:`score_at_top_k` — ``#correct − #incorrect`` over the triplets whose p+ **or** p− is among
   the query's top-K nearest neighbours within its gallery (the paper: K = 30 among the 1,000 images
   retrieved for the same text query; scale K with the gallery when it is smaller, and say so).
@@ -59,12 +62,31 @@ def _is_custom(distance: Distance) -> bool:
     return distance is not squared_euclidean_matrix
 
 
+def precision_from_distances(d_pos, d_neg, tie_credit: float = 0.0, higher_is_closer: bool = False) -> float:
+    """Fraction of triplets ranked correctly from per-triplet scores: ``D(q, p+) < D(q, p−)``.
+
+    Args:
+        d_pos, d_neg: (T,) ``D(q, p+)`` and ``D(q, p−)`` (array-likes or tensors).
+        tie_credit: what a tie counts (0: incorrect, the default of this module; 0.5: a coin flip).
+        higher_is_closer: the scores are similarities (``s(q, p+) > s(q, p−)`` is correct).
+    Raises ValueError when there is no triplet.
+    """
+    a = np.asarray(d_pos.detach().cpu() if isinstance(d_pos, torch.Tensor) else d_pos, dtype=np.float64).ravel()
+    b = np.asarray(d_neg.detach().cpu() if isinstance(d_neg, torch.Tensor) else d_neg, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"d_pos and d_neg must have the same length, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError("no triplets to evaluate")
+    if not 0.0 <= tie_credit <= 1.0:
+        raise ValueError(f"tie_credit must be in [0, 1], got {tie_credit}")
+    correct = a > b if higher_is_closer else a < b
+    return float(np.mean(correct + tie_credit * (a == b)))
+
+
 def similarity_precision(embeddings, triplets, distance: Distance = squared_euclidean_matrix) -> float:
     """Fraction of triplets with ``D(q, p+) < D(q, p−)`` (ties incorrect), in [0, 1]."""
     d_pos, d_neg = triplet_distances(embeddings, triplets, distance)
-    if len(d_pos) == 0:
-        raise ValueError("no triplets to evaluate")
-    return float((d_pos < d_neg).double().mean())
+    return precision_from_distances(d_pos, d_neg)
 
 
 def neighbour_ranks(embeddings, triplets, gallery=None, distance: Distance = squared_euclidean_matrix) -> tuple[np.ndarray, np.ndarray]:

@@ -81,9 +81,11 @@ class Config(BaseConfig):
     dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
     # --- evaluation cost --------------------------------------------------------------------
     eval_pairs: int = 32768  # image × caption pairs scored at once (bounds the memory of evaluation)
+    length_buckets: int = 4  # caption length groups per training batch (speed only; the same numbers)
 
     def validate(self) -> None:
-        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "batch_size", "eval_pairs"):
+        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "batch_size", "eval_pairs",
+                     "length_buckets"):
             self.require(getattr(self, name) > 0, name, "must be positive")
         self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")

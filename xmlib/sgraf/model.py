@@ -35,15 +35,17 @@ class SGRAFModel(nn.Module):
         sim_dim: m; aggregator: ``"sgr"`` | ``"saf"`` | ``"average"``; similarity: ``"vector"`` (Eq. 1)
         | ``"scalar"`` (cosine); attention: ``"t2i"`` | ``"i2t"``; use_global / use_local: which nodes;
         sgr_steps: N; lam: λ; leaky, l2_context, global_norm, num_regions: departure switches
-        (:mod:`xmlib.sgraf.config`); dropout: of the text embedding and the attention pooling.
+        (:mod:`xmlib.sgraf.config`); dropout: of the text embedding and the attention pooling;
+        length_buckets: caption length groups in the training forward (speed only, see :meth:`score_block`).
     """
 
     def __init__(self, vocab_size: int, *, img_dim: int = 1280, word_dim: int = 300, embed_size: int = 256,
                  sim_dim: int = 64, aggregator: str = "sgr", similarity: str = "vector", attention: str = "t2i",
                  use_global: bool = True, use_local: bool = True, sgr_steps: int = 3, lam: float = 9.0,
                  leaky: float = 0.0, l2_context: bool = False, global_norm: str = "feature",
-                 num_regions: int | None = None, dropout: float = 0.4):
+                 num_regions: int | None = None, dropout: float = 0.4, length_buckets: int = 4):
         super().__init__()
+        self.length_buckets = length_buckets
         if aggregator not in ("sgr", "saf", "average"):
             raise ValueError(f"aggregator must be 'sgr', 'saf' or 'average', got {aggregator!r}")
         if similarity == "scalar" and aggregator != "average":
@@ -69,7 +71,7 @@ class SGRAFModel(nn.Module):
                    attention=cfg.attention, use_global=cfg.use_global, use_local=cfg.use_local,
                    sgr_steps=cfg.sgr_steps, lam=cfg.lambda_softmax, leaky=cfg.attn_leaky,
                    l2_context=cfg.l2_context, global_norm=cfg.global_norm, num_regions=cfg.num_regions,
-                   dropout=cfg.dropout)
+                   dropout=cfg.dropout, length_buckets=cfg.length_buckets)
 
     # --- encoders -------------------------------------------------------------------------------
     def encode_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,14 +84,32 @@ class SGRAFModel(nn.Module):
 
     # --- scoring --------------------------------------------------------------------------------
     def score_block(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
-                    txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+                    txt_glob: torch.Tensor, lengths: torch.Tensor, buckets: int = 1) -> torch.Tensor:
         """S(v, t) for every image × caption of the block: (n_i, n_c), all at once.
 
         regions (n_i, K, d), img_glob (n_i, d), words (n_c, L, d), txt_glob (n_c, d), lengths (n_c,).
+        ``buckets`` > 1 builds the nodes of captions of similar length together (each group trimmed to
+        its longest caption, so padding costs little), then aggregates the whole block in one call (so
+        SAF's batch statistics still cover the whole block): the same numbers, less arithmetic.
         """
-        mask = length_mask(lengths.to(words.device), words.shape[1])  # (n_c, L)
-        nodes, node_mask = self.nodes(regions, img_glob, words, txt_glob, mask)  # (n_i, n_c, P, m), (n_c, P)
-        return self.aggregate(nodes, node_mask)  # (n_i, n_c)
+        lengths = lengths.to(words.device)
+        if buckets <= 1 or words.shape[0] < 2 * buckets:
+            mask = length_mask(lengths, words.shape[1])  # (n_c, L)
+            nodes, node_mask = self.nodes(regions, img_glob, words, txt_glob, mask)  # (n_i, n_c, P, m), (n_c, P)
+            return self.aggregate(nodes, node_mask)  # (n_i, n_c)
+        order = torch.argsort(lengths, stable=True)
+        parts, masks = [], []
+        for idx in order.chunk(buckets):
+            n = int(lengths[idx].max())
+            nodes, node_mask = self.nodes(regions, img_glob, words[idx, :n], txt_glob[idx], length_mask(lengths[idx], n))
+            parts.append(nodes)
+            masks.append(node_mask)
+        width = max(p.shape[2] for p in parts)
+        nodes = torch.cat([nn.functional.pad(p, (0, 0, 0, width - p.shape[2])) for p in parts], dim=1)
+        node_mask = torch.cat([nn.functional.pad(m, (0, width - m.shape[1])) for m in masks], dim=0)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return self.aggregate(nodes, node_mask)[:, inverse]  # back to the callers' caption order
 
     def score_per_caption(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
                           txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -108,7 +128,7 @@ class SGRAFModel(nn.Module):
         """Training form: a batch of images (B, K, D) and captions → the (B, B) score matrix S[i, c]."""
         regions, img_glob = self.encode_images(images)
         words, txt_glob = self.encode_captions(tokens, lengths)
-        return self.score_block(regions, img_glob, words, txt_glob, lengths)
+        return self.score_block(regions, img_glob, words, txt_glob, lengths, buckets=self.length_buckets)
 
 
 def sgraf_scores(sgr: torch.Tensor | np.ndarray, saf: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:

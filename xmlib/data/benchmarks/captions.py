@@ -36,8 +36,8 @@ Rules (the symbols of SGRAF's data: image i has region features V_i = {v_1..v_K}
 Visual features: the EfficientNet-Lite0 7 × 7 grid at 224 px as K = 49 regions of D = 1280
 (:func:`xmlib.data.features.image_features` ``kind="grid"``), stored as **float16** (the SGRAF
 reader casts batches to float32). The vocabulary (SCAN JSON) is built from the train captions with
-SCAN's count threshold 4 (each image's distinct captions counted once, so cycling does not inflate
-counts).
+SCAN's count threshold 4 (1 in ``smoke``; each image's distinct captions counted once, so cycling
+does not inflate counts).
 
 Output, under ``cache_dir()/benchmarks/captions/<profile>/``: ``{train,dev,test}_ims.npy`` (N, 49, 1280),
 ``{split}_caps.txt`` (5 lines per image), ``{split}_images.txt`` (one image path per line, relative to
@@ -95,7 +95,7 @@ __all__ = [
     "stats",
 ]
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 SPLITS = ("train", "dev", "test")
 N_CAP = scan_precomp.CAPTIONS_PER_IMAGE  # 5 captions per image
 N_REGIONS, FEATURE_DIM = 49, 1280  # K regions (7 x 7 grid) of D = 1280
@@ -117,8 +117,9 @@ class Sizes:
     phrase_pool: int = 12
 
 
-#: smoke builds in about a minute after the download; "paper" equals "default" (the open data holds
-#: no more: Flickr30K's 1K test protocol is what both follow).
+#: smoke builds in about a minute after the download (vocabulary threshold 1: at 4, 200 train images
+#: leave ~140 words); "paper" equals "default" (the open data holds no more: Flickr30K's 1K test
+#: protocol is what both follow). Default: 1,253 concepts qualify for dev/test, so dev gets 253.
 PROFILES: dict[str, Sizes] = {
     "smoke": Sizes(train=200, dev=50, test=100, vocab_threshold=1),
     "default": Sizes(),
@@ -226,7 +227,8 @@ def collect_emoji(google: Path, twitter: Path, openmoji: Path) -> list[Item]:
             ("emoji-twitter", twitter / "package/img/twitter/64" / e["image"], e.get("has_img_twitter", True)),
         ]
         if o:
-            files.append(("openmoji", openmoji / "package/color/svg" / f"{o['hexcode']}.svg", True))
+            svg = openmoji / "package/color/svg" / f"{o['hexcode']}.svg"
+            files.append(("openmoji", svg, svg.is_file() and not svg_declares_entities(svg)))
         for source, path, has in files:
             if has and path.is_file():
                 items.append(Item(f"{source}/{path.name}", source, path, concept, caps, caps, tags,
@@ -237,11 +239,18 @@ def collect_emoji(google: Path, twitter: Path, openmoji: Path) -> list[Item]:
 _LOCALE_LINE = re.compile(r"^[A-Za-z_@]+\.utf8=")
 
 
+def svg_declares_entities(path: Path) -> bool:
+    """True for an SVG whose DOCTYPE declares XML entities (Adobe Illustrator exports). The SVG
+    renderer parses with ``defusedxml``, which refuses entities, so such files cannot be loaded."""
+    return b"<!ENTITY" in Path(path).read_bytes()
+
+
 def collect_tuxpaint(root: Path) -> list[Item]:
     """Tux Paint stamps under ``usr/share/tuxpaint/stamps``: the first (English) line of each ``.txt``.
 
-    The image is ``NAME.png`` (else ``NAME.svg``); mirrored variants are not separate images. Stamps
-    under ``symbols/alphabets`` (rendered letters) are skipped. All are train-only (one caption each).
+    The image is ``NAME.png`` (else ``NAME.svg``, skipped when it declares XML entities, see
+    :func:`svg_declares_entities`); mirrored variants are not separate images. Stamps under
+    ``symbols/alphabets`` (rendered letters) are skipped. All are train-only (one caption each).
     """
     stamps = root / "usr/share/tuxpaint/stamps"
     if not stamps.is_dir():
@@ -252,7 +261,7 @@ def collect_tuxpaint(root: Path) -> list[Item]:
         if rel.parts[:2] == ("symbols", "alphabets"):
             continue
         image = next((p for p in (txt.with_suffix(".png"), txt.with_suffix(".svg")) if p.is_file()), None)
-        if image is None:
+        if image is None or (image.suffix == ".svg" and svg_declares_entities(image)):
             continue
         lines = [ln.strip() for ln in txt.read_text(encoding="utf-8", errors="replace").splitlines()]
         english = next((ln for ln in lines if ln and not _LOCALE_LINE.match(ln)), "")
