@@ -61,3 +61,37 @@ def test_load_queries_from_mediaeval_layout(tmp_path):
     assert len(everything.queries) == 3 and everything.queries[0].text.shape == (5, 2)
     with pytest.raises(KeyError, match="feature_sets"):
         load_queries(data, feature_set="strong")
+
+
+def test_load_queries_reads_a_plain_mediaeval_folder(tmp_path):
+    """The paper's data: a MediaEval'17 folder without our meta.json sets, read by path and split."""
+    rng = np.random.default_rng(1)
+    rows, visual = [], {}
+    for q in ("7", "8"):
+        ids = [f"{q}_{i}" for i in range(4)]
+        for i, img in enumerate(ids):
+            rows.append({"query_id": q, "img_id": img, "rel": int(i == 0), "a_feature": float(i), "b_feature": 1.0})
+        visual[q] = (ids, rng.normal(size=(4, 3)).astype(np.float32))
+    write_mediaeval(tmp_path, "test", pd.DataFrame(rows), visual, feature_dir="inception_resnet")
+    got = load_queries(str(tmp_path), feature_set="all", query_set="all", split="test")
+    assert [q.qid for q in got.queries] == ["7", "8"] and got.feature_names == ["a_feature", "b_feature"]
+    assert got.folds is None
+    with pytest.raises(KeyError, match="feature_sets"):
+        load_queries(str(tmp_path), feature_set="weak", split="test")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_centre_visual_per_query_matches_loop(dtype):
+    qs = make_synthetic_queries(3, 8, seed=2, visual_dim=5, ragged=True)
+    data = pad_queries(qs, device=torch.device("cpu"), dtype=dtype, centre_visual="query")
+    for b, q in enumerate(qs):
+        v = q.visual.astype(np.float64) - q.visual.astype(np.float64).mean(0)
+        v = v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-6)
+        n = len(q)
+        torch.testing.assert_close(data.sim[b, :n, :n], torch.as_tensor(v @ v.T, dtype=dtype))
+        assert data.sim[b, n:].abs().sum() == 0 and data.visual[b, n:].abs().sum() == 0
+    plain = pad_queries(qs, device=torch.device("cpu"), dtype=dtype)
+    assert (plain.sim[plain.mask[:, :, None] & plain.mask[:, None, :]] >= 0).all()   # non-negative features
+    assert (data.sim < -0.05).any()                                                 # centred: negative edges
+    with pytest.raises(ValueError, match="centre_visual"):
+        pad_queries(qs, centre_visual="global")

@@ -14,7 +14,8 @@ from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.config import OFFICIAL_CODE, PROFILES, Config
 from xmlib.dcmm.data import make_synthetic_queries
 from xmlib.dcmm.models import DCMM, LTR, build_model
-from xmlib.dcmm.protocol import cross_validate, evaluate_scores, make_folds, predict, train_ranker
+from xmlib.dcmm.protocol import (cross_validate, evaluate_scores, make_folds, predict, select_by_validation,
+                                 train_ranker)
 from xmlib.metrics.ranking import mean_metrics
 
 CPU = torch.device("cpu")
@@ -125,3 +126,28 @@ def test_cross_validate_tests_every_query_once():
     assert len(res.folds) == TINY.folds and all(1 <= f["epochs"] <= TINY.epochs for f in res.folds)
     mean, std = res.mean_std()["map"]
     assert 0 < mean <= 1 and std >= 0
+
+
+def test_select_by_validation_picks_per_fold_on_validation_only():
+    """Two CM variants (K = 3, K = 5) on the same folds: each fold keeps the variant with the better
+    pool score, and its test results; the test metric never enters the choice."""
+    qs = make_synthetic_queries(TINY.n_queries, TINY.n_docs, seed=4, visual_dim=TINY.visual_dim)
+    data = pad_queries(qs, device=CPU)
+    res = {f"K={K}": cross_validate(data, "cm", TINY, grid={"cm_k": (K,)}) for K in (3, 5)}
+    sel = select_by_validation(res, TINY.select_metric)
+    assert sorted(sel.per_query) == sorted(q.qid for q in qs)
+    for t, row in enumerate(sel.folds):
+        vals = {n: r.folds[t]["val_" + TINY.select_metric] for n, r in res.items()}
+        want = max(vals, key=lambda n: (vals[n], -list(vals).index(n)))
+        assert row["variant"] == want
+        for q in row["qids"]:
+            assert sel.per_query[q] == res[want].per_query[q]
+    # flipping the test labels of fold 0 changes its test metric but not the choice
+    test0 = set(sel.folds[0]["qids"])
+    flipped = [dataclasses.replace(q, rel=1 - q.rel) if q.qid in test0 else q for q in qs]
+    fdata = pad_queries(flipped, device=CPU)
+    fres = {f"K={K}": cross_validate(fdata, "cm", TINY, grid={"cm_k": (K,)}) for K in (3, 5)}
+    assert select_by_validation(fres, TINY.select_metric).folds[0]["variant"] == sel.folds[0]["variant"]
+    other = cross_validate(pad_queries(qs[:-3], device=CPU), "cm", TINY)
+    with pytest.raises(ValueError, match="same folds"):
+        select_by_validation({"a": res["K=3"], "b": other}, TINY.select_metric)

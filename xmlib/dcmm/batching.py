@@ -7,6 +7,11 @@ pairs and no scores. Per-query preprocessing follows the official code:
 - text features are z-scored within each query (each feature: mean 0, std 1 over the list);
 - visual features are divided by their norm, ``v / (||v|| + 1e-6)``, so that ``sim = v v^T`` is the
   cosine of DCMM-cos (Eq. 5) and the s_V of Eq. (1).
+
+A departure that neither paper nor code makes, off by default: ``centre_visual="query"`` subtracts
+each query's mean visual feature before the normalisation. Pooled CNN features are non-negative, so
+all their cosines are positive and similar (a "flat" graph); centred, an image that looks like the
+rest of the list no longer resembles everything, and dissimilar images get negative edges.
 """
 
 from __future__ import annotations
@@ -91,8 +96,14 @@ def zscore_per_query(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def pad_queries(queries: Sequence[QueryList], *, device: torch.device | None = None,
                 dtype: torch.dtype = torch.float32, zscore_text: bool = True,
-                cm_text_feature: int = 0) -> PaddedQueries:
-    """Stack ``queries`` into a :class:`PaddedQueries` on ``device`` (default: ``get_device()``)."""
+                cm_text_feature: int = 0, centre_visual: str = "none") -> PaddedQueries:
+    """Stack ``queries`` into a :class:`PaddedQueries` on ``device`` (default: ``get_device()``).
+
+    ``centre_visual``: ``"none"`` (paper and code) or ``"query"`` (subtract each query's mean v_i
+    over its real candidates before the L2 normalisation; see the module docstring).
+    """
+    if centre_visual not in ("none", "query"):
+        raise ValueError(f"centre_visual must be 'none' or 'query', got {centre_visual!r}")
     if len(queries) == 0:
         raise ValueError("pad_queries() got an empty list of queries")
     device = device if device is not None else get_device()
@@ -117,6 +128,10 @@ def pad_queries(queries: Sequence[QueryList], *, device: torch.device | None = N
     if zscore_text:
         text_t = zscore_per_query(text_t, mask_t)
     vis = torch.as_tensor(visual, dtype=dtype, device=device)
+    if centre_visual == "query":
+        m = mask_t[..., None].to(dtype)                          # (B, N, 1)
+        mean = (vis * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1)  # (B, 1, D)
+        vis = (vis - mean) * m
     vis = vis / (vis.norm(dim=-1, keepdim=True) + VISUAL_EPS)   # (B, N, D)
     sim = vis @ vis.transpose(1, 2)                              # (B, N, N)
     sim = sim * (mask_t[:, :, None] & mask_t[:, None, :])

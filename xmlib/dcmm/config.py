@@ -13,6 +13,14 @@ see :data:`OFFICIAL_CODE`):
   (no degree normalisation, no softmax). ``True`` divides by |N_i| (a mean), an ablation only.
 
 ``k = 0`` means a fully connected graph (Fig. 2's "full" column).
+
+Data: ``data`` is a clipart benchmark profile name (``"smoke"``, ``"default"``) or the path of a
+folder in the MediaEval'17 layout (the paper's data, for a reader who has it: pass
+``{"data": "/path/to/mediaeval", "text_features": "all", "query_set": "all"}``). ``data_split`` is the
+split read from such a folder. ``text_features``: ``"weak"`` (BM25 only, paper-like), ``"strong"``
+(+ MiniLM, first-stage score/rank, length) or ``"all"``. ``query_set``: ``"no_flags"`` or ``"all"``.
+``centre_visual``: ``"none"`` (paper and code) or ``"query"`` (a departure: centre each query's
+visual features before the cosine, see :mod:`xmlib.dcmm.batching`).
 """
 
 from __future__ import annotations
@@ -42,7 +50,13 @@ class Config(BaseConfig):
     self_loops: bool = True
     conv_bias: bool = False
     degree_norm: bool = False
+    # ---- data ----
+    data: str = "default"       # clipart profile name or a MediaEval'17-layout folder
+    data_split: str = "train"   # split read from a MediaEval'17 folder
+    text_features: str = "weak"  # weak | strong | all
+    query_set: str = "no_flags"  # no_flags | all
     # ---- features ----
+    centre_visual: Literal["none", "query"] = "none"
     zscore_text: bool = True    # z-score each text feature within each query (official code)
     cm_text_feature: int = 0    # column of the text features used as s_T in Eq. (1)
     cm_k: int = 10              # K of Eq. (1) when not selected on validation
@@ -61,6 +75,8 @@ class Config(BaseConfig):
     cm_k_grid: tuple[int, ...] = (3, 5, 10, 20)
     fig2_k: tuple[int, ...] = (3, 5, 10, 20, 0)
     fig2_depth: tuple[int, ...] = (1, 2, 3)
+    fig2_method: Literal["dcmm-cos", "dcmm-edge"] = "dcmm-cos"
+    n_examples: int = 3          # queries shown as images (top 10 before / after re-ranking)
     # ---- CPU ----
     cpu_threads: int = 1        # torch threads while training on CPU (0 = leave torch's setting); the
                                 # per-query graphs are tiny, and extra threads only add sync overhead
@@ -93,7 +109,7 @@ OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "co
 
 PROFILES: dict[str, dict[str, object]] = {
     # a couple of minutes on 2 CPU cores: tiny data, few epochs, one-point grids
-    "smoke": {"n_queries": 30, "n_docs": 30, "visual_dim": 256, "epochs": 8, "lr": 1e-2,
+    "smoke": {"data": "smoke", "n_queries": 30, "n_docs": 30, "visual_dim": 256, "epochs": 8, "lr": 1e-2,
               "lr_grid": (1e-2,), "cm_k_grid": (5, 10), "fig2_k": (5, 0), "fig2_depth": (1, 2),
               "folds": 3},
     # the book's CPU profile (~60 queries x 50 candidates, 1280-d visual features)

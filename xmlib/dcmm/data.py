@@ -118,33 +118,42 @@ class LoadedQueries:
 
 
 def load_queries(source="default", *, feature_set: str | list[str] | None = "weak",
-                 query_set: str | None = "no_flags") -> LoadedQueries:
+                 query_set: str | None = "no_flags", split: str = "train") -> LoadedQueries:
     """Adapt data in the MediaEval'17 layout (:mod:`xmlib.data.formats.mediaeval`) to QueryLists.
 
-    ``source``: a ``MediaEvalData``, a clipart benchmark profile name (``"smoke"``, ``"default"``) or
-    a folder holding a built clipart benchmark. ``feature_set``: a name from ``meta["feature_sets"]``
-    (clipart: ``"weak"`` = the four BM25 features, ``"strong"`` = all eight), an explicit list of
-    column names, or None for every feature. ``query_set``: a name from ``meta["query_sets"]``
-    (clipart: ``"all"``, ``"no_flags"``) or None for every query. Folds are restricted to the kept
-    queries.
+    ``source``: a ``MediaEvalData``, a clipart benchmark profile name (``"smoke"``, ``"default"``), a
+    folder holding a built clipart benchmark, or any folder in the MediaEval'17 layout (the paper's
+    data; ``split`` names the split to read, ``"train"`` or ``"test"``). ``feature_set``: a name from
+    ``meta["feature_sets"]`` (clipart: ``"weak"`` = the four BM25 features, ``"strong"`` = all eight),
+    ``"all"`` or None for every feature, or an explicit list of column names. ``query_set``: a name
+    from ``meta["query_sets"]`` (clipart: ``"all"``, ``"no_flags"``), or ``"all"`` / None for every
+    query. Folds are restricted to the kept queries.
     """
     if hasattr(source, "queries"):
         data = source
     else:
+        import json
         from pathlib import Path
 
         from xmlib.data.benchmarks import clipart
 
         p = Path(source)
-        data = clipart.load(out_dir=p) if p.exists() else clipart.load(str(source))
+        if not p.exists():
+            data = clipart.load(str(source))
+        elif (p / "meta.json").is_file() and json.loads((p / "meta.json").read_text()).get("benchmark") == "clipart":
+            data = clipart.load(out_dir=p)
+        else:
+            from xmlib.data.formats.mediaeval import read_mediaeval
+
+            data = read_mediaeval(p, split)
     names = list(data.feature_names)
     sets = data.meta.get("feature_sets", {})
-    if feature_set is None:
+    if feature_set is None or (feature_set == "all" and "all" not in sets):
         cols = names
     elif isinstance(feature_set, str):
         if feature_set not in sets:
             raise KeyError(f"feature_set {feature_set!r} not in this data's meta.json feature_sets {sorted(sets)}; "
-                           "pass a list of column names or None")
+                           "pass 'all', a list of column names or None")
         cols = list(sets[feature_set])
     else:
         cols = list(feature_set)
@@ -153,11 +162,11 @@ def load_queries(source="default", *, feature_set: str | list[str] | None = "wea
         raise KeyError(f"text feature columns {missing} not in the data's {names}")
     idx = [names.index(c) for c in cols]
     qsets = data.meta.get("query_sets", {})
-    if query_set is None:
+    if query_set is None or (query_set == "all" and "all" not in qsets):
         qids = list(data.query_ids)
     elif query_set not in qsets:
         raise KeyError(f"query_set {query_set!r} not in this data's meta.json query_sets {sorted(qsets)}; "
-                       "pass None for every query")
+                       "pass 'all' (or None) for every query")
     else:
         qids = [q for q in qsets[query_set] if q in data.queries]
     queries = [QueryList(qid=q, doc_ids=list(data[q].img_ids), text=data[q].features[:, idx],

@@ -5,7 +5,8 @@
 The official code averages over all pairs of the batch of queries (BCE-with-logits against 1), which
 is Eq. (7) divided by the number of pairs: ``reduction="mean"`` (default, learning rates comparable
 to the code's), ``"sum"`` for Eq. (7) as printed. Pairs never cross queries; padded nodes are in no
-pair. −log σ(x) is computed as softplus(−x), which is stable for large |x|.
+pair. The per-pair term −log σ(Δ) is the shared :func:`xmlib.losses.bpr_loss` (softplus(−Δ), stable for
+large |Δ|); this module only forms the pairs of each query.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
+
+from xmlib.losses import bpr_loss as bpr_pair_loss
 
 
 def pair_mask(rel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -34,7 +36,7 @@ def bpr_loss(scores: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor,
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     pairs = pair_mask(rel, mask)                             # (B, N, N)
     diff = scores[:, :, None] - scores[:, None, :]           # (B, N, N): s(q, d_i) − s(q, d_j)
-    losses = F.softplus(-diff[pairs])                        # (P,): −log σ(s+ − s−)
-    if losses.numel() == 0:
+    delta = diff[pairs]                                      # (P,): s(q, d+) − s(q, d−)
+    if delta.numel() == 0:
         return scores.sum() * 0.0
-    return losses.mean() if reduction == "mean" else losses.sum()
+    return bpr_pair_loss(delta, reduction)                   # −log σ(Δ), mean or sum over pairs

@@ -196,7 +196,8 @@ def summary_table(results: Mapping[str, CVResult], baseline: str | None = "cm", 
 def _as_padded(data: Sequence[QueryList] | PaddedQueries, cfg: Config, device) -> PaddedQueries:
     if isinstance(data, PaddedQueries):
         return data if device is None else data.to(device)
-    return pad_queries(data, device=device, zscore_text=cfg.zscore_text, cm_text_feature=cfg.cm_text_feature)
+    return pad_queries(data, device=device, zscore_text=cfg.zscore_text, cm_text_feature=cfg.cm_text_feature,
+                       centre_visual=cfg.centre_visual)
 
 
 def default_grid(method: str, cfg: Config) -> dict[str, tuple]:
@@ -254,7 +255,7 @@ def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measure
         pool_folds = [f for i, f in enumerate(folds) if i != t]
         pool_idx = sorted(i for f in pool_folds for i in f)
         test = data.select(test_idx)
-        row: dict[str, Any] = {"fold": t, "n_test": len(test_idx)}
+        row: dict[str, Any] = {"fold": t, "n_test": len(test_idx), "qids": list(test.qids)}
         if method in ("cm", "ltr+cm"):
             ks = tuple(grid["cm_k"]) if method == "cm" else cfg.cm_k_grid
             K, pool_score = select_cm_k(data.select(pool_idx), ks, cfg.select_metric)
@@ -333,3 +334,40 @@ def switch_ablation(data: Sequence[QueryList] | PaddedQueries, cfg: Config, *, m
     variants["official code"] = dict(OFFICIAL_CODE)
     return {name: cross_validate(data, method, cfg.replace(**v), measures=measures, folds=folds)
             for name, v in variants.items()}
+
+
+def select_by_validation(results: Mapping[str, CVResult], select: str, *, method: str | None = None) -> CVResult:
+    """Choose among variants of one method fold by fold, on validation scores only.
+
+    ``results`` maps variant names to :class:`CVResult` s computed on the **same folds** (e.g. with and
+    without centred visual features, which change the data and so cannot sit in a Config grid). For
+    each outer fold the variant with the best ``val_<select>`` (inner validation for trained models,
+    the pool score for CM; never the test fold) is kept, and its test results on that fold are used.
+    The fold rows record the choice under ``"variant"``. Ties go to the first variant.
+    """
+    if not results:
+        raise ValueError("select_by_validation() needs at least one variant")
+    names = list(results)
+    first = results[names[0]]
+    n_folds = len(first.folds)
+    for name in names:
+        r = results[name]
+        same = len(r.folds) == n_folds and all(
+            set(r.folds[t].get("qids", ())) == set(first.folds[t].get("qids", ())) and
+            r.folds[t]["n_test"] == first.folds[t]["n_test"] for t in range(n_folds))
+        if not same or set(r.per_query) != set(first.per_query):
+            raise ValueError(f"variant {name!r} was not run on the same folds as {names[0]!r}")
+    key = "val_" + select
+    per_query: dict[str, dict[str, float]] = {}
+    run: dict[str, dict[str, float]] = {}
+    rows: list[dict[str, Any]] = []
+    for t in range(n_folds):
+        best = max(names, key=lambda n: (results[n].folds[t][key], -names.index(n)))
+        chosen = results[best]
+        qids = chosen.folds[t]["qids"]
+        per_query.update({q: chosen.per_query[q] for q in qids})
+        run.update({q: chosen.run[q] for q in qids})
+        rows.append({**chosen.folds[t], "variant": best})
+    return CVResult(method=method or first.method, per_query=per_query, folds=rows, run=run,
+                    n_params=max(results[n].n_params for n in names),
+                    seconds=sum(r.seconds for r in results.values()), config=first.config)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from xmlib.deepranking.sampler import CategoryRelevance, Triplets
 from xmlib.deepranking.training import TripletData, embed
-from xmlib.metrics.triplets import score_at_top_k, similarity_precision
+from xmlib.metrics.triplets import scaled_top_k, score_at_top_k, similarity_precision
 
 
 def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
@@ -53,8 +53,14 @@ class MappedSampler:
         return Triplets(self.index[t.query], self.index[t.positive], self.index[t.negative], t.out_of_class)
 
 
-def training_relevance(bench) -> tuple[CategoryRelevance, np.ndarray]:
-    """Golden relevance among the training images: (CategoryRelevance in local ids, global ids of them)."""
+def training_relevance(bench, cfg=None) -> tuple[CategoryRelevance, np.ndarray]:
+    """Golden relevance among the training images: (CategoryRelevance in local ids, global ids of them).
+
+    With a :class:`~xmlib.deepranking.config.Config`, the benchmark's golden weights are set from it first:
+    w_cnn = ``golden_alpha``, w_color = 1 − ``golden_alpha``, w_concept = ``golden_concept``.
+    """
+    if cfg is not None:
+        bench = bench.with_weights(cnn=cfg.golden_alpha, color=1.0 - cfg.golden_alpha, concept=cfg.golden_concept)
     train = np.asarray(bench.train_idx, dtype=np.int64)
     cats = bench.category[train]
     blocks = {}
@@ -69,15 +75,23 @@ def emoji_data(bench, image_size: int) -> TripletData:
     return TripletData(images_to_tensor(bench.images, image_size), torch.from_numpy(np.asarray(bench.cnn, np.float32)))
 
 
+def gallery_k(bench, split: str, k: int = 30) -> int:
+    """K of score-at-top-K for ``split``: the paper's ``k`` of 1,000 images scaled to the split's gallery
+    (its images; :func:`~xmlib.metrics.triplets.scaled_top_k`)."""
+    return scaled_top_k(len(bench.indices(split)), k)
+
+
 @torch.no_grad()
-def evaluate(model, data: TripletData, bench, split: str = "val", k: int = 30) -> dict[str, float]:
-    """Similarity precision (overall and per triplet type) and score-at-top-K on ``split``'s triplets."""
+def evaluate(model, data: TripletData, bench, split: str = "val", k: int | None = None) -> dict[str, float]:
+    """Similarity precision (overall and per triplet type) and score-at-top-K (key ``score_at_top_k``) on
+    ``split``'s triplets; the gallery of a query is its split, ``k`` defaults to :func:`gallery_k`."""
     from xmlib.data.benchmarks.emoji import TRIPLET_TYPES
 
     trip, kind, _ = bench.triplets_of(split)
     emb = embed(model, data)
     gallery = bench.meta["split"].to_numpy()
-    out = {"precision": similarity_precision(emb, trip), f"score_at_top_{k}": score_at_top_k(emb, trip, k=k, gallery=gallery)}
+    k = gallery_k(bench, split) if k is None else k
+    out = {"precision": similarity_precision(emb, trip), "score_at_top_k": score_at_top_k(emb, trip, k=k, gallery=gallery)}
     for t, name in enumerate(TRIPLET_TYPES):
         if (kind == t).any():
             out[f"precision_{name}"] = similarity_precision(emb, trip[kind == t])

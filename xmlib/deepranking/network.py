@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -241,7 +242,8 @@ class DeepRankingNet(nn.Module):
         return self
 
     @torch.no_grad()
-    def init_from_convnet(self, features: torch.Tensor, shallow_scale: float = 0.0) -> "DeepRankingNet":
+    def init_from_convnet(self, features: torch.Tensor | None = None, shallow_scale: float = 0.0,
+                          basis: tuple[torch.Tensor, torch.Tensor] | None = None) -> "DeepRankingNet":
         """Start the linear embedding from the pretrained ConvNet's similarity (our departure; the paper
         does not say how its embedding is initialised).
 
@@ -250,19 +252,21 @@ class DeepRankingNet(nn.Module):
         the bias −P μ (μ their mean), and the shallow block is multiplied by ``shallow_scale``
         (0: the shallow branches start silent and grow from the gradient). At initialisation
         f(p) = normalise(P (c_p − μ)), so the squared distance of Eq. (1) orders neighbours as the
-        ConvNet's cosine does, up to the dropped directions. ``embed_dim`` > F leaves the extra rows random.
+        ConvNet's cosine does, up to the dropped directions. With ``embed_dim`` > F (the paper's 4,096 over
+        a 1,280-d ConvNet) the extra rows start as the shallow block does (times ``shallow_scale``).
+        ``basis = (μ, P)`` from :func:`convnet_pca` skips recomputing it (several models, one basis).
         """
-        c = l2_normalize(torch.as_tensor(features, dtype=torch.float64))  # (N, F)
-        if c.ndim != 2 or c.shape[1] != self.convnet_dim:
-            raise ValueError(f"features must be (N, convnet_dim={self.convnet_dim}), got {tuple(c.shape)}")
-        mu = c.mean(0)  # (F,)
-        _, _, vh = torch.linalg.svd(c - mu, full_matrices=False)  # vh (min(N, F), F)
+        mu, vh = convnet_pca(features, self.embed.out_features) if basis is None else basis
+        if vh.shape[1] != self.convnet_dim:
+            raise ValueError(f"features must be (N, convnet_dim={self.convnet_dim}), got {vh.shape[1]} columns")
         d = min(self.embed.out_features, vh.shape[0])
         w = self.embed.weight  # (embed_dim, shallow_dim + F)
         sd = self.shallow_dim
         w[:d, sd:] = vh[:d].to(w.dtype)
+        w[d:, sd:] *= shallow_scale
         w[:, :sd] *= shallow_scale
         self.embed.bias[:d] = -(vh[:d] @ mu).to(w.dtype)
+        self.embed.bias[d:] *= shallow_scale
         return self
 
     def convnet_branch(self, images: torch.Tensor | None, convnet_features: torch.Tensor | None = None) -> torch.Tensor:
@@ -306,6 +310,21 @@ class DeepRankingNet(nn.Module):
         parts.append(self.convnet_branch(images, convnet_features))
         x = self.dropout(torch.cat(parts, dim=1))  # (B, shallow_dim + F)
         return l2_normalize(self.embed(x))  # (B, embed_dim)
+
+
+@torch.no_grad()
+def convnet_pca(features, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean μ (F,) and the top-``k`` principal directions P (≤ k, F) (rows, by decreasing variance) of the
+    L2-normalised ``features`` (N, F), in float64, from the F × F covariance (cheap for N ≫ F)."""
+    c = l2_normalize(torch.as_tensor(np.asarray(features) if not isinstance(features, torch.Tensor) else features,
+                                     dtype=torch.float64))  # (N, F)
+    if c.ndim != 2 or len(c) < 2:
+        raise ValueError(f"features must be (N >= 2, F), got {tuple(c.shape)}")
+    mu = c.mean(0)  # (F,)
+    x = c - mu
+    evals, evecs = torch.linalg.eigh(x.T @ x)  # ascending, (F,), (F, F)
+    k = min(k, c.shape[1], len(c) - 1)
+    return mu, evecs[:, -k:].flip(1).T.contiguous()  # (k, F)
 
 
 def build_network(cfg, convnet: nn.Module | None = None, convnet_dim: int = 1280) -> DeepRankingNet:

@@ -13,6 +13,11 @@ A triplet (q, p+, p−) says p+ is more similar to q than p−. With a distance 
   retrieved for the same text query; scale K with the gallery when it is smaller, and say so).
   The query itself is never its own neighbour; equal distances are ordered by image index.
 
+Uncertainty: :func:`triplet_outcomes` gives each triplet's contribution (correct, and its ±1/0 share of
+score-at-top-K) and :func:`bootstrap_ci` resamples them by cluster (e.g. the query's concept: the
+triplets of one concept are not independent), for one model or for the paired difference of two.
+:func:`scaled_top_k` scales the paper's K = 30 (of a 1,000-image gallery) to another gallery size.
+
 Distances default to squared Euclidean (Eq. 1); pass ``distance(x, y) → (n, m)`` for another (e.g. the
 negative of OASIS's bilinear similarity).
 """
@@ -136,3 +141,49 @@ def score_at_top_k(embeddings, triplets, k: int = 30, gallery=None, distance: Di
     counted = (rank_p < k) | (rank_n < k)
     correct = (d_pos < d_neg).numpy()
     return int(np.sum(correct & counted) - np.sum(~correct & counted))
+
+
+def scaled_top_k(gallery_size: int, k: int = 30, reference: int = 1000) -> int:
+    """K scaled to a gallery: ``max(1, round(k · gallery_size / reference))`` (the paper: K = 30 of 1,000)."""
+    if gallery_size < 1 or k < 1 or reference < 1:
+        raise ValueError(f"gallery_size, k and reference must be >= 1, got {gallery_size}, {k}, {reference}")
+    return max(1, int(round(k * gallery_size / reference)))
+
+
+def triplet_outcomes(embeddings, triplets, k: int = 30, gallery=None,
+                     distance: Distance = squared_euclidean_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Per triplet: ``correct`` (T,) bool and ``top_k`` (T,) int in {−1, 0, +1}, its share of
+    score-at-top-K; ``correct.mean()`` is :func:`similarity_precision`, ``top_k.sum()`` is :func:`score_at_top_k`."""
+    rank_p, rank_n = neighbour_ranks(embeddings, triplets, gallery, distance)
+    d_pos, d_neg = triplet_distances(embeddings, triplets, distance)
+    correct = (d_pos < d_neg).numpy()
+    counted = (rank_p < k) | (rank_n < k)
+    return correct, np.where(counted, np.where(correct, 1, -1), 0)
+
+
+def bootstrap_ci(values, groups=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                 statistic: str = "mean") -> tuple[float, float, float]:
+    """Point estimate and percentile confidence interval of the mean (or sum) of ``values`` (T,),
+    resampling whole ``groups`` (T,) with replacement (each triplet its own group when None).
+
+    For a paired comparison pass the difference of two models' per-triplet values. With ``"sum"`` each
+    resample is rescaled to the original number of triplets. Returns ``(estimate, low, high)``.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("no values to bootstrap")
+    if statistic not in ("mean", "sum"):
+        raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}")
+    g = np.arange(v.size) if groups is None else np.asarray(groups).ravel()
+    if g.shape != v.shape:
+        raise ValueError(f"groups must have one label per value ({v.size}), got shape {g.shape}")
+    _, inv = np.unique(g, return_inverse=True)
+    sums = np.bincount(inv, weights=v)  # (G,) per-cluster sums
+    sizes = np.bincount(inv).astype(np.float64)  # (G,)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(sums), size=(n_boot, len(sums)))  # (n_boot, G)
+    tot, cnt = sums[pick].sum(1), sizes[pick].sum(1)
+    boot = tot / cnt if statistic == "mean" else tot / cnt * v.size
+    est = float(v.mean() if statistic == "mean" else v.sum())
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return est, float(lo), float(hi)
