@@ -56,7 +56,7 @@ class Config(BaseConfig):
     out_of_class_fraction: float = 0.2  # Table 1's DeepRanking uses 20%
     max_failures: int = 20  # rejected triplets before a query is dropped
     buffer_size: int = 32  # online sampler: images kept per category
-    online_rescale: bool = False  # online sampler: rescale the acceptance (same distribution, fewer rejections)
+    online_rescale: bool = True  # online sampler: rescale the acceptance (same distribution, fewer rejections; paper: False)
     golden_alpha: float = 0.5  # golden relevance: w_cnn = α (ConvNet cosine), w_color = 1 − α (colour BC)
     golden_concept: float = 20.0  # w_concept: bonus of the same concept by another designer (paper: 0)
     # --- data and protocol (the chapter) ---
@@ -96,6 +96,6 @@ PROFILES: dict[str, dict[str, object]] = {
     "smoke": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 8, "embed_dim": 32, "shallow_channels": 8,
               "buffer_size": 8, "benchmark": "smoke", "seeds": 1, "bootstrap": 200, "fractions": (0.0, 0.2, 1.0)},
     "default": {},
-    "paper": {"image_size": 224, "convnet": "finetune", "embed_dim": 4096, "pixel_shift": 16, "lr": 0.001,
+    "paper": {"online_rescale": False, "image_size": 224, "convnet": "finetune", "embed_dim": 4096, "pixel_shift": 16, "lr": 0.001,
               "epochs": 30, "steps_per_epoch": 1000, "batch_size": 32, "buffer_size": 200},
 }

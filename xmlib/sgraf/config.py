@@ -25,6 +25,15 @@ Departure switches (each defaults to the paper; the notebook's admonitions name 
   captions per image per epoch (the CPU profile's shorter epoch).
 - ``max_words``: 0 = the paper (no limit); else captions are cut to that many tokens including
   ``<start>``/``<end>``.
+- ``warmup_epochs``: 0 = the paper (hardest negatives from the first step); k > 0 = the first k epochs
+  sum the hinge over all negatives, then hardest negatives. A short CPU run needs it: from a random
+  start the hardest-negative loss collapses every score to one value and stays there.
+
+Chapter-level fields (the notebook's budget; they do not change one model): ``test_images`` (images
+of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` / ``ablation_test_images``
+(every ablation model of Tables 3–5 gets the same schedule and test subset), ``steps_grid`` (SGR steps
+of Table 3), ``n_boot`` (bootstrap replicates), ``torch_threads`` (0 = torch's default; 1 is fastest on a
+shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from typing import Literal
 
 from xmlib.core.config import BaseConfig
 
-Aggregator = Literal["sgr", "saf", "average"]
+Aggregator = Literal["sgr", "saf", "average", "joint"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class Config(BaseConfig):
     # --- objective and optimisation ---------------------------------------------------------
     margin: float = 0.2  # γ
     max_violation: bool = True  # hardest negative (VSE++); False = sum over all negatives
+    warmup_epochs: int = 0  # epochs of all-negatives hinge before the hardest negatives (0 = the paper)
     learning_rate: float = 2e-4
     batch_size: int = 128
     grad_clip: float = 2.0
@@ -82,6 +92,14 @@ class Config(BaseConfig):
     # --- evaluation cost --------------------------------------------------------------------
     eval_pairs: int = 32768  # image × caption pairs scored at once (bounds the memory of evaluation)
     length_buckets: int = 4  # caption length groups per training batch (speed only; the same numbers)
+    # --- the chapter's budget (see the module docstring) -------------------------------------
+    test_images: int = 0  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
+    ablation_epochs: int = 0  # 0 = the SGR schedule's epochs
+    ablation_test_images: int = 0  # 0 = the main models' test set
+    steps_grid: tuple[int, ...] = (1, 2, 3, 4)  # N of Table 3
+    ablation_local_steps: tuple[int, ...] = (1, 3)  # N of Table 3's local-only rows
+    n_boot: int = 1000
+    torch_threads: int = 0
 
     def validate(self) -> None:
         for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "batch_size", "eval_pairs",
@@ -96,14 +114,18 @@ class Config(BaseConfig):
         self.require(self.margin >= 0.0, "margin", "must be >= 0")
         self.require(self.learning_rate > 0.0, "learning_rate", "must be positive")
         self.require(self.grad_clip > 0.0, "grad_clip", "must be positive")
-        for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images"):
+        for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images",
+                     "warmup_epochs", "test_images", "ablation_epochs", "ablation_test_images", "torch_threads"):
             self.require(getattr(self, name) >= 0, name, "must be >= 0")
         self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
         self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
+        self.require(self.n_boot >= 2, "n_boot", "must be >= 2")
+        self.require(all(int(n) >= 0 for n in self.steps_grid) and len(self.steps_grid) > 0, "steps_grid",
+                     "a non-empty tuple of step counts >= 0")
 
     def schedule(self) -> tuple[int, int]:
-        """(epochs, lr_step) of this model: the SGR schedule for ``sgr``, the SAF one otherwise."""
-        if self.aggregator == "sgr":
+        """(epochs, lr_step) of this model: the SGR schedule for ``sgr`` / ``joint``, the SAF one otherwise."""
+        if self.aggregator in ("sgr", "joint"):
             return self.epochs, self.lr_step
         return self.saf_epochs, self.saf_lr_step
 

@@ -1,8 +1,10 @@
 """SGRAF models and block scoring (Diao et al. 2021; chapter "SGRAF").
 
 :class:`SGRAFModel` = encoders → similarity nodes → one aggregator: ``"sgr"`` (:class:`~xmlib.sgraf.sgr.SGR`),
-``"saf"`` (:class:`~xmlib.sgraf.saf.SAF`) or ``"average"`` (Table 4's AA). SGRAF itself is two such
-models trained independently, their similarity matrices averaged (:func:`sgraf_scores`).
+``"saf"`` (:class:`~xmlib.sgraf.saf.SAF`), ``"average"`` (Table 4's AA) or ``"joint"`` (Table 5: one
+model with both heads on shared encoders and nodes, score = the mean of the SGR and SAF scores, trained
+as one). SGRAF itself is two such models trained independently, their similarity matrices averaged
+(:func:`sgraf_scores`).
 
 Speed: :meth:`SGRAFModel.score_block` scores a whole block of n_i images × n_c captions in one pass
 (no Python loop over captions); :meth:`SGRAFModel.score_per_caption` is the official code's form (one
@@ -27,12 +29,28 @@ from xmlib.sgraf.sgr import SGR
 from xmlib.sgraf.similarity import SimilarityNodes
 
 
+class JointAggregation(nn.Module):
+    """Table 5's joint training: SGR and SAF heads on the same nodes, ``S = (S_SGR + S_SAF) / 2``.
+
+    The paper says only that the two modules were trained jointly; sharing everything below the heads
+    and averaging the scores (as SGRAF averages at inference) is our reading.
+    """
+
+    def __init__(self, sim_dim: int, steps: int = 3, has_global: bool = True):
+        super().__init__()
+        self.sgr = SGR(sim_dim, steps, has_global=has_global)
+        self.saf = SAF(sim_dim)
+
+    def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.sgr(nodes, mask) + self.saf(nodes, mask)) / 2
+
+
 class SGRAFModel(nn.Module):
     """One SGRAF model: SGR, SAF or an ablation of Tables 3–4.
 
     Args:
         vocab_size: number of word ids; img_dim: D; word_dim: word embedding size; embed_size: d;
-        sim_dim: m; aggregator: ``"sgr"`` | ``"saf"`` | ``"average"``; similarity: ``"vector"`` (Eq. 1)
+        sim_dim: m; aggregator: ``"sgr"`` | ``"saf"`` | ``"average"`` | ``"joint"``; similarity: ``"vector"`` (Eq. 1)
         | ``"scalar"`` (cosine); attention: ``"t2i"`` | ``"i2t"``; use_global / use_local: which nodes;
         sgr_steps: N; lam: λ; leaky, l2_context, global_norm, num_regions: departure switches
         (:mod:`xmlib.sgraf.config`); dropout: of the text embedding and the attention pooling;
@@ -46,8 +64,8 @@ class SGRAFModel(nn.Module):
                  num_regions: int | None = None, dropout: float = 0.4, length_buckets: int = 4):
         super().__init__()
         self.length_buckets = length_buckets
-        if aggregator not in ("sgr", "saf", "average"):
-            raise ValueError(f"aggregator must be 'sgr', 'saf' or 'average', got {aggregator!r}")
+        if aggregator not in ("sgr", "saf", "average", "joint"):
+            raise ValueError(f"aggregator must be 'sgr', 'saf', 'average' or 'joint', got {aggregator!r}")
         if similarity == "scalar" and aggregator != "average":
             raise ValueError("similarity='scalar' only goes with aggregator='average' (Table 4: SS+AA)")
         self.img_enc = ImageEncoder(img_dim, embed_size, global_norm=global_norm, num_regions=num_regions,
@@ -59,6 +77,8 @@ class SGRAFModel(nn.Module):
             self.aggregate: nn.Module = SGR(sim_dim, sgr_steps, has_global=use_global)
         elif aggregator == "saf":
             self.aggregate = SAF(sim_dim)
+        elif aggregator == "joint":
+            self.aggregate = JointAggregation(sim_dim, sgr_steps, has_global=use_global)
         else:
             self.aggregate = AverageAggregation(sim_dim, scalar=similarity == "scalar")
         self.aggregator = aggregator

@@ -20,7 +20,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -125,8 +125,13 @@ def epoch_batches(n_images: int, epoch: int, *, batch_size: int, seed: int, capt
     return [b for b in batches if len(b) > 1]
 
 
-def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.device):
-    """``step(caption_indices) -> loss`` for :func:`xmlib.core.train.fit`."""
+def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.device,
+              hardest: Callable[[], bool] | None = None):
+    """``step(caption_indices) -> loss`` for :func:`xmlib.core.train.fit`.
+
+    ``hardest()`` says whether this step uses the hardest negatives (default: ``cfg.max_violation``);
+    :func:`train_model` passes one that is False during the ``warmup_epochs``.
+    """
     def step(caps: np.ndarray) -> torch.Tensor:
         img = caps // data.captions_per_image
         images = torch.from_numpy(np.asarray(data.images[img], dtype=np.float32)).to(device)  # (B, K, D)
@@ -135,7 +140,8 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
         tokens = data.tokens[idx, : int(lengths.max())].to(device)
         scores = model(images, tokens, lengths.to(device))  # (B, B)
         ids = torch.from_numpy(img).to(device) if cfg.mask_same_image else None
-        return contrastive_loss(scores, cfg.margin, cfg.max_violation, ids)
+        max_violation = cfg.max_violation if hardest is None else hardest()
+        return contrastive_loss(scores, cfg.margin, max_violation, ids)
     return step
 
 
@@ -168,8 +174,8 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
 
     Adam (``learning_rate``), gradient-norm clipping (``grad_clip``), learning rate × ``lr_decay``
     every ``lr_step`` epochs (SGR's or SAF's schedule, :meth:`Config.schedule`), bidirectional hinge
-    with hardest (or all) negatives. With ``checkpoint_dir`` a run that was interrupted resumes where
-    it stopped. ``epochs`` overrides the schedule's number of epochs (the learning-rate step stays).
+    with hardest (or all) negatives (all of them during ``warmup_epochs``). With ``checkpoint_dir`` a
+    run that was interrupted resumes where it stopped. ``epochs`` overrides the schedule's number of epochs (the learning-rate step stays).
     """
     device = device or get_device()
     for name, data in (("train", train), ("dev", dev)):
@@ -187,11 +193,17 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=cfg.lr_decay) if lr_step > 0 else None
 
+    current = {"epoch": 0}
+
     def batches(epoch: int) -> list[np.ndarray]:
+        current["epoch"] = epoch  # the warm-up depends on the epoch (a resumed run calls this too)
         return epoch_batches(train.n_images, epoch, batch_size=cfg.batch_size, seed=cfg.seed,
                              captions_per_image=train.captions_per_image, captions_per_epoch=cfg.captions_per_epoch)
 
-    result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device),
+    def hardest() -> bool:
+        return cfg.max_violation and current["epoch"] >= cfg.warmup_epochs
+
+    result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest),
                  evaluate=lambda: evaluate(model, dev, max_pairs=cfg.eval_pairs, device=device), select="rsum",
                  scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
                  fingerprint=cfg.fingerprint(), desc=f"train {cfg.aggregator}")
