@@ -70,7 +70,7 @@ unit: env
 test: html-smoke chromium
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
-	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
 
 clean:
 	rm -rf _build runs notebooks/*.ipynb

@@ -73,3 +73,29 @@ def test_missing_parameters_cell_is_an_error(project):
 def test_cli_rejects_unknown_profile():
     with pytest.raises(SystemExit):
         runner.main(["--profile", "huge"])
+
+
+def test_dependency_stamp_tracks_imported_modules(tmp_path):
+    """Only a change to a module the run imported makes the notebook stale."""
+    lib = tmp_path / "xmlib"
+    lib.mkdir()
+    used, unused = lib / "used.py", lib / "unused.py"
+    used.write_text("x = 1\n")
+    unused.write_text("y = 1\n")
+    nb = {"cells": [{"cell_type": "code", "source": "1", "metadata": {}, "execution_count": 1, "outputs": []},
+                    {"cell_type": "code", "source": runner.DEPS_CELL, "metadata": {}, "execution_count": 2,
+                     "outputs": [{"output_type": "stream", "name": "stdout",
+                                  "text": runner.DEPS_MARKER + json.dumps([str(used), "/elsewhere/xmlib/core.py"]) + "\n"}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    deps = runner._pop_deps(path, tmp_path)
+    assert list(deps) == ["xmlib/used.py"]                      # files outside the checkout are not tracked
+    assert len(json.loads(path.read_text())["cells"]) == 1      # the bookkeeping cell is gone
+    stamp = {"deps": deps}
+    assert runner.deps_unchanged(stamp, tmp_path)
+    unused.write_text("y = 2\n")
+    assert runner.deps_unchanged(stamp, tmp_path)               # not imported: still fresh
+    used.write_text("x = 2\n")
+    assert not runner.deps_unchanged(stamp, tmp_path)           # imported and changed: stale
+    assert not runner.deps_unchanged({}, tmp_path)              # an old stamp without deps: stale

@@ -7,9 +7,10 @@
 Each text notebook ``notebooks/NAME.py`` is converted in memory (jupytext), its ``parameters`` cell
 gets ``profile`` and ``overrides`` injected (papermill), and it runs in a fresh kernel. The executed
 notebook is cached in ``_build/executed/<profile>/NAME.ipynb`` with a stamp: the hash of the source,
-the parameters and the ``xmlib`` sources. A notebook whose stamp matches is not run again. A notebook
-that raises makes the command fail (exit 1); its partial output is kept as ``NAME.failed.ipynb`` for
-reading, never installed into the book.
+the parameters, and the hash of every ``xmlib`` module the run imported (recorded by a last cell that
+the runner appends and removes again). A notebook whose stamp matches is not run again, so editing
+one chapter's library code re-runs that chapter only. A notebook that raises makes the command fail
+(exit 1); its partial output is kept as ``NAME.failed.ipynb`` for reading, never installed into the book.
 """
 
 from __future__ import annotations
@@ -58,21 +59,56 @@ def toc_notebooks(root: Path) -> list[Path]:
     return out
 
 
-def library_hash(root: Path) -> str:
-    """Hash of every ``xmlib`` source file: a library change re-runs the notebooks."""
-    h = hashlib.sha256()
-    for path in sorted((root / "xmlib").rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+DEPS_MARKER = "XMLIB_MODULES="
+# Appended to every run, removed from the saved notebook: which xmlib modules did the run import?
+DEPS_CELL = (
+    "import json as _json, sys as _sys\n"
+    f"print({DEPS_MARKER!r} + _json.dumps(sorted(getattr(_m, '__file__', None) or '' for _k, _m in list(_sys.modules.items())\n"
+    "      if _k == 'xmlib' or _k.startswith('xmlib.'))))"
+)
 
 
-def stamp_key(source: Path, profile: str, overrides: dict[str, Any], lib_hash: str) -> str:
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_key(source: Path, profile: str, overrides: dict[str, Any]) -> str:
+    """Hash of the notebook's text and its parameters."""
     h = hashlib.sha256()
     h.update(source.read_bytes())
     h.update(json.dumps({"profile": profile, "overrides": overrides}, sort_keys=True).encode())
-    h.update(lib_hash.encode())
     return h.hexdigest()
+
+
+def deps_unchanged(stamp: dict[str, Any], root: Path) -> bool:
+    """True when every library file the last run imported still has the hash it had then."""
+    deps = stamp.get("deps")
+    if not isinstance(deps, dict):  # a stamp from before dependency tracking
+        return False
+    for rel, digest in deps.items():
+        path = root / rel
+        if not path.is_file() or file_hash(path) != digest:
+            return False
+    return True
+
+
+def _pop_deps(nb_path: Path, root: Path) -> dict[str, str]:
+    """Remove the appended dependency cell from the executed notebook; return {file: sha256}."""
+    nb = json.loads(nb_path.read_text())
+    cell = nb["cells"].pop()
+    text = "".join("".join(o.get("text", [])) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+    files = json.loads(text.split(DEPS_MARKER, 1)[1].strip()) if DEPS_MARKER in text else []
+    with atomic_path(nb_path) as tmp:
+        tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    deps = {}
+    for f in files:
+        path = Path(f).resolve()
+        try:
+            rel = path.relative_to(root.resolve())
+        except ValueError:
+            continue  # an installed copy outside the checkout: not tracked
+        deps[rel.as_posix()] = file_hash(path)
+    return deps
 
 
 def executed_dir(root: Path, profile: str) -> Path:
@@ -84,9 +120,12 @@ def execute(source: Path, profile: str, overrides: dict[str, Any], out: Path, *,
     import jupytext
     import papermill as pm
 
+    import nbformat
+
     nb = jupytext.read(source)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ValueError(f"{source} has no cell tagged 'parameters' (add `# %% tags=[\"parameters\"]`)")
+    nb.cells.append(nbformat.v4.new_code_cell(DEPS_CELL, metadata={"tags": ["remove-cell"]}))
     failed = out.with_name(out.stem + ".failed.ipynb")
     t0 = time.perf_counter()
     # The kernel inherits these: reproducible set iteration order, and no progress bars stored in the
@@ -135,7 +174,6 @@ def run(
     overrides = overrides or {}
     if profile not in PROFILES:
         raise SystemExit(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    lib = library_hash(root)
     out_dir = executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
@@ -146,9 +184,9 @@ def run(
             raise SystemExit(f"{source} does not exist")
         out = out_dir / (source.stem + ".ipynb")
         stamp_path = out.with_suffix(".stamp.json")
-        key = stamp_key(source, profile, overrides, lib)
+        key = source_key(source, profile, overrides)
         stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
-        if not force and out.exists() and stamp.get("key") == key:
+        if not force and out.exists() and stamp.get("key") == key and deps_unchanged(stamp, root):
             summary.append((source.name, "unchanged", stamp.get("seconds", 0.0)))
             continue
         print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
@@ -162,8 +200,9 @@ def run(
             if stamp_path.exists():
                 stamp_path.unlink()
             continue
+        deps = _pop_deps(out, root)
         atomic_write_json(stamp_path, {"key": key, "profile": profile, "overrides": overrides, "seconds": round(seconds, 1),
-                                       "source": source.relative_to(root).as_posix()})
+                                       "source": source.relative_to(root).as_posix(), "deps": deps})
         summary.append((source.name, "ran", seconds))
     for name, status, seconds in summary:
         print(f"[xmlib.book.run] {status:>9}  {seconds:7.1f} s  {name}")
