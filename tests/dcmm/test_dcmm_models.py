@@ -23,13 +23,6 @@ TINY = Config(n_queries=20, n_docs=16, visual_dim=24, hidden=8, conv_channels=8,
               lr_grid=(1e-2,), cm_k_grid=(3, 5), folds=3, batch_queries=4)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids thread-sync overhead on shared CPUs."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 
