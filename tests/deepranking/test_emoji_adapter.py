@@ -47,3 +47,21 @@ def test_mapped_sampler_returns_global_training_ids_with_valid_triplets():
 
     check_triplets(t, bench.category, r_global, 0.01)
     assert s.stats.triplets == 200
+
+
+def test_training_relevance_takes_the_golden_weights_from_the_config():
+    from xmlib.core.config import resolve_config
+    from xmlib.deepranking.config import PROFILES, Config
+
+    bench = FakeBench()
+    seen = {}
+
+    def with_weights(**kw):
+        seen.update(kw)
+        return bench
+
+    bench.with_weights = with_weights
+    cfg = resolve_config(Config, PROFILES, "smoke", {"golden_alpha": 0.3, "golden_concept": 7.0})
+    rel, train = training_relevance(bench, cfg)
+    assert seen == {"cnn": 0.3, "color": 0.7, "concept": 7.0}
+    assert len(rel) == len(train)

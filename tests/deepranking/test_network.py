@@ -142,6 +142,6 @@ def test_init_from_convnet_reproduces_the_convnet_ranking():
     c = torch.nn.functional.normalize(feats, dim=1)
     want = torch.nn.functional.normalize(c - c.mean(0), dim=1)
     torch.testing.assert_close(f @ f.T, (want @ want.T).float(), atol=1e-4, rtol=1e-4)
-    assert float(net.embed.weight[:, :net.shallow_dim].abs().max()) == 0.0  # shallow block starts silent
+    assert float(net.embed.weight.detach()[:, :net.shallow_dim].abs().max()) == 0.0  # shallow block starts silent
     with pytest.raises(ValueError, match="convnet_dim"):
         net.init_from_convnet(torch.randn(5, 7))

@@ -112,21 +112,34 @@ def neighbour_ranks(embeddings, triplets, gallery=None, distance: Distance = squ
         raise ValueError(f"gallery must be None or (N,) = ({len(x)},) labels, got shape {labels.shape}")
     rank_p = np.empty(len(t), dtype=np.int64)
     rank_n = np.empty(len(t), dtype=np.int64)
-    index = np.arange(len(x))
-    for q in np.unique(t[:, 0]):
-        rows = np.flatnonzero(t[:, 0] == q)
-        cand = index if labels is None else np.flatnonzero(labels == labels[q])
-        cand = cand[cand != q]
-        d = distance(x[q:q + 1], x[torch.as_tensor(cand)])[0].numpy()  # (G,)
-        for which, out in ((1, rank_p), (2, rank_n)):
-            for r in rows:
-                target = t[r, which]
-                pos = np.flatnonzero(cand == target)
-                if len(pos) == 0:
-                    raise ValueError(f"image {target} of triplet {r} is not in query {q}'s gallery")
-                d_t = d[pos[0]]
-                out[r] = int(np.sum(d < d_t) + np.sum((d == d_t) & (cand < target)))
+    lab = np.zeros(len(x), dtype=np.int64) if labels is None else labels
+    queries = np.unique(t[:, 0])
+    for g in np.unique(lab[queries]):  # one gallery at a time: its features are gathered once
+        members = np.flatnonzero(lab == g)  # (G,)
+        xg = x if labels is None else x[torch.as_tensor(members)]  # (G, d)
+        qs = queries[lab[queries] == g]
+        for s0 in range(0, len(qs), 256):
+            chunk = qs[s0:s0 + 256]
+            dist = distance(x[torch.as_tensor(chunk)], xg).numpy()  # (chunk, G)
+            for k, q in enumerate(chunk):
+                keep = members != q
+                _ranks_of_query(t, q, members[keep], dist[k][keep], rank_p, rank_n)
     return rank_p, rank_n
+
+
+def _ranks_of_query(t: np.ndarray, q: int, cand: np.ndarray, d: np.ndarray, rank_p: np.ndarray,
+                    rank_n: np.ndarray) -> None:
+    """Fill the ranks of p+ and p− for the triplets of query ``q`` from its gallery ``cand`` (G,) and
+    their distances ``d`` (G,) (query excluded)."""
+    rows = np.flatnonzero(t[:, 0] == q)
+    for which, out in ((1, rank_p), (2, rank_n)):
+        for r in rows:
+            target = t[r, which]
+            pos = np.flatnonzero(cand == target)
+            if len(pos) == 0:
+                raise ValueError(f"image {target} of triplet {r} is not in query {q}'s gallery")
+            d_t = d[pos[0]]
+            out[r] = int(np.sum(d < d_t) + np.sum((d == d_t) & (cand < target)))
 
 
 def score_at_top_k(embeddings, triplets, k: int = 30, gallery=None, distance: Distance = squared_euclidean_matrix) -> int:
