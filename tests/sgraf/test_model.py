@@ -15,6 +15,8 @@ VARIANTS = [
     {"aggregator": "sgr", "use_global": False, "sgr_steps": 1},
     {"aggregator": "sgr", "use_local": False, "sgr_steps": 0},
     {"aggregator": "saf", "leaky": 0.1, "l2_context": True, "global_norm": "region", "num_regions": 5},
+    {"aggregator": "joint"},
+    {"aggregator": "joint", "use_global": False, "sgr_steps": 2},
 ]
 
 
@@ -116,3 +118,18 @@ def test_length_buckets_change_nothing_in_training_mode(dtype, aggregator):
     model.length_buckets = 3
     bucketed = model(images, tokens, lengths)
     torch.testing.assert_close(bucketed, whole)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_joint_model_scores_the_mean_of_its_sgr_and_saf_heads(dtype):
+    m = tiny(dtype, aggregator="joint")
+    images, tokens, lengths = inputs(dtype)
+    enc = encode_split(m, images, tokens, lengths)
+    mask = torch.arange(tokens.shape[1])[None] < lengths[:, None]
+    with torch.no_grad():
+        nodes, node_mask = m.nodes(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], mask)
+        want = (m.aggregate.sgr(nodes, node_mask) + m.aggregate.saf(nodes, node_mask)) / 2
+        got = m.score_block(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="aggregator"):
+        SGRAFModel(30, aggregator="mean")

@@ -108,3 +108,16 @@ def test_command_line_trains_on_a_precomp_folder(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["best_epoch"] == 0 and 0.0 <= out["test"]["rsum"] <= 600.0
     assert (tmp_path / "ckpt" / "last.pt").exists()
+
+
+def test_warmup_epochs_use_all_negatives_then_the_hardest():
+    train, dev = toy_data(16, 0), toy_data(6, 1)
+    base = resolve_config(Config, PROFILES, "smoke", {**TINY, "epochs": 2, "lr_step": 0, "max_violation": True})
+    _, warm = train_model(base.replace(warmup_epochs=1), train, dev, 20)
+    _, all_neg = train_model(base.replace(warmup_epochs=0, max_violation=False), train, dev, 20)
+    _, hard = train_model(base.replace(warmup_epochs=0), train, dev, 20)
+    losses = [[r["train_loss"] for r in res.history] for res in (warm, all_neg, hard)]
+    assert losses[0][0] == losses[1][0] != losses[2][0]  # epoch 0: the all-negatives hinge
+    assert losses[0][1] != losses[1][1]  # epoch 1: hardest negatives again
+    # a sum over B - 1 negatives per positive is at least the hardest one's hinge
+    assert losses[1][0] >= losses[2][0]
