@@ -141,7 +141,7 @@ PROFILES: dict[str, dict[str, object]] = {
     # the book's CPU profile: ~10 models trained and tested in <= 20 min on 2 shared cores (see the chapter)
     "default": {
         "word_dim": 100, "embed_size": 64, "sim_dim": 16, "batch_size": 32, "learning_rate": 5e-3, "max_violation": False,
-        "epochs": 4, "lr_step": 3, "saf_epochs": 4, "saf_lr_step": 3, "dev_images": 100, "ablation_test_images": 300,
+        "epochs": 7, "lr_step": 5, "saf_epochs": 7, "saf_lr_step": 5, "dev_images": 100, "ablation_test_images": 300,
         "steps_grid": (1, 3), "ablation_local_steps": (3,), "torch_threads": 1,
     },
     "paper": {
