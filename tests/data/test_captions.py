@@ -224,6 +224,18 @@ def test_files_round_trip_through_the_precomp_reader(corpus):
     assert len(ex) == 2 and all(e["path"].is_file() and len(e["captions"]) == 5 for e in ex)
 
 
+def test_plan_coverage_agrees_with_the_built_files(corpus):
+    """The plan-level coverage (no features) equals what stats() measures on the written files."""
+    items, _ = C.collect_corpus(corpus["roots"])
+    sizes = C.Sizes(train=None, dev=3, test=5, vocab_threshold=2)
+    cov = C.plan_coverage(C.plan_split(items, sizes, 0), thresholds=(1, 2))
+    st = C.stats(C.build("smoke", sizes=sizes))
+    assert cov["train_images"] == st["train"]["images"] and cov["test_images"] == st["test"]["images"] == 5
+    assert cov["test_words_unseen_in_train"] == st["test_words_unseen_in_train"] == cov["unk_at_1"]
+    assert cov["unk_at_2"] == st["test_words_unk"] >= cov["unk_at_1"]
+    assert 0.0 < cov["unk_at_2"] < 1.0  # the fixture has both known and unknown test words
+
+
 def test_deterministic_from_seed_and_idempotent(corpus):
     tmp = corpus["tmp"]
     a = C.build("smoke", out_dir=tmp / "a", sizes=SIZES, seed=0)

@@ -32,6 +32,9 @@ def test_profiles_resolve_and_bad_values_are_named():
         Config(similarity="scalar", aggregator="sgr")
     with pytest.raises(ConfigError, match="captions_per_epoch"):
         Config(captions_per_epoch=6)
+    for name in ("ablation_lr_step", "baseline_epochs"):
+        with pytest.raises(ConfigError, match=name):
+            Config(**{name: -1})
 
 
 def test_epoch_batches_are_a_function_of_seed_and_epoch():

@@ -31,10 +31,11 @@ Departure switches (each defaults to the paper; the notebook's admonitions name 
   start the hardest-negative loss collapses every score to one value and stays there.
 
 Chapter-level fields (the notebook's budget; they do not change one model): ``test_images`` (images
-of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` / ``ablation_test_images``
-(every ablation model of Tables 3–5 gets the same schedule and test subset), ``steps_grid`` (SGR steps
-of Table 3), ``n_boot`` (bootstrap replicates), ``torch_threads`` (0 = torch's default; 1 is fastest on a
-shared 2-core machine).
+of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` /
+``ablation_lr_step`` / ``ablation_test_images`` (every ablation model of Tables 3–5 gets the same
+schedule and test subset), ``steps_grid`` (SGR steps of Table 3), ``n_boot`` (bootstrap replicates),
+``baseline_epochs`` (the linear VSE reference of Table 1), ``torch_threads`` (0 = torch's default; 1 is
+fastest on a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -96,10 +97,12 @@ class Config(BaseConfig):
     # --- the chapter's budget (see the module docstring) -------------------------------------
     test_images: int = 0  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
     ablation_epochs: int = 0  # 0 = the SGR schedule's epochs
+    ablation_lr_step: int = 0  # 0 = the SGR schedule's lr_step
     ablation_test_images: int = 0  # 0 = the main models' test set
     steps_grid: tuple[int, ...] = (1, 2, 3, 4)  # N of Table 3
     ablation_local_steps: tuple[int, ...] = (1, 3)  # N of Table 3's local-only rows
     n_boot: int = 1000
+    baseline_epochs: int = 15  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
     torch_threads: int = 0
 
     def validate(self) -> None:
@@ -116,7 +119,8 @@ class Config(BaseConfig):
         self.require(self.learning_rate > 0.0, "learning_rate", "must be positive")
         self.require(self.grad_clip > 0.0, "grad_clip", "must be positive")
         for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images",
-                     "warmup_epochs", "test_images", "ablation_epochs", "ablation_test_images", "torch_threads"):
+                     "warmup_epochs", "test_images", "ablation_epochs", "ablation_lr_step", "ablation_test_images",
+                     "baseline_epochs", "torch_threads"):
             self.require(getattr(self, name) >= 0, name, "must be >= 0")
         self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
         self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
@@ -136,12 +140,13 @@ PROFILES: dict[str, dict[str, object]] = {
         "word_dim": 32, "embed_size": 32, "sim_dim": 16, "batch_size": 32, "epochs": 1, "lr_step": 1,
         "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100, "eval_pairs": 8192,
         "learning_rate": 1e-3, "max_violation": False, "steps_grid": (1, 3), "ablation_local_steps": (3,),
-        "n_boot": 200, "torch_threads": 1,
+        "n_boot": 200, "baseline_epochs": 2, "torch_threads": 1,
     },
     # the book's CPU profile: ~10 models trained and tested in <= 20 min on 2 shared cores (see the chapter)
     "default": {
         "word_dim": 100, "embed_size": 64, "sim_dim": 16, "batch_size": 32, "learning_rate": 5e-3, "max_violation": False,
-        "epochs": 7, "lr_step": 5, "saf_epochs": 7, "saf_lr_step": 5, "dev_images": 100, "ablation_test_images": 300,
+        "epochs": 12, "lr_step": 10, "saf_epochs": 12, "saf_lr_step": 10, "dev_images": 200,
+        "ablation_epochs": 6, "ablation_lr_step": 5, "ablation_test_images": 300,
         "steps_grid": (1, 3), "ablation_local_steps": (3,), "torch_threads": 1,
     },
     "paper": {
