@@ -167,7 +167,10 @@ def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: t
     model.eval()
     regions, img_glob, words, txt_glob = [], [], [], []
     for s in range(0, len(images), batch_size):
-        x = torch.from_numpy(np.array(images[s:s + batch_size], dtype=np.float32)).to(device, param.dtype)  # a copy
+        block = images[s:s + batch_size]
+        if not isinstance(block, torch.Tensor):  # numpy or a memmap: copy the block out as float32
+            block = torch.from_numpy(np.array(block, dtype=np.float32))
+        x = block.to(device, param.dtype)
         r, g = model.encode_images(x)
         regions.append(r)
         img_glob.append(g)
