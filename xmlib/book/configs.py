@@ -80,3 +80,33 @@ class DataConfig(BaseConfig):
 
 DATA_PROFILES = {"smoke": {"benchmarks": "smoke", "n_queries": 2, "n_triplets": 4, "n_captions": 4},
                  "default": {}, "paper": {}}
+
+
+@dataclass(frozen=True)
+class ScorecardConfig(BaseConfig):
+    """Chapter "Scorecard".
+
+    Attributes:
+        seed: the first training seed of the chapters' seed set (which verdicts to collect).
+        n_sim: simulations per setting of the interval's calibration check.
+        sim_seeds: numbers of seeds simulated.
+        sim_queries: test queries per simulated data set (the DCMM chapter has about 56).
+        sim_boot: bootstrap replicates per simulated interval.
+    """
+
+    seed: int = 0
+    n_sim: int = 400
+    sim_seeds: tuple[int, ...] = (3, 5)
+    sim_queries: int = 56
+    sim_boot: int = 300
+
+    def validate(self) -> None:
+        self.require(self.seed >= 0, "seed", "must be >= 0")
+        self.require(self.n_sim >= 10, "n_sim", "must be at least 10")
+        self.require(all(s >= 2 for s in self.sim_seeds) and len(self.sim_seeds) >= 1, "sim_seeds",
+                     "needs numbers of seeds >= 2")
+        self.require(self.sim_queries >= 5, "sim_queries", "must be at least 5")
+        self.require(self.sim_boot >= 100, "sim_boot", "must be at least 100")
+
+
+SCORECARD_PROFILES = {"smoke": {"n_sim": 40, "sim_seeds": (2,), "sim_boot": 100}, "default": {}, "paper": {"n_sim": 1000}}

@@ -60,11 +60,14 @@ def toc_notebooks(root: Path) -> list[Path]:
 
 
 DEPS_MARKER = "XMLIB_MODULES="
-# Appended to every run, removed from the saved notebook: which xmlib modules did the run import?
+INPUTS_MARKER = "XMLIB_INPUTS="
+# Appended to every run, removed from the saved notebook: which xmlib modules did the run import, and
+# which other files did it declare as inputs (xmlib.book.inputs.record)?
 DEPS_CELL = (
     "import json as _json, sys as _sys\n"
     f"print({DEPS_MARKER!r} + _json.dumps(sorted(getattr(_m, '__file__', None) or '' for _k, _m in list(_sys.modules.items())\n"
-    "      if _k == 'xmlib' or _k.startswith('xmlib.'))))"
+    "      if _k == 'xmlib' or _k.startswith('xmlib.'))))\n"
+    f"print({INPUTS_MARKER!r} + _json.dumps(sorted(getattr(_sys.modules.get('xmlib.book.inputs'), 'INPUTS', ()))))"
 )
 
 
@@ -97,7 +100,9 @@ def _pop_deps(nb_path: Path, root: Path) -> dict[str, str]:
     nb = json.loads(nb_path.read_text())
     cell = nb["cells"].pop()
     text = "".join("".join(o.get("text", [])) for o in cell.get("outputs", []) if o.get("output_type") == "stream")
-    files = json.loads(text.split(DEPS_MARKER, 1)[1].strip()) if DEPS_MARKER in text else []
+    lines = {ln.split("=", 1)[0] + "=": ln.split("=", 1)[1] for ln in text.splitlines() if "=" in ln}
+    files = json.loads(lines[DEPS_MARKER]) if DEPS_MARKER in lines else []
+    inputs = json.loads(lines[INPUTS_MARKER]) if INPUTS_MARKER in lines else []
     with atomic_path(nb_path) as tmp:
         tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     deps = {}
@@ -108,6 +113,14 @@ def _pop_deps(nb_path: Path, root: Path) -> dict[str, str]:
         except ValueError:
             continue  # an installed copy outside the checkout: not tracked
         deps[rel.as_posix()] = file_hash(path)
+    for f in inputs:  # files the notebook read (kept by absolute path when outside the checkout)
+        path = Path(f).resolve()
+        try:
+            key = path.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            key = str(path)
+        if path.is_file():
+            deps[key] = file_hash(path)
     return deps
 
 

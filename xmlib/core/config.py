@@ -63,9 +63,41 @@ class BaseConfig:
         return dataclasses.replace(self, **changes)
 
     def fingerprint(self) -> str:
-        """A short stable hash of the values (used to key run folders and checkpoints)."""
+        """A short stable hash of all the values (keys the chapter's run folder)."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
+
+    @classmethod
+    def fields_with_role(cls, role: str) -> tuple[str, ...]:
+        """Fields declared with :func:`analysis_field` (``role="analysis"``) or :func:`evaluation_field`
+        (``role="evaluation"``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("role") == role)
+
+    @classmethod
+    def analysis_fields(cls) -> tuple[str, ...]:
+        return cls.fields_with_role("analysis")
+
+    def model_fingerprint(self, exclude: tuple[str, ...] = (), *, evaluation: bool = True) -> str:
+        """A short hash of the values that can change a trained model and, with ``evaluation``, its test
+        results: every field but the analysis-only ones, the evaluation ones when ``evaluation=False``,
+        and ``exclude`` (e.g. ``("seed",)`` when the seed keys a result separately)."""
+        skip = set(self.analysis_fields()) | set(exclude)
+        if not evaluation:
+            skip |= set(self.fields_with_role("evaluation"))
+        blob = json.dumps({k: v for k, v in self.to_dict().items() if k not in skip}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def analysis_field(default: Any) -> Any:
+    """A config field that only changes the analysis (bootstrap replicates, plots, how many seeds a table
+    uses): left out of :meth:`BaseConfig.model_fingerprint`, so changing it retrains nothing."""
+    return dataclasses.field(default=default, metadata={"role": "analysis"})
+
+
+def evaluation_field(default: Any) -> Any:
+    """A config field that changes how a trained model is tested (e.g. the test subset), not the model:
+    checkpoints are keyed without it (``model_fingerprint(evaluation=False)``), results with it."""
+    return dataclasses.field(default=default, metadata={"role": "evaluation"})
 
 
 def resolve_config(

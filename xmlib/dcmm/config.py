@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from xmlib.core.config import BaseConfig
+from xmlib.core.config import BaseConfig, analysis_field
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,16 @@ class Config(BaseConfig):
     lr_grid: tuple[float, ...] = (1e-3, 1e-2)
     hidden_grid: tuple[int, ...] = (16,)
     cm_k_grid: tuple[int, ...] = (3, 5, 10, 20)
-    fig2_k: tuple[int, ...] = (3, 5, 10, 20, 0)
-    fig2_depth: tuple[int, ...] = (1, 2, 3)
-    fig2_method: Literal["dcmm-cos", "dcmm-edge"] = "dcmm-cos"
-    n_examples: int = 3          # queries shown as images (top 10 before / after re-ranking)
+    method: Literal["ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge"] = "dcmm-edge"  # what one training run
+                                # cross-validates (the chapter sets it for each method of Table 1)
+    select_lr: bool = True      # False: lr fixed to ``lr`` instead of chosen from lr_grid (Fig. 2's grid)
+    # ---- the chapter's analysis (never changes a trained model) ----
+    seeds: int = analysis_field(3)           # training seeds per compared model (verdicts over seeds)
+    n_boot: int = analysis_field(2000)       # two-level bootstrap replicates of each claim
+    fig2_k: tuple[int, ...] = analysis_field((3, 10, 20, 0))
+    fig2_depth: tuple[int, ...] = analysis_field((1, 2, 3))
+    fig2_method: Literal["dcmm-cos", "dcmm-edge"] = analysis_field("dcmm-edge")  # the paper plots its best model
+    n_examples: int = analysis_field(3)      # queries shown as images (top 10 before / after re-ranking)
     # ---- CPU ----
     cpu_threads: int = 1        # torch threads while training on CPU (0 = leave torch's setting); the
                                 # per-query graphs are tiny, and extra threads only add sync overhead
@@ -101,6 +107,8 @@ class Config(BaseConfig):
         self.require(len(self.cm_k_grid) >= 1 and all(v >= 1 for v in self.cm_k_grid), "cm_k_grid", ">= 1")
         self.require(all(v >= 0 for v in self.fig2_k), "fig2_k", ">= 0 (0 = fully connected)")
         self.require(all(v >= 1 for v in self.fig2_depth), "fig2_depth", ">= 1")
+        self.require(self.seeds >= 1, "seeds", "must be >= 1 (3 in the default profile: verdicts are judged over seeds)")
+        self.require(self.n_boot >= 100, "n_boot", "must be >= 100 bootstrap replicates")
 
 
 OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "conv_bias": True,
@@ -111,11 +119,12 @@ PROFILES: dict[str, dict[str, object]] = {
     # a couple of minutes on 2 CPU cores: tiny data, few epochs, one-point grids
     "smoke": {"data": "smoke", "n_queries": 30, "n_docs": 30, "visual_dim": 256, "epochs": 8, "lr": 1e-2,
               "lr_grid": (1e-2,), "cm_k_grid": (5, 10), "fig2_k": (5, 0), "fig2_depth": (1, 2),
-              "folds": 3},
+              "folds": 3, "seeds": 2, "n_boot": 400},
     # the book's CPU profile (~60 queries x 50 candidates, 1280-d visual features)
     "default": {},
     # the paper's grid (official code's search): c in {16, 32}, conv 32, lr in {1e-3, 1e-4, 1e-5},
     # 100 epochs, batches of 16 queries; Fig. 2: k in {3, 5, 10, 15, 20, full} x 1-4 layers
     "paper": {"hidden": 32, "conv_channels": 32, "hidden_grid": (16, 32), "lr_grid": (1e-3, 1e-4, 1e-5),
-              "epochs": 100, "inner_folds": 4, "fig2_k": (3, 5, 10, 15, 20, 0), "fig2_depth": (1, 2, 3, 4)},
+              "epochs": 100, "inner_folds": 4, "fig2_k": (3, 5, 10, 15, 20, 0), "fig2_depth": (1, 2, 3, 4),
+              "seeds": 5},
 }

@@ -1,0 +1,91 @@
+"""Training runs over seeds: cached by config (without analysis fields), seed and code; the same
+numbers with or without worker processes; never stale after a code change."""
+
+import numpy as np
+import pytest
+
+from xmlib.core import fingerprint, jobs
+from xmlib.core.jobs import Job, run_jobs
+from tests.core.jobs_fixture import ToyConfig
+
+FN = "tests.core.jobs_fixture:toy"
+
+
+def _runs(log):
+    return log.read_text().split() if log.exists() else []
+
+
+def test_cached_by_model_config_and_seed_not_by_analysis_fields(tmp_path):
+    log = tmp_path / "calls.txt"
+    cfg = ToyConfig(log=str(log))
+    first = run_jobs([Job(FN, cfg, s, "toy") for s in (0, 1, 2)], cache=tmp_path, workers=1)
+    assert _runs(log) == ["0", "1", "2"] and not any(r.cached for r in first)
+    again = run_jobs([Job(FN, cfg.replace(n_boot=5000), s, "toy") for s in (0, 1, 2)], cache=tmp_path, workers=1)
+    assert _runs(log) == ["0", "1", "2"] and all(r.cached for r in again)  # n_boot retrains nothing
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a["weights"], b["weights"])
+    assert list(again[0]["names"]) == ["a", "b"] and again[0]["history"] == [{"epoch": 0, "loss": 1.0}]
+    assert not np.array_equal(first[0]["weights"], first[1]["weights"])  # seeds differ
+    run_jobs([Job(FN, cfg.replace(width=4), 0, "toy")], cache=tmp_path, workers=1)
+    assert _runs(log)[-1] == "0" and len(_runs(log)) == 4  # a model field retrains
+    assert (first[0].workdir / "weights.txt").is_file()
+
+
+def test_a_code_change_retrains(tmp_path, monkeypatch):
+    log = tmp_path / "calls.txt"
+    cfg = ToyConfig(log=str(log))
+    run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
+    run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
+    assert len(_runs(log)) == 1
+    real = jobs.code_hash
+    monkeypatch.setattr(jobs, "code_hash", lambda *m: real(*m) + "-edited")
+    res = run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
+    assert len(_runs(log)) == 2 and not res[0].cached
+
+
+def test_code_hash_follows_imports_and_changes_with_a_function(tmp_path, monkeypatch):
+    pkg = tmp_path / "xmlib"
+    (pkg / "model").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model" / "__init__.py").write_text("")
+    (pkg / "model" / "train.py").write_text("from xmlib.model.layers import step\nfrom . import loss\n")
+    (pkg / "model" / "layers.py").write_text("def step(x):\n    return x + 1\n")
+    (pkg / "model" / "loss.py").write_text("def loss(x):\n    return x\n")
+    (pkg / "other.py").write_text("X = 1\n")
+    monkeypatch.setattr(fingerprint, "_package_root", lambda: pkg)
+    assert fingerprint.describe("xmlib.model.train") == ["xmlib", "xmlib.model", "xmlib.model.layers",
+                                                          "xmlib.model.loss", "xmlib.model.train"]
+    before = fingerprint.code_hash("xmlib.model.train")
+    (pkg / "other.py").write_text("X = 2\n")  # not imported: no change
+    assert fingerprint.code_hash("xmlib.model.train") == before
+    (pkg / "model" / "layers.py").write_text("def step(x):\n    return x + 2\n")
+    assert fingerprint.code_hash("xmlib.model.train") != before
+
+
+def test_workers_give_the_same_numbers_as_one_process(tmp_path):
+    cfg = ToyConfig()
+    inline = run_jobs([Job(FN, cfg, s, "toy") for s in (0, 1, 2)], cache=tmp_path / "a", workers=1)
+    pooled = run_jobs([Job(FN, cfg, s, "toy") for s in (0, 1, 2)], cache=tmp_path / "b", workers=2)
+    for a, b in zip(inline, pooled):
+        np.testing.assert_array_equal(a["weights"], b["weights"])
+        assert a["threads"] == b["threads"] == 1
+
+
+def test_errors_name_the_job(tmp_path):
+    with pytest.raises(RuntimeError, match="'bad'.*no data for this toy"):
+        run_jobs([Job("tests.core.jobs_fixture:broken", ToyConfig(), s, "bad") for s in (0, 1)], cache=tmp_path,
+                 workers=2)
+    with pytest.raises(ValueError, match="module:function"):
+        Job("nofunction", ToyConfig(), 0)
+    with pytest.raises(ImportError, match="cannot be imported"):
+        run_jobs([Job("tests.core.jobs_fixture:missing", ToyConfig(), 0)], cache=tmp_path, workers=1)
+
+
+def test_an_unreadable_cached_result_is_run_again(tmp_path):
+    log = tmp_path / "calls.txt"
+    cfg = ToyConfig(log=str(log))
+    (res,) = run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
+    (res.folder / "result.npz").write_bytes(b"garbage")
+    (again,) = run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
+    assert len(_runs(log)) == 2 and not again.cached
+    np.testing.assert_array_equal(res["weights"], again["weights"])

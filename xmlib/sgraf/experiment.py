@@ -1,0 +1,95 @@
+"""SGRAF's training runs for the chapter's seeds, and their outcomes for the replication engine.
+
+:func:`train_and_score` is the job of :mod:`xmlib.core.jobs` for one model (SGR, SAF or an ablation of
+Tables 3–5) and one seed: it loads the SCAN precomp data the config names (the open captions
+benchmark, or a ``data_dir`` with the paper's features; cached per process), trains with the best
+epoch chosen on dev rSum (checkpoints in the job's work folder, so an interrupted run resumes and a
+new test subset reuses the trained model), and scores the first ``test_images`` test images against
+their captions. :func:`outcomes` turns score matrices of several seeds into per-query R@K hits: each
+image (image-to-text) and each caption (text-to-image) is a query, resampled separately.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from xmlib.core.device import get_device
+from xmlib.core.train import count_parameters
+from xmlib.metrics.retrieval import recall_hits
+from xmlib.replication import Metric, Outcomes
+from xmlib.sgraf.config import Config
+from xmlib.sgraf.train import CaptionData, evaluate_scores, find_vocab, load_precomp, train_model
+
+RSUM = Metric("rSum", "mean", 100.0, 6.0)
+"""rSum = 100 × (mean image-to-text hits + mean text-to-image hits), hits counted over K = 1, 5, 10;
+one point on each of its six R@K is 6 rSum points."""
+
+
+def data_dir_of(cfg: Config) -> Path:
+    """``cfg.data_dir``, or the open captions benchmark of profile ``cfg.benchmark`` (built if missing)."""
+    if cfg.data_dir:
+        return Path(cfg.data_dir)
+    from xmlib.data.benchmarks import captions
+
+    out = captions.output_dir(cfg.benchmark)
+    if not (out / "meta.json").is_file():
+        captions.build(cfg.benchmark)
+    return out
+
+
+@lru_cache(maxsize=2)
+def splits(data_dir: str, vocab_path: str, max_words: int) -> tuple[Any, CaptionData, CaptionData, CaptionData]:
+    """(vocabulary, train, dev, test) of a precomp folder (loaded once per process; features memory-mapped)."""
+    from xmlib.data.formats.vocab import load_vocab
+
+    vocab = load_vocab(vocab_path)
+    return (vocab, *(load_precomp(data_dir, s, vocab, max_words=max_words) for s in ("train", "dev", "test")))
+
+
+def load(cfg: Config) -> tuple[Any, CaptionData, CaptionData, CaptionData]:
+    root = data_dir_of(cfg)
+    vocab_path = find_vocab(cfg) if cfg.data_dir else root / "vocab.json"
+    return splits(str(root), str(vocab_path), cfg.max_words)
+
+
+def train_and_score(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
+    """Train one model with ``seed`` and score its test subset (the job of one seed)."""
+    device = get_device()
+    vocab, train, dev, test = load(cfg)
+    model, result = train_model(cfg.replace(seed=seed), train, dev, len(vocab), checkpoint_dir=workdir, device=device)
+    test = test.first_images(cfg.test_images)
+    scores = evaluate_scores(model, test, max_pairs=cfg.eval_pairs, device=device)
+    return {"scores": scores.float(), "history": result.history, "best_epoch": result.best_epoch,
+            "best_score": result.best_score, "n_params": count_parameters(model)}
+
+
+def load_model(cfg: Config, result) -> torch.nn.Module:
+    """The trained model of a job's result (its best checkpoint), for figures."""
+    from xmlib.core.checkpoint import load_checkpoint
+    from xmlib.sgraf.model import SGRAFModel
+
+    vocab, *_ = load(cfg)
+    model = SGRAFModel.from_config(cfg, len(vocab))
+    model.load_state_dict(load_checkpoint(Path(result.workdir) / "best.pt")["model"])
+    return model.to(get_device()).eval()
+
+
+def outcomes(score_matrices: Sequence[np.ndarray], seeds: Sequence[int | None], captions_per_image: int = 5) -> Outcomes:
+    """Per-seed R@K hits (K = 1, 5, 10 summed): images for image-to-text, captions for text-to-image."""
+    per_seed = []
+    for s in score_matrices:
+        h_i, h_t = recall_hits(np.asarray(s), captions_per_image)
+        per_seed.append({"i2t": h_i.sum(1), "t2i": h_t.sum(1)})
+    return Outcomes.stack(per_seed, seeds)
+
+
+def averaged(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """SGRAF of each seed: the average of that seed's SGR and SAF score matrices."""
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} SGR matrices for {len(b)} SAF matrices")
+    return [(np.asarray(x, dtype=np.float32) + np.asarray(y, dtype=np.float32)) / 2 for x, y in zip(a, b)]
