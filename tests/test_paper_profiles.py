@@ -67,7 +67,7 @@ def test_sgraf_paper_profile_step(aggregator):
     cfg = resolve_config(Config, PROFILES, "paper").replace(aggregator=aggregator)
     assert (cfg.img_dim, cfg.embed_size, cfg.sim_dim, cfg.num_regions) == (2048, 1024, 256, 36)
     device = get_device()
-    model = SGRAFModel.from_config(cfg, vocab_size=50).to(device)
+    model = SGRAFModel(cfg.model(), vocab_size=50).to(device)
     model.train()
     g = torch.Generator().manual_seed(0)
     b = 4

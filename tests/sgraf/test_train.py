@@ -17,7 +17,7 @@ def toy_data(n_img, seed, k=4, d=10, vocab=20):
     return CaptionData.from_token_lists(images, caps)
 
 
-TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, learning_rate=1e-3, lr_step=2,
+TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, lr=1e-3, lr_step=2,
             captions_per_epoch=2, dev_images=6, eval_pairs=64, sgr_steps=2)
 
 
