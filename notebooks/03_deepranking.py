@@ -45,7 +45,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import get_device
+from xmlib.core.device import get_device, set_cpu_threads
 from xmlib.core.runinfo import start_run
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import count_parameters
@@ -62,10 +62,7 @@ from xmlib.metrics.triplets import bootstrap_ci, similarity_precision, triplet_o
 
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 device = get_device()
-if device.type == "cpu":
-    # The network's operations are small (16- and 8-px maps, one linear layer): one thread is about as
-    # fast as two, and several times faster when other processes share the cores.
-    torch.set_num_threads(1)
+set_cpu_threads(cfg.cpu_threads, device)  # one thread: the network's operations are small (see the config)
 run = start_run("deepranking", profile, cfg)
 t_start = time.perf_counter()
 run
@@ -418,7 +415,8 @@ offline = OfflineTripletSampler(rel, cfg.t_p, cfg.t_r, 0.0, cfg.max_failures, se
 i0 = int(np.argmax(rel.total))                                   # the query with the largest r_i
 members, r_row = rel.row(i0)
 exact = np.minimum(cfg.t_p, r_row) / np.minimum(cfg.t_p, r_row).sum()
-draws = np.array([offline._draw_in_class(i0) for _ in range(20000)])
+draw_rng = np.random.default_rng(cfg.seed)
+draws = np.array([offline._draw_in_class(i0, draw_rng) for _ in range(20000)])
 freq = np.array([(draws == m).mean() for m in members])
 print(f"query with {len(members) - 1} candidates: largest |frequency - exact probability| over 20,000 draws "
       f"= {np.abs(freq - exact).max():.3f} ({'< 0.02' if np.abs(freq - exact).max() < 0.02 else 'TOO LARGE'})")
