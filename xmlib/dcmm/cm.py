@@ -1,4 +1,5 @@
-"""The cross-modal similarity (CM) baseline, Eq. (1) of DCMM, and its reading as a graph convolution.
+"""The cross-modal similarity (CM) baseline, Eq. (1) of DCMM, and its reading as a graph convolution
+(chapter labels `eq-dcmm-cm`, `eq-dcmm-simple` and `eq-dcmm-cm-conv`).
 
     s_CM(q, d) = Σ_{d_i ∈ NN_T^K(q)} s_T(q, d_i) · s_V(d_i, d)                      (Eq. 1)
 
@@ -24,7 +25,8 @@ from xmlib.dcmm.layers import CrossModalConv, cosine_edge_weights
 
 
 def cm_scores(s_text: np.ndarray, visual: np.ndarray, K: int) -> np.ndarray:
-    """Eq. (1) for one query, written as the sum it is. ``s_text``: (n,), ``visual``: (n, D) → (n,)."""
+    """Eq. (1) of DCMM for one query, written as the sum it is (chapter label `eq-dcmm-cm`).
+    ``s_text``: (n,), ``visual``: (n, D) → (n,)."""
     s_text = np.asarray(s_text, dtype=np.float64)
     v = np.asarray(visual, dtype=np.float64)
     if s_text.ndim != 1 or v.ndim != 2 or v.shape[0] != s_text.shape[0]:
@@ -49,8 +51,8 @@ def top_k_mask(s_text: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor
 
 
 def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor:
-    """Eq. (1) as one cross-modal convolution with fixed weights (Eq. 4). Shapes: (B, N), (B, N, N),
-    (B, N) → (B, N); padded positions are 0."""
+    """Eq. (1) of DCMM as one convolution of Eq. (3) with fixed weights, i.e. Eq. (4) (chapter labels
+    `eq-dcmm-simple`, `eq-dcmm-cm-conv`). Shapes: (B, N), (B, N, N), (B, N) → (B, N); padded positions are 0."""
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
     h = s_text[..., None]                                            # (B, N, 1): h_j = s_T(q, d_j)

@@ -45,7 +45,8 @@ class TextMLP(nn.Module):
 
 
 class LTR(nn.Module):
-    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 without s_conv), trained with BPR."""
+    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 of DCMM without s_conv; chapter label
+    `eq-dcmm-score`), trained with BPR."""
 
     def __init__(self, in_dim: int, hidden: int = 16, mlp_layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
@@ -58,7 +59,8 @@ class LTR(nn.Module):
 
 
 class DCMM(nn.Module):
-    """DCMM (Eqs. 5-6): LTR branch + ``n_conv`` cross-modal convolutions on the visual k-NN graph.
+    """DCMM (Eqs. 5-6 of DCMM; chapter labels `eq-dcmm-conv`, `eq-dcmm-score`): LTR branch + ``n_conv``
+    cross-modal convolutions on the visual k-NN graph, scored by Eq. (6).
 
     ``g``: "cos" (DCMM-cos) or "edge" (DCMM-edge, one learned a ∈ R^D per layer);
     ``k``: graph size (0 = fully connected); ``conv_relu``, ``self_loops``, ``conv_bias``,
