@@ -56,13 +56,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def max_memory_bytes(device: torch.device) -> int | None:
-    """Peak memory allocated on ``device`` so far, or None where it is not tracked (CPU)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return None
-
-
 def set_cpu_threads(n: int, device: torch.device | None = None) -> int:
     """Let torch use ``n`` CPU threads; return the previous count (to restore it).
 

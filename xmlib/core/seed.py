@@ -24,10 +24,3 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Gener
     if deterministic:
         set_deterministic()
     return np.random.default_rng(seed)
-
-
-def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch ``Generator`` seeded independently of the global state."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen

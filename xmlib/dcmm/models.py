@@ -18,10 +18,9 @@ from torch import nn
 from xmlib.dcmm.batching import PaddedQueries
 from xmlib.dcmm.cm import cm_as_convolution
 from xmlib.dcmm.config import Config
-from xmlib.dcmm.graph import build_adjacency
+from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
 
-Method = Literal["ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge"]
 METHODS: tuple[str, ...] = ("ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge")
 
 
@@ -88,8 +87,8 @@ class DCMM(nn.Module):
         self.out = nn.Linear(conv_channels, 1)               # s_conv: projection of the last conv layer
 
     def graph(self, batch: PaddedQueries) -> torch.Tensor:
-        """The boolean (B, N, N) graph G_q of each query."""
-        return build_adjacency(batch.sim, batch.mask, self.k, self.self_loops)
+        """The boolean (B, N, N) graph G_q of each query: k-NN for ``k > 0``, fully connected for ``k = 0``."""
+        return knn_adjacency(batch.sim, batch.mask, self.k, self.self_loops)
 
     def forward(self, batch: PaddedQueries) -> torch.Tensor:
         adj = self.graph(batch)                              # (B, N, N)

@@ -328,7 +328,7 @@ def build_network(cfg: Config, convnet: nn.Module | None = None, convnet_dim: in
 
 
 def tiny_cnn(out_dim: int = 16, seed: int = 0) -> PooledBackbone:
-    """A small random CNN standing in for the pretrained ConvNet in tests and smoke runs."""
+    """A small random CNN standing in for the pretrained ConvNet in tests."""
     g = torch.Generator().manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, out_dim, 3, stride=2, padding=1), nn.ReLU())
     with torch.no_grad():

@@ -39,7 +39,6 @@ from typing import Callable, Hashable, NamedTuple, Sequence
 
 import numpy as np
 
-
 _MAX_DROPS = 1_000  # consecutive dropped queries before giving up
 _STUCK = (f"{_MAX_DROPS} queries in a row were dropped: no valid triplet exists under these settings; "
           "lower t_r, raise max_failures, or use categories with more images")
@@ -131,9 +130,6 @@ class SamplerStats:
     rejected: int = 0  # triplets failing T_r
     dropped_queries: int = 0  # queries abandoned after max_failures rejections
     proposals: int = 0  # (buffered) uniform proposals drawn for positives/negatives
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 class OfflineTripletSampler:
