@@ -34,7 +34,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
 
 from xmlib.book.configs import BLOCKS_PROFILES, BlocksConfig
 from xmlib.core.config import resolve_config

@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 from myst_nb import glue
 
 from xmlib.core.config import resolve_config
@@ -53,10 +53,9 @@ from xmlib.data.benchmarks import emoji as E
 from xmlib.deepranking import baselines as B
 from xmlib.deepranking.config import PROFILES, Config
 from xmlib.deepranking.emoji import MappedSampler, emoji_data, gallery_k, images_to_tensor, training_relevance
-from xmlib.deepranking.emoji import evaluate as evaluate_split
-from xmlib.deepranking.loss import ranking_objective, squared_distance, triplet_hinge, weight_penalty
+from xmlib.deepranking.loss import ranking_objective, squared_distance, triplet_hinge
 from xmlib.deepranking.network import ShallowBranch, build_network, convnet_pca, shallow_output_side
-from xmlib.deepranking.sampler import BufferedTripletSampler, OfflineTripletSampler, check_triplets
+from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
 from xmlib.deepranking.training import TripletData, embed, make_sampler, train_deep_ranking
 from xmlib.metrics.triplets import bootstrap_ci, similarity_precision, triplet_outcomes
 

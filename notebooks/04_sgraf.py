@@ -54,19 +54,19 @@ from xmlib.core.paths import cache_dir
 from xmlib.core.runinfo import start_run
 from xmlib.core.train import count_parameters
 from xmlib.data.benchmarks import captions
+from xmlib.data.features import text_embeddings
 from xmlib.data.formats.scan_precomp import read_split
 from xmlib.data.formats.vocab import load_vocab
 from xmlib.data.images import load_image, montage
 from xmlib.metrics.retrieval import bootstrap_rsum, paired_bootstrap_rsum, retrieval_metrics
-from xmlib.data.features import text_embeddings
 from xmlib.sgraf.baseline import LinearVSEConfig, pooled_regions, score_linear_vse, train_linear_vse
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import encode_split, sgraf_scores
+from xmlib.sgraf.model import sgraf_scores
 from xmlib.sgraf.saf import saf_weights
-from xmlib.sgraf.sgr import GraphStep, sgr_step, toy_graph_step
+from xmlib.sgraf.sgr import GraphStep, toy_graph_step
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
-from xmlib.sgraf.train import CaptionData, find_vocab, load_precomp, score_split, train_model
+from xmlib.sgraf.train import find_vocab, load_precomp, score_split, train_model
 
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("sgraf", profile, cfg)

@@ -14,8 +14,7 @@ from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.config import OFFICIAL_CODE, PROFILES, Config
 from xmlib.dcmm.data import make_synthetic_queries
 from xmlib.dcmm.models import DCMM, LTR, build_model
-from xmlib.dcmm.protocol import (cross_validate, evaluate_scores, make_folds, predict, select_by_validation,
-                                 train_ranker)
+from xmlib.dcmm.protocol import cross_validate, evaluate_scores, make_folds, predict, select_by_validation, train_ranker
 from xmlib.metrics.ranking import mean_metrics
 
 CPU = torch.device("cpu")

@@ -8,9 +8,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from xmlib.deepranking import sampler as smp
-from xmlib.deepranking.sampler import (
-    BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Reservoir, check_triplets,
-)
+from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Reservoir, check_triplets
 
 WEIGHTS = [1.0, 2.0, 3.0, 4.0, 6.0, 9.0]
 K = 3

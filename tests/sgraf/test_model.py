@@ -6,7 +6,6 @@ import torch
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix, sgraf_scores
 
-
 VARIANTS = [
     {"aggregator": "sgr"},
     {"aggregator": "saf"},

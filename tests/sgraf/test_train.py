@@ -9,7 +9,6 @@ from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.train import CaptionData, epoch_batches, evaluate, load_precomp, train_model
 
 
-
 def toy_data(n_img, seed, k=4, d=10, vocab=20):
     rng = np.random.default_rng(seed)
     images = rng.standard_normal((n_img, k, d)).astype(np.float32)

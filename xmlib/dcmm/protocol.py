@@ -35,8 +35,7 @@ from xmlib.dcmm.config import OFFICIAL_CODE, Config
 from xmlib.dcmm.data import QueryList
 from xmlib.dcmm.loss import bpr_loss
 from xmlib.dcmm.models import METHODS, build_model
-from xmlib.metrics.ranking import (MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test,
-                                   scores_to_run)
+from xmlib.metrics.ranking import MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test, scores_to_run
 
 
 # ----------------------------------------------------------------------------------------- helpers

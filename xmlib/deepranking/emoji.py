@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from xmlib.deepranking.config import Config
-from xmlib.deepranking.sampler import (BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, SamplerStats,
-                                       Triplets)
+from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, SamplerStats, Triplets
 from xmlib.deepranking.training import TripletData, embed
 from xmlib.metrics.triplets import scaled_top_k, score_at_top_k, similarity_precision
 

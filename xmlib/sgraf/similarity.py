@@ -139,7 +139,7 @@ class SimilarityNodes(nn.Module):
 
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        n_i, n_c = regions.shape[0], words.shape[0]
+        n_c = words.shape[0]
         parts, masks = [], []
         if self.cfg.use_global:
             s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global.weight)  # (n_i, n_c, m)
