@@ -53,11 +53,10 @@ from xmlib.data.benchmarks import clipart
 from xmlib.data.images import montage
 from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.cm import cm_identity_gap, cm_scores
-from xmlib.dcmm.config import OFFICIAL_CODE, PROFILES, Config
+from xmlib.dcmm.config import PROFILES, Config
 from xmlib.dcmm.data import load_queries
 from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
-from xmlib.dcmm.models import build_model
 from xmlib.dcmm.protocol import cross_validate, select_by_validation, switch_ablation
 from xmlib.metrics.ranking import paired_t_test
 
