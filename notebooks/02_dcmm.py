@@ -222,7 +222,7 @@ plt.show()
 torch.manual_seed(cfg.seed)
 one = pad_queries([q_show], device=torch.device("cpu"), dtype=torch.float64)
 adj = knn_adjacency(one.sim, one.mask, cfg.k, self_loops=True)           # (1, N, N) bool
-conv = CrossModalConv(one.text.shape[-1], 5, relu=True).double()
+conv = CrossModalConv(one.text.shape[-1], 5, conv_relu=True).double()
 edge = EdgeWeights(one.visual.shape[-1]).double()
 for name, G in (("cos", cosine_edge_weights(one.sim, adj)), ("edge", edge(one.visual, adj))):
     got = conv(one.text, G, adj)[0]                                        # (N, 5)

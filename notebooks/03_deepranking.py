@@ -196,7 +196,7 @@ for dtype in (torch.float32, torch.float64):
     ref = torch.nn.TripletMarginWithDistanceLoss(distance_function=squared_distance, margin=cfg.gap)
     torch.testing.assert_close(triplet_hinge(q, p, n, cfg.gap), ref(q, p, n))
     w = [torch.randn(5, 3, generator=gen, dtype=dtype, requires_grad=True)]
-    torch.testing.assert_close(ranking_objective(q, p, n, cfg.gap, w, lam=cfg.weight_decay),
+    torch.testing.assert_close(ranking_objective(q, p, n, cfg.gap, w, weight_decay=cfg.weight_decay),
                                loop.sum() + cfg.weight_decay * (w[0] ** 2).sum())
     print(f"{dtype}: per-triplet hinge = loop = torch's triplet loss with squared distance; objective checked")
 mean_hinge = triplet_hinge(q, p, n, cfg.gap)

@@ -58,7 +58,7 @@ def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tenso
     h = s_text[..., None]                                            # (B, N, 1): h_j = s_T(q, d_j)
     tau_h = h * top_k_mask(s_text, mask, K)[..., None].to(h.dtype)   # τ: keep if in the top K
     g = cosine_edge_weights(sim, full_adjacency(mask, self_loops=True))  # g = s_V on the full graph
-    conv = CrossModalConv(1, 1, relu=False, bias=False).to(device=h.device, dtype=h.dtype)
+    conv = CrossModalConv(1, 1, conv_relu=False, conv_bias=False).to(device=h.device, dtype=h.dtype)
     with torch.no_grad():
         conv.lin.weight.fill_(1.0)                                   # W = 1
         out = conv(tau_h, g)                                         # (B, N, 1)

@@ -40,16 +40,16 @@ class CrossModalConv(nn.Module):
     """One cross-modal graph convolution, Eq. (5) of DCMM; chapter label `eq-dcmm-conv`.
 
     ``in_channels``: size of h^l; ``out_channels``: size of h^{l+1} (W^l is out × in).
-    Switches (defaults = the paper): ``relu`` (Eq. 5's ReLU; the released code has none),
-    ``bias`` (the released code adds b to W h_j), ``degree_norm`` (divide by |N_i|; neither paper
-    nor code does).
+    Switches (defaults = the paper; named as in :class:`~xmlib.dcmm.config.Config`): ``conv_relu``
+    (Eq. 5's ReLU; the released code has none), ``conv_bias`` (the released code adds b to W h_j),
+    ``degree_norm`` (divide by |N_i|; neither paper nor code does).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, relu: bool = True, bias: bool = False,
+    def __init__(self, in_channels: int, out_channels: int, *, conv_relu: bool = True, conv_bias: bool = False,
                  degree_norm: bool = False) -> None:
         super().__init__()
-        self.lin = nn.Linear(in_channels, out_channels, bias=bias)   # W^l (and b with bias=True)
-        self.relu = relu
+        self.lin = nn.Linear(in_channels, out_channels, bias=conv_bias)   # W^l (and b with conv_bias=True)
+        self.conv_relu = conv_relu
         self.degree_norm = degree_norm
 
     def forward(self, h: torch.Tensor, g: torch.Tensor, adj: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,4 +61,4 @@ class CrossModalConv(nn.Module):
             if adj is None:
                 raise ValueError("degree_norm=True needs adj (the boolean graph) to count |N_i|")
             out = out / adj.sum(-1, keepdim=True).clamp_min(1).to(out.dtype)
-        return torch.relu(out) if self.relu else out
+        return torch.relu(out) if self.conv_relu else out

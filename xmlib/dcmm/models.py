@@ -25,17 +25,17 @@ METHODS: tuple[str, ...] = ("ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge")
 
 
 class TextMLP(nn.Module):
-    """h^0 = MLP(x): Linear(F, c) [ReLU, Dropout, Linear(c, c)] × (n_layers − 1), no activation last.
+    """h^0 = MLP(x): Linear(F, c) [ReLU, Dropout, Linear(c, c)] × (mlp_layers − 1), no activation last.
 
     ``in_dim``: F, the number of text LTR features; ``hidden``: c (the code's ``input_channels``).
     """
 
-    def __init__(self, in_dim: int, hidden: int, n_layers: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, in_dim: int, hidden: int, mlp_layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if mlp_layers < 1:
+            raise ValueError(f"mlp_layers must be >= 1, got {mlp_layers}")
         layers: list[nn.Module] = [nn.Linear(in_dim, hidden)]
-        for _ in range(n_layers - 1):
+        for _ in range(mlp_layers - 1):
             layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden)]
         self.net = nn.Sequential(*layers)
 
@@ -81,7 +81,7 @@ class DCMM(nn.Module):
         self.mlp = TextMLP(in_dim, hidden, mlp_layers, dropout)
         self.w0 = nn.Linear(hidden, 1)                       # text score w_0^T h^0
         sizes = [hidden] + [conv_channels] * n_conv
-        self.convs = nn.ModuleList(CrossModalConv(sizes[i], sizes[i + 1], relu=conv_relu, bias=conv_bias,
+        self.convs = nn.ModuleList(CrossModalConv(sizes[i], sizes[i + 1], conv_relu=conv_relu, conv_bias=conv_bias,
                                                   degree_norm=degree_norm) for i in range(n_conv))
         self.edges = nn.ModuleList(EdgeWeights(visual_dim) for _ in range(n_conv)) if g == "edge" else None
         self.out = nn.Linear(conv_channels, 1)               # s_conv: projection of the last conv layer
