@@ -132,3 +132,27 @@ def test_joint_model_scores_the_mean_of_its_sgr_and_saf_heads(dtype):
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="aggregator"):
         ModelConfig(aggregator="mean")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_word_attention_uses_the_models_own_settings(dtype):
+    from xmlib.sgraf.similarity import attend_text_to_image
+
+    images, tokens, lengths = inputs(dtype)
+    n = int(lengths[1])
+    for switches in ({}, {"lambda_softmax": 4.0, "attn_leaky": 0.1}):
+        model = tiny(dtype, **switches)
+        alpha = model.word_attention(images[2], tokens[1, :n])  # (L, K)
+        with torch.no_grad():
+            regions, _ = model.encode_images(images[2:3])
+            words, _ = model.encode_captions(tokens[1:2, :n], lengths[1:2])
+            _, ref = attend_text_to_image(regions, words, None, lambda_softmax=model.cfg.lambda_softmax,
+                                          attn_leaky=model.cfg.attn_leaky)
+        assert alpha.shape == (n, 5)
+        torch.testing.assert_close(alpha, ref[0, 0])
+        torch.testing.assert_close(alpha.sum(-1), torch.ones(n, dtype=dtype))
+    # a model trained with other switches gives another picture than the defaults would
+    default = attend_text_to_image(regions, words, None)[1][0, 0]
+    assert not torch.allclose(alpha, default)
+    with pytest.raises(ValueError, match="attention='t2i'"):
+        tiny(dtype, attention="i2t").word_attention(images[0], tokens[0])
