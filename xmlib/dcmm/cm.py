@@ -16,10 +16,13 @@ Eq. (1) directly. Ties in s_T at the K-th place go to the earlier candidate in l
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
-from xmlib.dcmm.batching import VISUAL_EPS
+from xmlib.dcmm.batching import VISUAL_EPS, pad_queries
+from xmlib.dcmm.data import QueryList
 from xmlib.dcmm.graph import full_adjacency
 from xmlib.dcmm.layers import CrossModalConv, cosine_edge_weights
 
@@ -65,13 +68,11 @@ def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tenso
     return out[..., 0] * mask.to(out.dtype)
 
 
-def cm_identity_gap(queries, K: int, cm_text_feature: int = 0) -> float:
-    """Largest |Eq. (1) − its convolution form| over ``queries`` (a list of QueryList), in float64.
+def cm_identity_gap(queries: Sequence[QueryList], K: int, cm_text_feature: int = 0) -> float:
+    """Largest |Eq. (1) − its convolution form| over ``queries``, in float64.
 
     The notebook asserts this is ~1e-15: PRF is one graph convolution (Eq. 4).
     """
-    from xmlib.dcmm.batching import pad_queries
-
     data = pad_queries(queries, device=torch.device("cpu"), dtype=torch.float64, cm_text_feature=cm_text_feature)
     conv = cm_as_convolution(data.s_text, data.sim, data.mask, K)
     gap = 0.0
