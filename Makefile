@@ -17,14 +17,15 @@ JB_FLAGS := --builder html --warningiserror --nitpick --keep-going
 SMOKE_OUT := _build/smoke
 export PYTHONHASHSEED := 0
 
-.PHONY: all book test env data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help
+.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help
 
 all: book
 
 help:
 	@echo "make book  - build the whole book (data, notebooks in the default profile, HTML) into _build/html"
 	@echo "make test  - run every test (smoke data, smoke notebooks + nbval, smoke book + HTML/browser checks, unit tests)"
-	@echo "make unit  - unit tests only (no data, no book)"
+	@echo "make unit  - lint, then unit tests only (no data, no book)"
+	@echo "make lint  - ruff (pyflakes, pycodestyle, import order) over xmlib, tests, benchmarks and notebooks"
 
 $(ENV_STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -64,10 +65,14 @@ book: html
 chromium:
 	@bash scripts/ensure_chromium.sh
 
+lint: env
+	$(PYTHON) -m ruff check .
+
 unit: env
+	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -m "not book and not browser"
 
-test: html-smoke chromium
+test: lint html-smoke chromium
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from xmlib.core.device import describe_device, get_device, synchronize
+from xmlib.core.device import describe_device, get_device, set_cpu_threads, synchronize
 from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.config import Config
 from xmlib.dcmm.data import make_synthetic_queries
@@ -48,9 +48,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     p.add_argument("--float64", action="store_true")
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = get_device()
+    set_cpu_threads(args.threads, device)
     dtype = torch.float64 if args.float64 else torch.float32
     qs = make_synthetic_queries(args.n_queries, args.n_docs, seed=0, visual_dim=args.visual_dim, ragged=args.ragged)
     data = pad_queries(qs, device=device, dtype=dtype)

@@ -122,7 +122,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = resolve_config(Config, PROFILES, "default")
     q = args.quick
-    out = {"device": describe_device(), "torch_threads": torch.get_num_threads()}
+    out = {"device": describe_device(), "cpu_threads": torch.get_num_threads()}
     out["offline"] = bench_offline(1500 if q else 4500, 99, 2000 if q else 10000, cfg)
     out["buffered"] = [
         bench_buffered(7000 if q else 70000, 10, 200 if q else 1000, cfg, capacity=cfg.buffer_size, rescale=True),

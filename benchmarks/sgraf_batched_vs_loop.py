@@ -21,7 +21,7 @@ import time
 import torch
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import describe_device, get_device, synchronize
+from xmlib.core.device import describe_device, get_device, set_cpu_threads, synchronize
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix
@@ -64,7 +64,7 @@ def bench_train_step(model: SGRAFModel, cfg: Config, device, repeat: int, min_le
     b = cfg.batch_size
     images, tokens, lengths = make_inputs(b, b, cfg.num_regions, cfg.img_dim, 1000, min_len, max_len, seed=1)
     images, tokens, lengths = images.to(device), tokens.to(device), lengths.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     model.train()
 
     def step():
@@ -102,24 +102,23 @@ def main() -> None:
     ap.add_argument("--min-len", type=int, default=3, help="shortest caption in tokens, <start>/<end> included")
     ap.add_argument("--max-len", type=int, default=9, help="longest caption (our open captions: mean ≈ 5.5 tokens)")
     ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     ap.add_argument("--no-loop", action="store_true", help="skip the block-vs-loop comparison")
     ap.add_argument("--train-step", action="store_true", help="also time one training step (batch_size² pairs)")
     ap.add_argument("--full-eval", type=int, nargs="?", const=1000, default=0,
                     help="also time the full N × 5N evaluation (default N = 1000)")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     overrides = {} if args.regions is None else {"num_regions": args.regions}
     base = resolve_config(Config, PROFILES, args.profile, overrides)
     device = get_device()
+    set_cpu_threads(args.threads, device)
     print(f"device {describe_device(device)}; profile {args.profile}: d={base.embed_size}, m={base.sim_dim}, "
           f"K={base.num_regions}, D={base.img_dim}, captions {args.min_len}..{args.max_len} tokens")
     results = {}
     for agg in args.aggregators.split(","):
         cfg = base.replace(aggregator=agg)
         torch.manual_seed(0)
-        model = SGRAFModel.from_config(cfg, 1000).to(device).eval()
+        model = SGRAFModel(cfg.model(), 1000).to(device).eval()
         res = {}
         if not args.no_loop:
             images, tokens, lengths = make_inputs(args.images, args.captions, cfg.num_regions, cfg.img_dim, 1000,
@@ -138,7 +137,7 @@ def main() -> None:
             print(f"{agg}: full {f['images']}x{f['captions']} evaluation {f['seconds']:.1f} s "
                   f"({f['pairs_per_s']:,.0f} pairs/s)", flush=True)
         results[agg] = res
-    print(json.dumps({"device": describe_device(device), "threads": torch.get_num_threads(),
+    print(json.dumps({"device": describe_device(device), "cpu_threads": torch.get_num_threads(),
                       "config": {k: getattr(base, k) for k in ("embed_size", "sim_dim", "num_regions", "img_dim")},
                       "results": results}, default=float))
 

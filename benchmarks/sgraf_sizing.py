@@ -20,9 +20,8 @@ import ast
 import json
 import time
 
-import torch
-
 from xmlib.core.config import resolve_config
+from xmlib.core.device import set_cpu_threads
 from xmlib.data.benchmarks import captions
 from xmlib.data.formats.scan_precomp import read_split
 from xmlib.data.formats.vocab import load_vocab
@@ -52,7 +51,7 @@ def main() -> None:
         if not sep:
             ap.error(f"--set needs NAME=VALUE, got {item!r}")
         overrides[name] = _value(value)
-    torch.set_num_threads(args.threads)
+    set_cpu_threads(args.threads)
     cfg = resolve_config(Config, PROFILES, args.profile, overrides)
     data_dir = captions.build("smoke" if args.profile == "smoke" else "default")
     vocab = load_vocab(data_dir / "vocab.json")

@@ -34,7 +34,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
 
 from xmlib.book.configs import BLOCKS_PROFILES, BlocksConfig
 from xmlib.core.config import resolve_config
@@ -238,7 +237,7 @@ n_train = int(0.8 * cfg.n_queries)
 x_tr, rel_tr, x_va, rel_va = x[:n_train].to(device), rel[:n_train].to(device), x[n_train:], rel[n_train:]
 
 
-def train_ranker(loss_name, epochs, checkpoint_dir=None):
+def train_toy_ranker(loss_name, epochs, checkpoint_dir=None):
     torch.manual_seed(cfg.seed)
     model = torch.nn.Linear(cfg.n_features, 1, bias=False).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -263,7 +262,7 @@ def train_ranker(loss_name, epochs, checkpoint_dir=None):
     return model, result
 
 
-results = {name: train_ranker(name, cfg.epochs) for name in ("hinge", "BPR")}
+results = {name: train_toy_ranker(name, cfg.epochs) for name in ("hinge", "BPR")}
 
 # %% mystnb={"figure": {"caption": "Validation MAP of the linear ranker trained with each loss, per epoch.", "name": "fig-blocks-curves"}}
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -288,8 +287,8 @@ if ckpt.exists():
 
     shutil.rmtree(ckpt)
 half = max(1, cfg.epochs // 2)
-train_ranker("BPR", half, checkpoint_dir=ckpt)  # "interrupted" after half the epochs
-model_resumed, res_resumed = train_ranker("BPR", cfg.epochs, checkpoint_dir=ckpt)
+train_toy_ranker("BPR", half, checkpoint_dir=ckpt)  # "interrupted" after half the epochs
+model_resumed, res_resumed = train_toy_ranker("BPR", cfg.epochs, checkpoint_dir=ckpt)
 model_full, res_full = results["BPR"]
 print("resumed from epoch", res_resumed.resumed_from)
 print("same weights as the uninterrupted run:", torch.equal(model_resumed.weight, model_full.weight))
@@ -386,7 +385,7 @@ print(table.to_string())
 #
 # | building block | equation | `xmlib` | used by |
 # |---|---|---|---|
-# | cosine similarity | {eq}`eq-blocks-cos-dist` | `distances.cosine_similarity_matrix` | DCMM-cos, SGRAF attention |
+# | cosine similarity | {eq}`eq-blocks-cos-dist` | `distances.cosine_similarity_matrix` | DCMM-cos, SGRAF attention (each in its own batched form) |
 # | squared Euclidean distance | {eq}`eq-blocks-cos-dist`, {eq}`eq-blocks-sphere` | `distances.squared_euclidean_matrix` | Deep Ranking |
 # | hinge | {eq}`eq-blocks-hinge` | `losses.pairwise_hinge` | Deep Ranking, SGRAF |
 # | BPR | {eq}`eq-blocks-bpr` | `losses.bpr_loss` | DCMM |

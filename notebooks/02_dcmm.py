@@ -53,11 +53,10 @@ from xmlib.data.benchmarks import clipart
 from xmlib.data.images import montage
 from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.cm import cm_identity_gap, cm_scores
-from xmlib.dcmm.config import OFFICIAL_CODE, PROFILES, Config
+from xmlib.dcmm.config import PROFILES, Config
 from xmlib.dcmm.data import load_queries
 from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
-from xmlib.dcmm.models import build_model
 from xmlib.dcmm.protocol import cross_validate, select_by_validation, switch_ablation
 from xmlib.metrics.ranking import paired_t_test
 
@@ -223,7 +222,7 @@ plt.show()
 torch.manual_seed(cfg.seed)
 one = pad_queries([q_show], device=torch.device("cpu"), dtype=torch.float64)
 adj = knn_adjacency(one.sim, one.mask, cfg.k, self_loops=True)           # (1, N, N) bool
-conv = CrossModalConv(one.text.shape[-1], 5, relu=True).double()
+conv = CrossModalConv(one.text.shape[-1], 5, conv_relu=True).double()
 edge = EdgeWeights(one.visual.shape[-1]).double()
 for name, G in (("cos", cosine_edge_weights(one.sim, adj)), ("edge", edge(one.visual, adj))):
     got = conv(one.text, G, adj)[0]                                        # (N, 5)

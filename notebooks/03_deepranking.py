@@ -41,11 +41,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 from myst_nb import glue
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import get_device
+from xmlib.core.device import get_device, set_cpu_threads
 from xmlib.core.runinfo import start_run
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import count_parameters
@@ -53,19 +53,15 @@ from xmlib.data.benchmarks import emoji as E
 from xmlib.deepranking import baselines as B
 from xmlib.deepranking.config import PROFILES, Config
 from xmlib.deepranking.emoji import MappedSampler, emoji_data, gallery_k, images_to_tensor, training_relevance
-from xmlib.deepranking.emoji import evaluate as evaluate_split
-from xmlib.deepranking.loss import ranking_objective, squared_distance, triplet_hinge, weight_penalty
+from xmlib.deepranking.loss import ranking_objective, squared_distance, triplet_hinge
 from xmlib.deepranking.network import ShallowBranch, build_network, convnet_pca, shallow_output_side
-from xmlib.deepranking.sampler import BufferedTripletSampler, OfflineTripletSampler, check_triplets
+from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
 from xmlib.deepranking.training import TripletData, embed, make_sampler, train_deep_ranking
 from xmlib.metrics.triplets import bootstrap_ci, similarity_precision, triplet_outcomes
 
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 device = get_device()
-if device.type == "cpu":
-    # The network's operations are small (16- and 8-px maps, one linear layer): one thread is about as
-    # fast as two, and several times faster when other processes share the cores.
-    torch.set_num_threads(1)
+set_cpu_threads(cfg.cpu_threads, device)  # one thread: the network's operations are small (see the config)
 run = start_run("deepranking", profile, cfg)
 t_start = time.perf_counter()
 run
@@ -200,7 +196,7 @@ for dtype in (torch.float32, torch.float64):
     ref = torch.nn.TripletMarginWithDistanceLoss(distance_function=squared_distance, margin=cfg.gap)
     torch.testing.assert_close(triplet_hinge(q, p, n, cfg.gap), ref(q, p, n))
     w = [torch.randn(5, 3, generator=gen, dtype=dtype, requires_grad=True)]
-    torch.testing.assert_close(ranking_objective(q, p, n, cfg.gap, w, lam=cfg.weight_decay),
+    torch.testing.assert_close(ranking_objective(q, p, n, cfg.gap, w, weight_decay=cfg.weight_decay),
                                loop.sum() + cfg.weight_decay * (w[0] ** 2).sum())
     print(f"{dtype}: per-triplet hinge = loop = torch's triplet loss with squared distance; objective checked")
 mean_hinge = triplet_hinge(q, p, n, cfg.gap)
@@ -418,7 +414,8 @@ offline = OfflineTripletSampler(rel, cfg.t_p, cfg.t_r, 0.0, cfg.max_failures, se
 i0 = int(np.argmax(rel.total))                                   # the query with the largest r_i
 members, r_row = rel.row(i0)
 exact = np.minimum(cfg.t_p, r_row) / np.minimum(cfg.t_p, r_row).sum()
-draws = np.array([offline._draw_in_class(i0) for _ in range(20000)])
+draw_rng = np.random.default_rng(cfg.seed)
+draws = np.array([offline._draw_in_class(i0, draw_rng) for _ in range(20000)])
 freq = np.array([(draws == m).mean() for m in members])
 print(f"query with {len(members) - 1} candidates: largest |frequency - exact probability| over 20,000 draws "
       f"= {np.abs(freq - exact).max():.3f} ({'< 0.02' if np.abs(freq - exact).max() < 0.02 else 'TOO LARGE'})")

@@ -49,30 +49,29 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import get_device
+from xmlib.core.device import get_device, set_cpu_threads
 from xmlib.core.paths import cache_dir
 from xmlib.core.runinfo import start_run
 from xmlib.core.train import count_parameters
 from xmlib.data.benchmarks import captions
+from xmlib.data.features import text_embeddings
 from xmlib.data.formats.scan_precomp import read_split
 from xmlib.data.formats.vocab import load_vocab
 from xmlib.data.images import load_image, montage
 from xmlib.metrics.retrieval import bootstrap_rsum, paired_bootstrap_rsum, retrieval_metrics
-from xmlib.data.features import text_embeddings
 from xmlib.sgraf.baseline import LinearVSEConfig, pooled_regions, score_linear_vse, train_linear_vse
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import encode_split, sgraf_scores
+from xmlib.sgraf.model import sgraf_scores
 from xmlib.sgraf.saf import saf_weights
-from xmlib.sgraf.sgr import GraphStep, sgr_step, toy_graph_step
+from xmlib.sgraf.sgr import GraphStep, toy_graph_step
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
-from xmlib.sgraf.train import CaptionData, evaluate_scores, find_vocab, load_precomp, train_model
+from xmlib.sgraf.train import find_vocab, load_precomp, score_split, train_model
 
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("sgraf", profile, cfg)
 device = get_device()
-if cfg.torch_threads:
-    torch.set_num_threads(cfg.torch_threads)
+set_cpu_threads(cfg.cpu_threads, device)
 t_start = time.perf_counter()
 run
 
@@ -231,7 +230,7 @@ for dtype in (torch.float32, torch.float64):
     words = torch.nn.functional.normalize(torch.randn(4, 5, 8, generator=gen, dtype=dtype), dim=-1)
     lengths = torch.tensor([5, 3, 1, 4])
     mask = torch.arange(5)[None] < lengths[:, None]
-    ctx, alpha = attend_text_to_image(regions, words * mask[..., None], mask, lam=cfg.lambda_softmax)
+    ctx, alpha = attend_text_to_image(regions, words * mask[..., None], mask, lambda_softmax=cfg.lambda_softmax)
     ref = attention_loop(regions, words, lengths, cfg.lambda_softmax)
     torch.testing.assert_close(ctx * mask[None, :, :, None], ref, rtol=1e-4, atol=1e-5)
     print(f"{dtype}: contexts agree with the loop; attention rows sum to 1:",
@@ -452,8 +451,8 @@ plt.show()
 
 # %%
 t0 = time.perf_counter()
-S = {"SGR": evaluate_scores(sgr_model, test_data, max_pairs=cfg.eval_pairs, device=device).numpy(),
-     "SAF": evaluate_scores(saf_model, test_data, max_pairs=cfg.eval_pairs, device=device).numpy()}
+S = {"SGR": score_split(sgr_model, test_data, max_pairs=cfg.eval_pairs, device=device).numpy(),
+     "SAF": score_split(saf_model, test_data, max_pairs=cfg.eval_pairs, device=device).numpy()}
 S["SGRAF"] = sgraf_scores(S["SGR"], S["SAF"])
 timings["test SGR + SAF"] = time.perf_counter() - t0
 
@@ -523,19 +522,13 @@ ranks_t2i = (S["SGR"] >= S["SGR"][np.arange(S["SGR"].shape[1]) // 5, np.arange(S
 
 
 def word_attention(model, img_idx: int, cap_idx: int):
-    """α (L, K) of one caption's real words over one image's regions, and the words."""
+    """α (L, K) of one caption's real words over one image's regions (the model's own attention), and the words."""
     model.eval()
-    with torch.no_grad():
-        x = torch.from_numpy(np.asarray(test_data.images[img_idx:img_idx + 1], dtype=np.float32)).to(device)
-        regions, _ = model.encode_images(x)
-        ln = test_data.lengths[cap_idx:cap_idx + 1]
-        tok = test_data.tokens[cap_idx:cap_idx + 1, : int(ln)].to(device)
-        words, _ = model.encode_captions(tok, ln.to(device))
-        mask = torch.ones(1, int(ln), dtype=torch.bool, device=device)
-        _, alpha = attend_text_to_image(regions, words, mask, lam=cfg.lambda_softmax, leaky=cfg.attn_leaky,
-                                        l2_context=cfg.l2_context)
-    names = [vocab.word(int(t)) for t in tok[0]]
-    return alpha[0, 0].cpu().numpy(), names
+    x = torch.from_numpy(np.asarray(test_data.images[img_idx], dtype=np.float32)).to(device)  # (K, D)
+    tok = test_data.tokens[cap_idx, : int(test_data.lengths[cap_idx])].to(device)  # (L,)
+    alpha = model.word_attention(x, tok)
+    names = [vocab.word(int(t)) for t in tok]
+    return alpha.cpu().numpy(), names
 
 
 # %% mystnb={"figure": {"caption": "Attention of each word of a test caption over the 7 × 7 grid of its image (trained SGR model; brighter = more weight). The first panel is the picture; <start> and <end> are tokens of the caption too and get their own attention.", "name": "fig-sgraf-attention"}}
@@ -648,8 +641,8 @@ for name, changes in VARIANTS.items():
     model, res = train_variant(name, c)
     abl_res[name] = res
     t0 = time.perf_counter()
-    SA[name] = sub(main) if main is not None else evaluate_scores(model, test_abl, max_pairs=cfg.eval_pairs,
-                                                                  device=device).numpy()
+    SA[name] = sub(main) if main is not None else score_split(model, test_abl, max_pairs=cfg.eval_pairs,
+                                                              device=device).numpy()
     timings[f"test {name}"] = time.perf_counter() - t0
 ref_sgr = f"global + local, {3 if 3 in cfg.steps_grid else cfg.steps_grid[-1]} steps"
 SA["SGRAF (independent, averaged)"] = sgraf_scores(SA[ref_sgr], SA["SAF (independent)"])
@@ -806,7 +799,7 @@ display(timing_table.to_frame())
 # %%
 for name, value in {"sg_embed": cfg.embed_size, "sg_sim": cfg.sim_dim, "sg_word": cfg.word_dim,
                     "sg_max_words": cfg.max_words, "sg_epochs": cfg.epochs, "sg_saf_epochs": cfg.saf_epochs,
-                    "sg_cpe": cfg.captions_per_epoch, "sg_batch": cfg.batch_size, "sg_lr": f"{cfg.learning_rate:g}",
+                    "sg_cpe": cfg.captions_per_epoch, "sg_batch": cfg.batch_size, "sg_lr": f"{cfg.lr:g}",
                     "sg_dev_images": cfg.dev_images, "sg_abl_epochs": E_abl, "sg_abl_lr_step": L_abl,
                     "sg_abl_test": n_abl, "sg_boot": cfg.n_boot}.items():
     glue(name, value, display=False)

@@ -7,10 +7,10 @@ small, shared CPUs (and keeps float reductions in one order).
 import pytest
 import torch
 
+from xmlib.core.device import cpu_threads
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with cpu_threads(1, torch.device("cpu")):
+        yield

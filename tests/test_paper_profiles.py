@@ -1,7 +1,6 @@
 """The `paper` profiles cannot run in full here, but they must not rot: one training step of each
 model with the paper's dimensions, on a tiny fixture, on whatever device `get_device()` picks."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -42,8 +41,8 @@ def test_dcmm_paper_profile_step(method):
 
 def test_deep_ranking_paper_profile_step():
     from xmlib.deepranking.config import PROFILES, Config
-    from xmlib.deepranking.network import build_network
     from xmlib.deepranking.loss import triplet_hinge
+    from xmlib.deepranking.network import build_network
 
     cfg = resolve_config(Config, PROFILES, "paper")
     assert cfg.convnet == "finetune" and cfg.image_size >= 224 and cfg.embed_dim == 4096
@@ -67,7 +66,7 @@ def test_sgraf_paper_profile_step(aggregator):
     cfg = resolve_config(Config, PROFILES, "paper").replace(aggregator=aggregator)
     assert (cfg.img_dim, cfg.embed_size, cfg.sim_dim, cfg.num_regions) == (2048, 1024, 256, 36)
     device = get_device()
-    model = SGRAFModel.from_config(cfg, vocab_size=50).to(device)
+    model = SGRAFModel(cfg.model(), vocab_size=50).to(device)
     model.train()
     g = torch.Generator().manual_seed(0)
     b = 4

@@ -1,11 +1,15 @@
 """Similarities and distances shared by the three papers (chapter "Shared building blocks").
 
-- :func:`cosine_similarity_matrix` — ``cos(x_i, y_j)``, used by DCMM-cos (Eq. 5) and SGRAF's attention.
-- :func:`squared_euclidean_matrix` — ``‖x_i − y_j‖²``, Deep Ranking's Eq. (1).
-- :func:`l2_normalize` — projection onto the unit sphere.
+- :func:`cosine_similarity_matrix` — ``cos(x_i, y_j)``, the cosine of the building-blocks chapter. The
+  papers' cosines (DCMM-cos's edge weights, Eq. 5; SGRAF's attention) are computed in their own
+  batched forms (:func:`xmlib.dcmm.batching.pad_queries`, :func:`xmlib.sgraf.similarity.attend_text_to_image`),
+  as products of L2-normalised rows; this function is the reference the chapter checks against a loop.
+- :func:`squared_euclidean_matrix` — ``‖x_i − y_j‖²``, Deep Ranking's Eq. (1) (used by its metrics,
+  :mod:`xmlib.metrics.triplets`).
+- :func:`l2_normalize` — projection onto the unit sphere (used by Deep Ranking's network and SGRAF).
 
 On the unit sphere the two carry the same information: ``‖x − y‖² = 2 − 2 cos(x, y)``
-(equation ``eq-blocks-sphere`` in the chapter), so they rank neighbours identically.
+(chapter label `eq-blocks-sphere`), so they rank neighbours identically.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ def l2_normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Ten
 
 
 def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """All-pairs cosine similarity.
+    """All-pairs cosine similarity (chapter "Shared building blocks", label `eq-blocks-cos-dist`).
 
     Args:
         x: (n, d) rows ``x_i``.
@@ -32,7 +36,8 @@ def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8
 
 
 def squared_euclidean_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """All-pairs squared Euclidean distance ``D(x_i, y_j) = ‖x_i − y_j‖₂²`` (Deep Ranking Eq. 1).
+    """All-pairs squared Euclidean distance ``D(x_i, y_j) = ‖x_i − y_j‖₂²``: Eq. (1) of Deep Ranking;
+    chapter labels `eq-dr-distance` and `eq-blocks-cos-dist`.
 
     Computed as ``‖x‖² + ‖y‖² − 2 x·y`` (one matrix product) and clamped at 0 against round-off.
 

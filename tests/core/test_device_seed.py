@@ -35,3 +35,41 @@ def test_seed_everything_repeats_numbers():
     np.testing.assert_array_equal(a[2], b[2])
     with pytest.raises(ValueError):
         seed_everything(-1)
+
+
+def test_cpu_threads_are_set_on_cpu_and_restored_and_left_alone_on_cuda():
+    from xmlib.core.device import cpu_threads, set_cpu_threads
+
+    start = torch.get_num_threads()
+    want = 2 if start == 1 else 1
+    with cpu_threads(want, torch.device("cpu")):
+        assert torch.get_num_threads() == want
+    assert torch.get_num_threads() == start
+    with cpu_threads(0, torch.device("cpu")):  # 0 = leave torch's setting
+        assert torch.get_num_threads() == start
+    with cpu_threads(want, torch.device("cuda")):  # a no-op where the accelerator does the work
+        assert torch.get_num_threads() == start
+    old = set_cpu_threads(want, torch.device("cpu"))
+    try:
+        assert old == start and torch.get_num_threads() == want
+    finally:
+        set_cpu_threads(old, torch.device("cpu"))
+    with pytest.raises(ValueError, match="cpu_threads"):
+        set_cpu_threads(-1, torch.device("cpu"))
+
+
+def test_determinism_is_asked_of_the_accelerator_only(monkeypatch):
+    from xmlib.core import device
+
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(device, "accelerator_available", lambda: False)
+    seed_everything(1)
+    assert calls == []
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")  # a setting of the user's own is kept
+    monkeypatch.setattr(device, "accelerator_available", lambda: True)
+    seed_everything(1)
+    assert calls == [((True,), {"warn_only": True})]
+    assert device.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
+    seed_everything(1, deterministic=False)
+    assert len(calls) == 1

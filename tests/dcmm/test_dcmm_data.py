@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
+from xmlib.data.formats.mediaeval import read_mediaeval, write_mediaeval
 from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.data import QueryList, load_queries, make_synthetic_queries
-from xmlib.data.formats.mediaeval import read_mediaeval, write_mediaeval
 
 
 def test_querylist_rejects_bad_shapes():

@@ -63,7 +63,7 @@ def test_conv_matches_loop_over_edges(dtype, edge, relu, bias, degree_norm):
     torch.manual_seed(0)
     qs, data = batch(dtype)
     adj = knn_adjacency(data.sim, data.mask, 4, self_loops=True)
-    conv = CrossModalConv(3, 5, relu=relu, bias=bias, degree_norm=degree_norm).to(dtype)
+    conv = CrossModalConv(3, 5, conv_relu=relu, conv_bias=bias, degree_norm=degree_norm).to(dtype)
     h = torch.randn(*data.mask.shape, 3, dtype=dtype)
     if edge == "cos":
         g = cosine_edge_weights(data.sim, adj)
@@ -91,7 +91,7 @@ def test_conv_matches_loop_over_edges(dtype, edge, relu, bias, degree_norm):
 
 def test_conv_on_hand_checkable_graph():
     # 3 nodes, W = 2, g = [[1, .5, 0], [.5, 1, 0], [0, 0, 1]] (node 2 alone), h = [1, -1, 3]
-    conv = CrossModalConv(1, 1, relu=True)
+    conv = CrossModalConv(1, 1, conv_relu=True)
     with torch.no_grad():
         conv.lin.weight.fill_(2.0)
     g = torch.tensor([[[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]]])

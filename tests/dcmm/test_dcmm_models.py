@@ -14,8 +14,7 @@ from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.config import OFFICIAL_CODE, PROFILES, Config
 from xmlib.dcmm.data import make_synthetic_queries
 from xmlib.dcmm.models import DCMM, LTR, build_model
-from xmlib.dcmm.protocol import (cross_validate, evaluate_scores, make_folds, predict, select_by_validation,
-                                 train_ranker)
+from xmlib.dcmm.protocol import cross_validate, evaluate_scores, make_folds, predict, select_by_validation, train_ranker
 from xmlib.metrics.ranking import mean_metrics
 
 CPU = torch.device("cpu")
@@ -46,8 +45,8 @@ def test_batched_scores_equal_one_query_at_a_time(dtype, method, official):
 def test_switches_change_the_model():
     paper = DCMM(4, hidden=8, conv_channels=8, n_conv=2, k=5)
     code = DCMM(4, hidden=8, conv_channels=8, n_conv=2, k=5, conv_relu=False, self_loops=False, conv_bias=True)
-    assert all(c.relu and c.lin.bias is None for c in paper.convs)
-    assert all((not c.relu) and c.lin.bias is not None for c in code.convs)
+    assert all(c.conv_relu and c.lin.bias is None for c in paper.convs)
+    assert all((not c.conv_relu) and c.lin.bias is not None for c in code.convs)
     data = pad_queries(make_synthetic_queries(2, 10, seed=0, visual_dim=8), device=CPU)
     assert paper.graph(data)[0].sum(-1).tolist() == [5] * 10      # k counts the node itself
     assert code.graph(data)[0].sum(-1).tolist() == [4] * 10       # self-loop removed: k − 1 left

@@ -36,8 +36,7 @@ def test_mapped_sampler_returns_global_training_ids_with_valid_triplets():
     rel, train = training_relevance(bench)
     assert len(rel) == len(train)
     s = MappedSampler(OfflineTripletSampler(rel, t_p=10.0, t_r=0.01, out_of_class_fraction=0.3, seed=0), train)
-    s.rng = np.random.default_rng(3)  # train_deep_ranking re-seeds through this property
-    t = s.sample(200)
+    t = s.sample(200, np.random.default_rng(3))  # the generator is passed in, as train_deep_ranking does
     assert set(np.concatenate([t.query, t.positive, t.negative])) <= set(train.tolist())
 
     def r_global(i, j):

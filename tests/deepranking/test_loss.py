@@ -84,7 +84,7 @@ def test_sgd_weight_decay_equals_half_lambda_penalty(dtype):
 def test_ranking_objective_is_sum_plus_lambda_norm():
     q, p, n = (_unit((5, 3), torch.float64, s) for s in range(3))
     w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
-    got = ranking_objective(q, p, n, 1.0, [w], lam=0.001)
+    got = ranking_objective(q, p, n, 1.0, [w], weight_decay=0.001)
     torch.testing.assert_close(got, triplet_hinge(q, p, n, 1.0, "sum") + 0.001 * 5.0)
 
 

@@ -3,9 +3,7 @@ import torch
 
 from xmlib.core.config import resolve_config
 from xmlib.deepranking.config import PROFILES, Config
-from xmlib.deepranking.network import (
-    DeepRankingNet, PixelShift, ShallowBranch, build_network, pixel_shift, shallow_output_side, tiny_cnn,
-)
+from xmlib.deepranking.network import DeepRankingNet, PixelShift, ShallowBranch, build_network, pixel_shift, shallow_output_side, tiny_cnn
 
 
 @pytest.mark.parametrize("side,expect4,expect8", [(64, 2, 1), (96, 3, 1), (128, 4, 1), (224, 7, 2), (225, 7, 2)])

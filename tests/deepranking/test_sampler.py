@@ -8,9 +8,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from xmlib.deepranking import sampler as smp
-from xmlib.deepranking.sampler import (
-    BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Reservoir, check_triplets,
-)
+from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Reservoir, check_triplets
 
 WEIGHTS = [1.0, 2.0, 3.0, 4.0, 6.0, 9.0]
 K = 3
@@ -177,7 +175,7 @@ def test_offline_query_and_positive_distributions():
     assert stats.chisquare(np.bincount(q, minlength=len(rel)), expected).pvalue > 1e-3
     i = int(np.argmax(rel.total))
     members, row = rel.row(i)
-    draws = np.array([s._draw_in_class(i) for _ in range(n)])
+    draws = np.array([s._draw_in_class(i, s._rng) for _ in range(n)])  # continues the sampler's own stream
     w = np.minimum(t_p, row)  # P(p+) ∝ min{T_p, r_{i,i+}}
     obs = np.array([(draws == m).sum() for m in members])
     keep = w > 0
@@ -201,7 +199,7 @@ def test_buffered_positive_acceptance_rule(rescale):
     buf._sync()
     q = 0
     i = buf.items[q]
-    draws = [s._propose(i, buf.items, buf.weights, q)[0] for _ in range(4000)]
+    draws = [s._propose(i, buf.items, buf.weights, q, s._rng)[0] for _ in range(4000)]
     others = [j for j in buf.items if j != i]
     a = np.array([min(1.0, min(t_p, rel(i, j)) / rel.total[j]) for j in others])
     obs = np.array([draws.count(j) for j in others])

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from xmlib.core.config import resolve_config
@@ -59,3 +60,69 @@ def test_online_sampler_training_runs():
     assert sampler.memory_items() <= cfg.buffer_size * 3
     result = train_deep_ranking(cfg, model, TripletData(images), sampler)
     assert np.isfinite(result.history[-1]["train_loss"])
+
+
+def _small_relevance():
+    rng = np.random.default_rng(4)
+    cats = np.repeat([0, 1, 2], [5, 6, 4])
+    rng.shuffle(cats)
+    blocks = {}
+    for c in range(3):
+        n = int((cats == c).sum())
+        a = rng.random((n, n))
+        blocks[c] = (a + a.T) / 2
+    return CategoryRelevance(cats, blocks)
+
+
+class _Recorder:
+    """A sampler wrapper that keeps every batch it hands out."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, []
+
+    def sample(self, batch_size, rng=None):
+        t = self.inner.sample(batch_size, rng)
+        self.seen.append(t)
+        return t
+
+
+# The triplets train_deep_ranking drew (2 epochs x 2 steps x 3 triplets, global ids 100..114) before the
+# generator was passed to sample() explicitly, when it was assigned to the sampler's ``rng`` attribute at
+# the start of each epoch: the refactor must draw exactly these.
+OLD_STREAM = {
+    "offline": ([[[101, 103, 104], [106, 109, 101], [105, 106, 107]], [[110, 103, 104], [109, 102, 112], [104, 103, 110]],
+                 [[103, 104, 111], [104, 103, 111], [100, 113, 108]], [[106, 109, 102], [106, 109, 102], [107, 106, 108]]],
+                [[False, True, False], [False, False, False], [False, False, False], [False, False, True]]),
+    "online": ([[[101, 104, 110], [114, 108, 100], [106, 105, 102]], [[106, 102, 108], [112, 105, 102], [113, 100, 114]],
+                [[103, 101, 110], [104, 103, 110], [105, 106, 112]], [[114, 108, 100], [110, 103, 101], [102, 105, 106]]],
+               [[False, False, False], [True, False, False], [False, False, False], [False, False, False]]),
+}
+
+
+@pytest.mark.parametrize("kind", ["offline", "online"])
+def test_training_draws_the_same_triplets_as_before_the_rng_was_passed_in(kind):
+    from xmlib.deepranking.emoji import MappedSampler
+
+    rel = _small_relevance()
+    cfg = resolve_config(Config, PROFILES, "smoke", {"image_size": 32, "multiscale": False, "sampler": kind, "epochs": 2,
+                                                     "steps_per_epoch": 2, "batch_size": 3, "buffer_size": 4,
+                                                     "embed_dim": 4, "seed": 3})
+    rec = _Recorder(MappedSampler(make_sampler(cfg, rel), np.arange(100, 100 + len(rel))))
+    torch.manual_seed(0)
+    model = build_network(cfg, convnet=None, convnet_dim=4)
+    train_deep_ranking(cfg, model, TripletData(torch.rand(120, 3, 32, 32), torch.rand(120, 4)), rec)
+    triplets, out_of_class = OLD_STREAM[kind]
+    assert [t.as_array().tolist() for t in rec.seen] == triplets
+    assert [t.out_of_class.tolist() for t in rec.seen] == out_of_class
+
+
+def test_a_passed_generator_decides_the_triplets_and_leaves_the_samplers_own_alone():
+    rel = _small_relevance()
+    a = OfflineTripletSampler(rel, t_p=1.0, t_r=0.05, out_of_class_fraction=0.3, seed=9)
+    b = OfflineTripletSampler(rel, t_p=1.0, t_r=0.05, out_of_class_fraction=0.3, seed=9)
+    x = a.sample(20, np.random.default_rng([1, 2]))
+    y = b.sample(20, np.random.default_rng([1, 2]))
+    assert (x.as_array() == y.as_array()).all()
+    b.sample(5, np.random.default_rng(0))  # draws with a passed generator do not advance the sampler's own
+    assert (a.sample(10).as_array() == b.sample(10).as_array()).all()
+    assert not (a.sample(10, np.random.default_rng(7)).as_array() == b.sample(10, np.random.default_rng(8)).as_array()).all()

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from xmlib.metrics.ranking import (evaluate_run, labels_to_qrels, mean_metrics, paired_t_test,
-                                   scores_to_run)
+from xmlib.metrics.ranking import evaluate_run, labels_to_qrels, mean_metrics, paired_t_test, scores_to_run
 
 
 def ranked(run_q):

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from xmlib.metrics.triplets import (bootstrap_ci, neighbour_ranks, precision_from_distances, scaled_top_k, score_at_top_k,
-                                    similarity_precision, triplet_distances, triplet_outcomes)
+from xmlib.metrics.triplets import (
+    bootstrap_ci,
+    neighbour_ranks,
+    precision_from_distances,
+    scaled_top_k,
+    score_at_top_k,
+    similarity_precision,
+    triplet_distances,
+    triplet_outcomes,
+)
 
 
 def loop_metrics(x, triplets, k, gallery=None):

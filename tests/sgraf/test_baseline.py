@@ -39,7 +39,7 @@ def _toy(n_img, seed, d=12, e=8):
 
 def test_training_beats_the_untrained_model_on_held_out_data():
     train, dev, test = _toy(120, 0), _toy(30, 1), _toy(30, 2)
-    cfg = LinearVSEConfig(embed_size=8, batch_size=16, epochs=6, learning_rate=1e-2, max_violation=False)
+    cfg = LinearVSEConfig(embed_size=8, batch_size=16, epochs=6, lr=1e-2, max_violation=False)
     torch.manual_seed(cfg.seed)
     before = retrieval_metrics(score_linear_vse(LinearVSE(12, 8, 8), *test))["rsum"]
     model, res = train_linear_vse(cfg, train, dev)

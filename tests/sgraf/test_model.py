@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix, sgraf_scores
-
 
 VARIANTS = [
     {"aggregator": "sgr"},
@@ -14,7 +14,7 @@ VARIANTS = [
     {"aggregator": "sgr", "attention": "i2t"},
     {"aggregator": "sgr", "use_global": False, "sgr_steps": 1},
     {"aggregator": "sgr", "use_local": False, "sgr_steps": 0},
-    {"aggregator": "saf", "leaky": 0.1, "l2_context": True, "global_norm": "region", "num_regions": 5},
+    {"aggregator": "saf", "attn_leaky": 0.1, "l2_context": True, "global_norm": "region", "num_regions": 5},
     {"aggregator": "joint"},
     {"aggregator": "joint", "use_global": False, "sgr_steps": 2},
 ]
@@ -22,7 +22,7 @@ VARIANTS = [
 
 def tiny(dtype=torch.float32, **kw):
     torch.manual_seed(0)
-    m = SGRAFModel(30, img_dim=12, word_dim=8, embed_size=10, sim_dim=6, **kw).to(dtype)
+    m = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, **kw), 30).to(dtype)
     # give the BN layers non-trivial running statistics, then freeze them
     m.train()
     with torch.no_grad():
@@ -97,7 +97,7 @@ def test_region_norm_needs_its_k_and_sgraf_average():
     with pytest.raises(ValueError, match="shape"):
         sgraf_scores(a, b[:, :5])
     with pytest.raises(ValueError, match="scalar"):
-        SGRAFModel(10, similarity="scalar", aggregator="sgr")
+        ModelConfig(similarity="scalar", aggregator="sgr")
 
 
 def test_image_pooling_works_for_any_number_of_regions():
@@ -111,12 +111,11 @@ def test_image_pooling_works_for_any_number_of_regions():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("aggregator", ["sgr", "saf"])
 def test_length_buckets_change_nothing_in_training_mode(dtype, aggregator):
-    model = tiny(dtype, aggregator=aggregator, dropout=0.0)
+    model = tiny(dtype, aggregator=aggregator, dropout=0.0, length_buckets=3)
     images, tokens, lengths = inputs(dtype, n_img=9, n_cap=9)
     model.train()  # SAF's BatchNorm uses the block's statistics here
     whole = model.score_block(*model.encode_images(images), *model.encode_captions(tokens, lengths), lengths)
-    model.length_buckets = 3
-    bucketed = model(images, tokens, lengths)
+    bucketed = model(images, tokens, lengths)  # the training forward: 3 length buckets
     torch.testing.assert_close(bucketed, whole)
 
 
@@ -132,4 +131,28 @@ def test_joint_model_scores_the_mean_of_its_sgr_and_saf_heads(dtype):
         got = m.score_block(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
     torch.testing.assert_close(got, want)
     with pytest.raises(ValueError, match="aggregator"):
-        SGRAFModel(30, aggregator="mean")
+        ModelConfig(aggregator="mean")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_word_attention_uses_the_models_own_settings(dtype):
+    from xmlib.sgraf.similarity import attend_text_to_image
+
+    images, tokens, lengths = inputs(dtype)
+    n = int(lengths[1])
+    for switches in ({}, {"lambda_softmax": 4.0, "attn_leaky": 0.1}):
+        model = tiny(dtype, **switches)
+        alpha = model.word_attention(images[2], tokens[1, :n])  # (L, K)
+        with torch.no_grad():
+            regions, _ = model.encode_images(images[2:3])
+            words, _ = model.encode_captions(tokens[1:2, :n], lengths[1:2])
+            _, ref = attend_text_to_image(regions, words, None, lambda_softmax=model.cfg.lambda_softmax,
+                                          attn_leaky=model.cfg.attn_leaky)
+        assert alpha.shape == (n, 5)
+        torch.testing.assert_close(alpha, ref[0, 0])
+        torch.testing.assert_close(alpha.sum(-1), torch.ones(n, dtype=dtype))
+    # a model trained with other switches gives another picture than the defaults would
+    default = attend_text_to_image(regions, words, None)[1][0, 0]
+    assert not torch.allclose(alpha, default)
+    with pytest.raises(ValueError, match="attention='t2i'"):
+        tiny(dtype, attention="i2t").word_attention(images[0], tokens[0])

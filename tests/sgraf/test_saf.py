@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.saf import SAF, AverageAggregation, MaskedBatchNorm, saf_weights
 
 DTYPES = [torch.float32, torch.float64]
@@ -42,10 +43,10 @@ def test_saf_and_average_ignore_padding(dtype):
     mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]
     junk = nodes.clone()
     junk[:, 1, 2:] = 7.0
-    for agg in (SAF(4), AverageAggregation(4)):
+    for agg in (SAF(ModelConfig(sim_dim=4)), AverageAggregation(ModelConfig(sim_dim=4, aggregator="average"))):
         agg = agg.to(dtype).eval()
         torch.testing.assert_close(agg(junk, mask), agg(nodes, mask))
         agg.train()  # the training statistics skip padded nodes too
         torch.testing.assert_close(agg(junk, mask), agg(nodes, mask))
-    beta = SAF(4).to(dtype).weights(nodes, mask)
+    beta = SAF(ModelConfig(sim_dim=4)).to(dtype).weights(nodes, mask)
     torch.testing.assert_close(beta.sum(-1), torch.ones(2, 3, dtype=dtype))

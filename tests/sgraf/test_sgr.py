@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.sgr import SGR, sgr_step, toy_graph_step
 
 DTYPES = [torch.float32, torch.float64]
@@ -39,15 +40,15 @@ def test_sgr_step_matches_loop(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("has_global", [True, False])
-def test_fast_sgr_equals_plain_steps(dtype, has_global):
+@pytest.mark.parametrize("use_global", [True, False])
+def test_fast_sgr_equals_plain_steps(dtype, use_global):
     torch.manual_seed(1)
-    sgr = SGR(6, steps=3, has_global=has_global).to(dtype)
+    sgr = SGR(ModelConfig(sim_dim=6, sgr_steps=3, use_global=use_global)).to(dtype)
     nodes = torch.randn(2, 3, 5, 6, dtype=dtype).abs()
     mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]  # (3, 5): per caption
     states = sgr.reason(nodes, mask)
     last = states[-1][0]
-    if has_global:
+    if use_global:
         ref = torch.sigmoid(sgr.score(last[..., 0, :])).squeeze(-1)
     else:
         w = mask.to(dtype).expand(last.shape[:-1]).unsqueeze(-1)
@@ -60,7 +61,7 @@ def test_fast_sgr_equals_plain_steps(dtype, has_global):
 
 
 def test_steps_do_not_share_parameters():
-    sgr = SGR(4, steps=3)
+    sgr = SGR(ModelConfig(sim_dim=4, sgr_steps=3))
     ptrs = {p.data_ptr() for p in sgr.parameters()}
     assert len(ptrs) == 3 * 3 + 2
-    assert SGR(4, steps=0)(torch.ones(2, 3, 4)).shape == (2,)
+    assert SGR(ModelConfig(sim_dim=4, sgr_steps=0))(torch.ones(2, 3, 4)).shape == (2,)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.similarity import SimilarityNodes, attend_image_to_text, attend_text_to_image, vector_similarity
 
 DTYPES = [torch.float32, torch.float64]
@@ -40,7 +41,7 @@ def test_text_to_image_attention_matches_loop(dtype, leaky):
     v, t = unit(2, 3, 4, dtype=dtype), unit(3, 4, 4, dtype=dtype)
     lengths = [4, 2, 3]
     mask = torch.arange(4)[None] < torch.tensor(lengths)[:, None]
-    ctx, alpha = attend_text_to_image(v, t, mask, lam=9.0, leaky=leaky)
+    ctx, alpha = attend_text_to_image(v, t, mask, lambda_softmax=9.0, attn_leaky=leaky)
     act = (lambda z: max(z, 0.0)) if leaky == 0 else (lambda z: z if z > 0 else leaky * z)
     for i in range(2):
         for c in range(3):
@@ -62,7 +63,7 @@ def test_image_to_text_attention_matches_loop(dtype):
     v, t = unit(2, 3, 4, dtype=dtype), unit(2, 4, 4, dtype=dtype)
     lengths = [4, 2]
     mask = torch.arange(4)[None] < torch.tensor(lengths)[:, None]
-    ctx, alpha = attend_image_to_text(v, t, mask, lam=4.0)
+    ctx, alpha = attend_image_to_text(v, t, mask, lambda_softmax=4.0)
     for i in range(2):
         for c in range(2):
             n = lengths[c]
@@ -81,13 +82,13 @@ def test_image_to_text_attention_matches_loop(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nodes_global_first_and_masked(dtype):
     torch.manual_seed(3)
-    nodes = SimilarityNodes(4, 5).to(dtype)
+    nodes = SimilarityNodes(ModelConfig(embed_size=4, sim_dim=5)).to(dtype)
     v, vg, t, tg = unit(2, 3, 4, dtype=dtype), unit(2, 4, dtype=dtype), unit(3, 4, 4, dtype=dtype), unit(3, 4, dtype=dtype)
     mask = torch.arange(4)[None] < torch.tensor([4, 1, 2])[:, None]
     out, node_mask = nodes(v, vg, t, tg, mask)
     assert out.shape == (2, 3, 5, 5) and node_mask.shape == (3, 5)
     assert node_mask[:, 0].all() and node_mask[1].tolist() == [True, True, False, False, False]
     torch.testing.assert_close(out[1, 2, 0], vector_similarity(vg[1], tg[2], nodes.w_global.weight))
-    scalar = SimilarityNodes(4, 5, similarity="scalar").to(dtype)
+    scalar = SimilarityNodes(ModelConfig(embed_size=4, sim_dim=5, similarity="scalar", aggregator="average")).to(dtype)
     s_out, _ = scalar(v, vg, t, tg, mask)
     torch.testing.assert_close(s_out[0, 1, 0, 0], vg[0] @ tg[1])

@@ -9,7 +9,6 @@ from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.train import CaptionData, epoch_batches, evaluate, load_precomp, train_model
 
 
-
 def toy_data(n_img, seed, k=4, d=10, vocab=20):
     rng = np.random.default_rng(seed)
     images = rng.standard_normal((n_img, k, d)).astype(np.float32)
@@ -17,7 +16,7 @@ def toy_data(n_img, seed, k=4, d=10, vocab=20):
     return CaptionData.from_token_lists(images, caps)
 
 
-TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, learning_rate=1e-3, lr_step=2,
+TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, lr=1e-3, lr_step=2,
             captions_per_epoch=2, dev_images=6, eval_pairs=64, sgr_steps=2)
 
 
@@ -124,3 +123,23 @@ def test_warmup_epochs_use_all_negatives_then_the_hardest():
     assert losses[0][1] != losses[1][1]  # epoch 1: hardest negatives again
     # a sum over B - 1 negatives per positive is at least the hardest one's hinge
     assert losses[1][0] >= losses[2][0]
+
+
+def test_model_config_is_the_architecture_under_the_same_names():
+    import dataclasses
+
+    from xmlib.sgraf.config import ModelConfig
+
+    cfg = resolve_config(Config, PROFILES, "default", {"attn_leaky": 0.1, "lambda_softmax": 4.0})
+    m = cfg.model()
+    assert type(m) is ModelConfig and m.model() == m
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert names < {f.name for f in dataclasses.fields(Config)}  # every architecture field keeps its name
+    assert all(getattr(m, n) == getattr(cfg, n) for n in names)
+    assert {"lr", "epochs", "seed", "cpu_threads"}.isdisjoint(names)
+    # the architecture's rules are checked once, in ModelConfig, for both classes
+    for cls in (ModelConfig, Config):
+        with pytest.raises(ConfigError, match=f"{cls.__name__}.similarity"):
+            cls(similarity="scalar", aggregator="sgr")
+        with pytest.raises(ConfigError, match="use_local"):
+            cls(use_global=False, use_local=False)

@@ -131,9 +131,8 @@ def executed_dir(root: Path, profile: str) -> Path:
 def execute(source: Path, profile: str, overrides: dict[str, Any], out: Path, *, timeout: int | None = None) -> float:
     """Run one text notebook with papermill into ``out``; return seconds. Raises on a cell error."""
     import jupytext
-    import papermill as pm
-
     import nbformat
+    import papermill as pm
 
     nb = jupytext.read(source)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):

@@ -25,8 +25,6 @@ import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar
 
-PROFILE_NAMES = ("smoke", "default", "paper")
-
 
 class ConfigError(ValueError):
     """A bad profile name, parameter name, type or value."""
@@ -143,14 +141,13 @@ def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _coerce(owner, name, arg, value)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(f"{where} = {value!r} does not fit {_name(hint)}")
     if origin is Literal:
         if value not in args:
@@ -165,7 +162,7 @@ def _coerce(owner: str, name: str, hint: Any, value: Any) -> Any:
             if len(args) != len(value):
                 raise ConfigError(f"{where} = {value!r}: expected {len(args)} items ({_name(hint)})")
             items = tuple(_coerce(owner, name, a, v) for a, v in zip(args, value))
-        return items if (isinstance(value, tuple) and all(a is b for a, b in zip(items, value))) else items
+        return items
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} = {value!r}: expected true/false")

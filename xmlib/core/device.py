@@ -1,12 +1,20 @@
-"""The one place that decides where tensors live.
+"""The one place that decides where tensors live, how many CPU threads torch uses, and how
+deterministic the accelerator's kernels are.
 
 Every model and every notebook asks :func:`get_device`; nothing else in the project mentions the
 accelerator. ``XMLIB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``) overrides the automatic choice.
+
+- :func:`set_cpu_threads` / :func:`cpu_threads` — torch's CPU thread count (each chapter's
+  ``cpu_threads`` config field); a no-op when the work runs on CUDA.
+- :func:`set_deterministic` — deterministic accelerator kernels (called by
+  :func:`xmlib.core.seed.seed_everything`); a no-op on a CPU-only machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Iterator
 
 import torch
 
@@ -48,8 +56,39 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def max_memory_bytes(device: torch.device) -> int | None:
-    """Peak memory allocated on ``device`` so far, or None where it is not tracked (CPU)."""
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
-    return None
+def set_cpu_threads(n: int, device: torch.device | None = None) -> int:
+    """Let torch use ``n`` CPU threads; return the previous count (to restore it).
+
+    ``n = 0`` leaves torch's setting, and so does a CUDA ``device`` (default: :func:`get_device`),
+    where the CPU only feeds the accelerator. Small models on a shared CPU are often fastest with one
+    thread: thread start-up and oversubscription cost more than they save.
+    """
+    if n < 0:
+        raise ValueError(f"cpu_threads must be >= 0 (0 = leave torch's setting), got {n}")
+    old = torch.get_num_threads()
+    device = device if device is not None else get_device()
+    if n > 0 and device.type == "cpu":
+        torch.set_num_threads(n)
+    return old
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int, device: torch.device | None = None) -> Iterator[None]:
+    """Run a block with ``n`` torch CPU threads (see :func:`set_cpu_threads`), restored afterwards."""
+    old = set_cpu_threads(n, device)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def set_deterministic() -> None:
+    """Ask for deterministic accelerator kernels where they exist.
+
+    A warning, not an error, where an op has none, so that the accelerator path still runs. CPU
+    kernels are deterministic already, so on a machine without CUDA nothing is done (the switch costs
+    several seconds of imports).
+    """
+    if accelerator_available():
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)

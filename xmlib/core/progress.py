@@ -7,9 +7,8 @@ from rendered output, so pages stay clean. ``XMLIB_PROGRESS=0`` turns bars off e
 from __future__ import annotations
 
 import os
-from typing import Iterable, TypeVar
-
 import warnings
+from typing import Iterable, TypeVar
 
 with warnings.catch_warnings():  # without ipywidgets tqdm.auto warns once and falls back to text bars
     warnings.simplefilter("ignore")

@@ -2,36 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
 import torch
 
-from xmlib.core.device import accelerator_available
+from xmlib.core.device import set_deterministic
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> np.random.Generator:
     """Seed Python, NumPy and torch (all devices); return a NumPy ``Generator`` for this run.
 
-    With ``deterministic`` and an accelerator present, torch is asked for deterministic kernels where
-    they exist (a warning, not an error, where an op has none, so that the accelerator path still
-    runs). CPU kernels are deterministic already, so on a CPU-only machine this step is skipped (it
-    costs several seconds of imports).
+    With ``deterministic``, the accelerator is asked for deterministic kernels
+    (:func:`xmlib.core.device.set_deterministic`; nothing to do on a CPU-only machine).
     """
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every accelerator
-    if deterministic and accelerator_available():
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    if deterministic:
+        set_deterministic()
     return np.random.default_rng(seed)
-
-
-def torch_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch ``Generator`` seeded independently of the global state."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen

@@ -11,7 +11,6 @@ What it takes care of, so each chapter's notebook only says what is specific to 
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -153,7 +152,3 @@ def fit(
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters, as the papers' tables count them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def clone_model(model: torch.nn.Module) -> torch.nn.Module:
-    return copy.deepcopy(model)

@@ -1,4 +1,5 @@
-"""The cross-modal similarity (CM) baseline, Eq. (1) of DCMM, and its reading as a graph convolution.
+"""The cross-modal similarity (CM) baseline, Eq. (1) of DCMM, and its reading as a graph convolution
+(chapter labels `eq-dcmm-cm`, `eq-dcmm-simple` and `eq-dcmm-cm-conv`).
 
     s_CM(q, d) = Σ_{d_i ∈ NN_T^K(q)} s_T(q, d_i) · s_V(d_i, d)                      (Eq. 1)
 
@@ -15,16 +16,20 @@ Eq. (1) directly. Ties in s_T at the K-th place go to the earlier candidate in l
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
-from xmlib.dcmm.batching import VISUAL_EPS
+from xmlib.dcmm.batching import VISUAL_EPS, pad_queries
+from xmlib.dcmm.data import QueryList
 from xmlib.dcmm.graph import full_adjacency
 from xmlib.dcmm.layers import CrossModalConv, cosine_edge_weights
 
 
 def cm_scores(s_text: np.ndarray, visual: np.ndarray, K: int) -> np.ndarray:
-    """Eq. (1) for one query, written as the sum it is. ``s_text``: (n,), ``visual``: (n, D) → (n,)."""
+    """Eq. (1) of DCMM for one query, written as the sum it is (chapter label `eq-dcmm-cm`).
+    ``s_text``: (n,), ``visual``: (n, D) → (n,)."""
     s_text = np.asarray(s_text, dtype=np.float64)
     v = np.asarray(visual, dtype=np.float64)
     if s_text.ndim != 1 or v.ndim != 2 or v.shape[0] != s_text.shape[0]:
@@ -49,27 +54,25 @@ def top_k_mask(s_text: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor
 
 
 def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor:
-    """Eq. (1) as one cross-modal convolution with fixed weights (Eq. 4). Shapes: (B, N), (B, N, N),
-    (B, N) → (B, N); padded positions are 0."""
+    """Eq. (1) of DCMM as one convolution of Eq. (3) with fixed weights, i.e. Eq. (4) (chapter labels
+    `eq-dcmm-simple`, `eq-dcmm-cm-conv`). Shapes: (B, N), (B, N, N), (B, N) → (B, N); padded positions are 0."""
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
     h = s_text[..., None]                                            # (B, N, 1): h_j = s_T(q, d_j)
     tau_h = h * top_k_mask(s_text, mask, K)[..., None].to(h.dtype)   # τ: keep if in the top K
     g = cosine_edge_weights(sim, full_adjacency(mask, self_loops=True))  # g = s_V on the full graph
-    conv = CrossModalConv(1, 1, relu=False, bias=False).to(device=h.device, dtype=h.dtype)
+    conv = CrossModalConv(1, 1, conv_relu=False, conv_bias=False).to(device=h.device, dtype=h.dtype)
     with torch.no_grad():
         conv.lin.weight.fill_(1.0)                                   # W = 1
         out = conv(tau_h, g)                                         # (B, N, 1)
     return out[..., 0] * mask.to(out.dtype)
 
 
-def cm_identity_gap(queries, K: int, cm_text_feature: int = 0) -> float:
-    """Largest |Eq. (1) − its convolution form| over ``queries`` (a list of QueryList), in float64.
+def cm_identity_gap(queries: Sequence[QueryList], K: int, cm_text_feature: int = 0) -> float:
+    """Largest |Eq. (1) − its convolution form| over ``queries``, in float64.
 
     The notebook asserts this is ~1e-15: PRF is one graph convolution (Eq. 4).
     """
-    from xmlib.dcmm.batching import pad_queries
-
     data = pad_queries(queries, device=torch.device("cpu"), dtype=torch.float64, cm_text_feature=cm_text_feature)
     conv = cm_as_convolution(data.s_text, data.sim, data.mask, K)
     gap = 0.0

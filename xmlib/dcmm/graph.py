@@ -46,8 +46,3 @@ def knn_adjacency(sim: torch.Tensor, mask: torch.Tensor, k: int, self_loops: boo
     if not self_loops:
         adj = adj & ~eye
     return adj
-
-
-def build_adjacency(sim: torch.Tensor, mask: torch.Tensor, k: int, self_loops: bool = True) -> torch.Tensor:
-    """The graph used by the models: k-NN for ``k > 0``, fully connected for ``k = 0``."""
-    return knn_adjacency(sim, mask, k, self_loops)

@@ -1,4 +1,5 @@
-"""The cross-modal graph convolution of DCMM, Eq. (5), and its two edge functions g.
+"""The cross-modal graph convolution of DCMM, Eq. (5), and its two edge functions g (chapter labels
+`eq-dcmm-conv` and `eq-dcmm-edges`).
 
     h_i^{l+1} = ReLU( Σ_{j ∈ N_i} W^l h_j^l · g(v_i, v_j) )                       (Eq. 5)
 
@@ -16,12 +17,14 @@ from torch import nn
 
 
 def cosine_edge_weights(sim: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    """G for DCMM-cos: ``sim`` (B, N, N) cosines of normalised v, ``adj`` (B, N, N) bool → (B, N, N)."""
+    """G for DCMM-cos, g = cos(v_i, v_j) of Eq. (5) of DCMM (chapter label `eq-dcmm-edges`):
+    ``sim`` (B, N, N) cosines of normalised v, ``adj`` (B, N, N) bool → (B, N, N)."""
     return sim * adj.to(sim.dtype)
 
 
 class EdgeWeights(nn.Module):
-    """g_edge(v_i, v_j) = v_i^T diag(a) v_j of DCMM-edge (Eq. 5). ``visual_dim``: D, the size of a."""
+    """g_edge(v_i, v_j) = v_i^T diag(a) v_j of DCMM-edge, Eq. (5) of DCMM (chapter label `eq-dcmm-edges`).
+    ``visual_dim``: D, the size of a."""
 
     def __init__(self, visual_dim: int) -> None:
         super().__init__()
@@ -34,19 +37,19 @@ class EdgeWeights(nn.Module):
 
 
 class CrossModalConv(nn.Module):
-    """One cross-modal graph convolution, Eq. (5) of DCMM.
+    """One cross-modal graph convolution, Eq. (5) of DCMM; chapter label `eq-dcmm-conv`.
 
     ``in_channels``: size of h^l; ``out_channels``: size of h^{l+1} (W^l is out × in).
-    Switches (defaults = the paper): ``relu`` (Eq. 5's ReLU; the released code has none),
-    ``bias`` (the released code adds b to W h_j), ``degree_norm`` (divide by |N_i|; neither paper
-    nor code does).
+    Switches (defaults = the paper; named as in :class:`~xmlib.dcmm.config.Config`): ``conv_relu``
+    (Eq. 5's ReLU; the released code has none), ``conv_bias`` (the released code adds b to W h_j),
+    ``degree_norm`` (divide by |N_i|; neither paper nor code does).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, relu: bool = True, bias: bool = False,
+    def __init__(self, in_channels: int, out_channels: int, *, conv_relu: bool = True, conv_bias: bool = False,
                  degree_norm: bool = False) -> None:
         super().__init__()
-        self.lin = nn.Linear(in_channels, out_channels, bias=bias)   # W^l (and b with bias=True)
-        self.relu = relu
+        self.lin = nn.Linear(in_channels, out_channels, bias=conv_bias)   # W^l (and b with conv_bias=True)
+        self.conv_relu = conv_relu
         self.degree_norm = degree_norm
 
     def forward(self, h: torch.Tensor, g: torch.Tensor, adj: torch.Tensor | None = None) -> torch.Tensor:
@@ -58,4 +61,4 @@ class CrossModalConv(nn.Module):
             if adj is None:
                 raise ValueError("degree_norm=True needs adj (the boolean graph) to count |N_i|")
             out = out / adj.sum(-1, keepdim=True).clamp_min(1).to(out.dtype)
-        return torch.relu(out) if self.relu else out
+        return torch.relu(out) if self.conv_relu else out

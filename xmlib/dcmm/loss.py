@@ -27,7 +27,8 @@ def pair_mask(rel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def bpr_loss(scores: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor,
              reduction: Literal["mean", "sum"] = "mean") -> torch.Tensor:
-    """Eq. (7). ``scores``: (B, N) s(q, d); ``rel``: (B, N); ``mask``: (B, N) bool → scalar.
+    """Eq. (7) of DCMM (chapter label `eq-dcmm-bpr`). ``scores``: (B, N) s(q, d); ``rel``: (B, N);
+    ``mask``: (B, N) bool → scalar.
 
     A batch without any pair (every query all-relevant or all-irrelevant) gives a zero loss that is
     still connected to ``scores`` (so ``backward`` works and changes nothing).

@@ -18,25 +18,24 @@ from torch import nn
 from xmlib.dcmm.batching import PaddedQueries
 from xmlib.dcmm.cm import cm_as_convolution
 from xmlib.dcmm.config import Config
-from xmlib.dcmm.graph import build_adjacency
+from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
 
-Method = Literal["ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge"]
 METHODS: tuple[str, ...] = ("ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge")
 
 
 class TextMLP(nn.Module):
-    """h^0 = MLP(x): Linear(F, c) [ReLU, Dropout, Linear(c, c)] × (n_layers − 1), no activation last.
+    """h^0 = MLP(x): Linear(F, c) [ReLU, Dropout, Linear(c, c)] × (mlp_layers − 1), no activation last.
 
     ``in_dim``: F, the number of text LTR features; ``hidden``: c (the code's ``input_channels``).
     """
 
-    def __init__(self, in_dim: int, hidden: int, n_layers: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, in_dim: int, hidden: int, mlp_layers: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        if mlp_layers < 1:
+            raise ValueError(f"mlp_layers must be >= 1, got {mlp_layers}")
         layers: list[nn.Module] = [nn.Linear(in_dim, hidden)]
-        for _ in range(n_layers - 1):
+        for _ in range(mlp_layers - 1):
             layers += [nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, hidden)]
         self.net = nn.Sequential(*layers)
 
@@ -45,7 +44,8 @@ class TextMLP(nn.Module):
 
 
 class LTR(nn.Module):
-    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 without s_conv), trained with BPR."""
+    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 of DCMM without s_conv; chapter label
+    `eq-dcmm-score`), trained with BPR."""
 
     def __init__(self, in_dim: int, hidden: int = 16, mlp_layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
@@ -58,7 +58,8 @@ class LTR(nn.Module):
 
 
 class DCMM(nn.Module):
-    """DCMM (Eqs. 5-6): LTR branch + ``n_conv`` cross-modal convolutions on the visual k-NN graph.
+    """DCMM (Eqs. 5-6 of DCMM; chapter labels `eq-dcmm-conv`, `eq-dcmm-score`): LTR branch + ``n_conv``
+    cross-modal convolutions on the visual k-NN graph, scored by Eq. (6).
 
     ``g``: "cos" (DCMM-cos) or "edge" (DCMM-edge, one learned a ∈ R^D per layer);
     ``k``: graph size (0 = fully connected); ``conv_relu``, ``self_loops``, ``conv_bias``,
@@ -80,14 +81,14 @@ class DCMM(nn.Module):
         self.mlp = TextMLP(in_dim, hidden, mlp_layers, dropout)
         self.w0 = nn.Linear(hidden, 1)                       # text score w_0^T h^0
         sizes = [hidden] + [conv_channels] * n_conv
-        self.convs = nn.ModuleList(CrossModalConv(sizes[i], sizes[i + 1], relu=conv_relu, bias=conv_bias,
+        self.convs = nn.ModuleList(CrossModalConv(sizes[i], sizes[i + 1], conv_relu=conv_relu, conv_bias=conv_bias,
                                                   degree_norm=degree_norm) for i in range(n_conv))
         self.edges = nn.ModuleList(EdgeWeights(visual_dim) for _ in range(n_conv)) if g == "edge" else None
         self.out = nn.Linear(conv_channels, 1)               # s_conv: projection of the last conv layer
 
     def graph(self, batch: PaddedQueries) -> torch.Tensor:
-        """The boolean (B, N, N) graph G_q of each query."""
-        return build_adjacency(batch.sim, batch.mask, self.k, self.self_loops)
+        """The boolean (B, N, N) graph G_q of each query: k-NN for ``k > 0``, fully connected for ``k = 0``."""
+        return knn_adjacency(batch.sim, batch.mask, self.k, self.self_loops)
 
     def forward(self, batch: PaddedQueries) -> torch.Tensor:
         adj = self.graph(batch)                              # (B, N, N)

@@ -19,7 +19,6 @@ set; nothing here reads test labels before the final evaluation.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from xmlib.core.device import cpu_threads
 from xmlib.core.train import FitResult, count_parameters, fit
 from xmlib.dcmm.batching import PaddedQueries, pad_queries
 from xmlib.dcmm.cm import cm_as_convolution
@@ -35,25 +35,10 @@ from xmlib.dcmm.config import OFFICIAL_CODE, Config
 from xmlib.dcmm.data import QueryList
 from xmlib.dcmm.loss import bpr_loss
 from xmlib.dcmm.models import METHODS, build_model
-from xmlib.metrics.ranking import (MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test,
-                                   scores_to_run)
+from xmlib.metrics.ranking import MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test, scores_to_run
 
 
 # ----------------------------------------------------------------------------------------- helpers
-@contextlib.contextmanager
-def cpu_threads(n: int, device: torch.device):
-    """Run with ``n`` torch threads on CPU (restored afterwards); ``n = 0`` or a GPU: unchanged."""
-    if n <= 0 or device.type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def make_folds(n_queries: int, n_folds: int, seed: int) -> list[list[int]]:
     """Split query indices 0..n-1 into ``n_folds`` folds of near-equal size, shuffled with ``seed``."""
     if n_folds < 2 or n_folds > n_queries:

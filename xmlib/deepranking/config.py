@@ -7,7 +7,8 @@ budget: on 2 CPU cores EfficientNet-Lite0 runs at about 16 images/s at 224 px fo
 fine-tuning it on triplets (3 images each, forward and backward) would take hours per epoch. The
 ``paper`` profile fine-tunes the ConvNet at 224 px with the paper's 4096-d embedding.
 
-Symbols (paper → field): g → ``gap``; λ → ``weight_decay``; T_p → ``t_p``; T_r → ``t_r``; keep
+Symbols (paper → field): g of Eq. (3) → ``gap`` (< 4: on the unit sphere D⁻ − D⁺ ≤ 4, chapter label
+`eq-dr-sphere`, so a larger gap could never be met); λ → ``weight_decay``; T_p → ``t_p``; T_r → ``t_r``; keep
 probability 0.6 → ``dropout = 0.4``; the fraction of out-of-class negatives → ``out_of_class_fraction``.
 T_p, T_r, g and the buffer size are not given in the paper; our values are choices to be swept.
 
@@ -66,6 +67,10 @@ class Config(BaseConfig):
     fractions: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0)  # out-of-class fractions of the Fig. 6 sweep
     # --- evaluation ---
     top_k: int = 30  # K of score-at-top-K
+    # --- CPU ---
+    cpu_threads: int = 1  # torch CPU threads (0 = torch's default): the network's operations are small (16- and
+    # 8-px maps, one linear layer), so one thread is about as fast as two, and several times faster when
+    # other processes share the cores; set through xmlib.core.device (nothing changes on an accelerator)
 
     def validate(self) -> None:
         self.require(0.0 < self.gap < 4.0, "gap", "g must lie in (0, 4): D is a squared distance between unit vectors, so D ∈ [0, 4]")
@@ -90,6 +95,7 @@ class Config(BaseConfig):
         self.require(self.golden_concept >= 0.0, "golden_concept", "w_concept must be >= 0 (0 = the paper's rule)")
         self.require(self.seeds >= 1 and self.bootstrap >= 1, "seeds", "seeds and bootstrap must be >= 1")
         self.require(all(0.0 <= f <= 1.0 for f in self.fractions), "fractions", "out-of-class fractions lie in [0, 1]")
+        self.require(self.cpu_threads >= 0, "cpu_threads", "must be >= 0 (0 = leave torch's setting)")
 
 
 PROFILES: dict[str, dict[str, object]] = {

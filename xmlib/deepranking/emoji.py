@@ -17,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from xmlib.deepranking.sampler import CategoryRelevance, Triplets
+from xmlib.deepranking.config import Config
+from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, SamplerStats, Triplets
 from xmlib.deepranking.training import TripletData, embed
 from xmlib.metrics.triplets import scaled_top_k, score_at_top_k, similarity_precision
 
@@ -33,28 +34,24 @@ def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
 class MappedSampler:
     """Wraps a sampler over local ids 0..n−1 so that its triplets are global image ids ``index[local]``."""
 
-    def __init__(self, sampler, index: np.ndarray):
+    def __init__(self, sampler: OfflineTripletSampler | BufferedTripletSampler, index: np.ndarray):
         self.sampler, self.index = sampler, np.asarray(index, dtype=np.int64)
 
     @property
-    def rng(self):
-        return self.sampler.rng
-
-    @rng.setter
-    def rng(self, value) -> None:
-        self.sampler.rng = value
-
-    @property
-    def stats(self):
+    def stats(self) -> SamplerStats:
         return self.sampler.stats
 
-    def sample(self, batch_size: int) -> Triplets:
-        t = self.sampler.sample(batch_size)
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Triplets:
+        """The wrapped sampler's triplets (drawn with ``rng``, default its own generator), in global ids."""
+        t = self.sampler.sample(batch_size, rng)
         return Triplets(self.index[t.query], self.index[t.positive], self.index[t.negative], t.out_of_class)
 
 
-def training_relevance(bench, cfg=None) -> tuple[CategoryRelevance, np.ndarray]:
+def training_relevance(bench, cfg: Config | None = None) -> tuple[CategoryRelevance, np.ndarray]:
     """Golden relevance among the training images: (CategoryRelevance in local ids, global ids of them).
+
+    r_ij is the golden-feature relevance of Sec. 5.1 of Deep Ranking as the benchmark computes it
+    (:meth:`xmlib.data.benchmarks.emoji.EmojiBenchmark.relevance_matrix`; chapter label `eq-dr-golden`).
 
     With a :class:`~xmlib.deepranking.config.Config`, the benchmark's golden weights are set from it first:
     w_cnn = ``golden_alpha``, w_color = 1 − ``golden_alpha``, w_concept = ``golden_concept``.

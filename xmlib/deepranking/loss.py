@@ -24,7 +24,7 @@ from xmlib.losses import pairwise_hinge
 
 
 def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Eq. (1) row by row: ``D(a_i, b_i) = ‖a_i − b_i‖₂²``.
+    """Eq. (1) of Deep Ranking row by row: ``D(a_i, b_i) = ‖a_i − b_i‖₂²`` (chapter label `eq-dr-distance`).
 
     Args:
         a, b: (B, d) embeddings ``f(P)``, ``f(Q)``.
@@ -39,7 +39,8 @@ def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def triplet_hinge(
     query: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, gap: float, reduction: str = "mean"
 ) -> torch.Tensor:
-    """Eq. (3): ``l = max{0, g + D(f(p_i), f(p_i+)) − D(f(p_i), f(p_i−))}`` per triplet.
+    """Eq. (3) of Deep Ranking: ``l = max{0, g + D(f(p_i), f(p_i+)) − D(f(p_i), f(p_i−))}`` per triplet
+    (chapter label `eq-dr-hinge`).
 
     Args:
         query, positive, negative: (B, d) embeddings ``f(p_i)``, ``f(p_i+)``, ``f(p_i−)``.
@@ -56,14 +57,15 @@ def triplet_hinge(
     return pairwise_hinge(d_neg - d_pos, margin=gap, reduction=reduction)
 
 
-def weight_penalty(params, lam: float, half: bool = False) -> torch.Tensor:
-    """Eq. (4)'s regulariser ``λ‖W‖₂²`` over ``params`` (or ``(λ/2)‖W‖₂²`` with ``half``, the term
-    that SGD's ``weight_decay = λ`` adds to the gradient)."""
+def weight_penalty(params, weight_decay: float, half: bool = False) -> torch.Tensor:
+    """Eq. (4)'s regulariser ``λ‖W‖₂²`` over ``params`` (Deep Ranking; chapter label `eq-dr-objective`),
+    with λ = ``weight_decay`` (the config's name), or ``(λ/2)‖W‖₂²`` with ``half``, the term that SGD's
+    ``weight_decay = λ`` adds to the gradient."""
     params = [p for p in params if p.requires_grad]
     if not params:
         return torch.zeros(())
     total = sum((p * p).sum() for p in params)
-    return (0.5 * lam if half else lam) * total
+    return (0.5 * weight_decay if half else weight_decay) * total
 
 
 def ranking_objective(
@@ -72,9 +74,11 @@ def ranking_objective(
     negative: torch.Tensor,
     gap: float,
     params=(),
-    lam: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> torch.Tensor:
-    """Eq. (4) with the slacks substituted: ``Σ_i max{0, g + D+ − D−} + λ‖W‖₂²`` (a sum, as printed).
+    """Eq. (4) of Deep Ranking with the slacks substituted: ``Σ_i max{0, g + D+ − D−} + λ‖W‖₂²`` (a sum,
+    as printed), λ = ``weight_decay``; chapter labels `eq-dr-constrained` (Eq. 4) and `eq-dr-objective`
+    (the substituted form).
 
     Training uses the mean hinge plus SGD weight decay instead (see the module docstring)."""
-    return triplet_hinge(query, positive, negative, gap, reduction="sum") + weight_penalty(params, lam)
+    return triplet_hinge(query, positive, negative, gap, reduction="sum") + weight_penalty(params, weight_decay)

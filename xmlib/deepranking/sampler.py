@@ -39,7 +39,6 @@ from typing import Callable, Hashable, NamedTuple, Sequence
 
 import numpy as np
 
-
 _MAX_DROPS = 1_000  # consecutive dropped queries before giving up
 _STUCK = (f"{_MAX_DROPS} queries in a row were dropped: no valid triplet exists under these settings; "
           "lower t_r, raise max_failures, or use categories with more images")
@@ -132,12 +131,10 @@ class SamplerStats:
     dropped_queries: int = 0  # queries abandoned after max_failures rejections
     proposals: int = 0  # (buffered) uniform proposals drawn for positives/negatives
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 class OfflineTripletSampler:
-    """The paper's relevance-weighted triplet sampler over a dense :class:`CategoryRelevance`.
+    """The paper's relevance-weighted triplet sampler over a dense :class:`CategoryRelevance` (Sec. 5.1 of
+    Deep Ranking; the positive's distribution is chapter label `eq-dr-positive`).
 
     Args:
         relevance: r_ij.
@@ -145,7 +142,7 @@ class OfflineTripletSampler:
         t_r: T_r > 0, margin for in-class negatives.
         out_of_class_fraction: probability that a triplet's negative is out-of-class.
         max_failures: rejections before a query is dropped.
-        seed: for the sampler's own ``numpy.random.Generator``.
+        seed: for the sampler's own ``numpy.random.Generator``, used when :meth:`sample` is not given one.
     """
 
     def __init__(self, relevance: CategoryRelevance, t_p: float, t_r: float, out_of_class_fraction: float = 0.2,
@@ -153,7 +150,7 @@ class OfflineTripletSampler:
         _check_params(t_p, t_r, out_of_class_fraction, max_failures)
         self.r = relevance
         self.t_p, self.t_r, self.f_out, self.max_failures = t_p, t_r, out_of_class_fraction, max_failures
-        self.rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed)
         self.stats = SamplerStats()
         if self.r.total.sum() <= 0:
             raise ValueError("all relevances are 0: no image can be a query (need r_ij > 0 within some category)")
@@ -166,42 +163,45 @@ class OfflineTripletSampler:
         if out_of_class_fraction > 0 and len(self.r.members) < 2:
             raise ValueError("out_of_class_fraction > 0 needs at least 2 categories")
 
-    def _draw_query(self) -> int:
-        u = self.rng.random() * self._query_cdf[-1]
+    def _draw_query(self, rng: np.random.Generator) -> int:
+        u = rng.random() * self._query_cdf[-1]
         return int(min(np.searchsorted(self._query_cdf, u, side="right"), len(self._query_cdf) - 1))
 
-    def _draw_in_class(self, i: int) -> int:
-        """An image of i's category with probability min{T_p, r_ij} / Z_i."""
+    def _draw_in_class(self, i: int, rng: np.random.Generator) -> int:
+        """An image of i's category with probability min{T_p, r_ij} / Z_i (Sec. 5.1 of Deep Ranking;
+        chapter label `eq-dr-positive`)."""
         c = int(self.r.categories[i])
         row = self._pos_cdf[c][self.r.position[i]]
-        t = int(np.searchsorted(row, self.rng.random() * row[-1], side="right"))
+        t = int(np.searchsorted(row, rng.random() * row[-1], side="right"))
         return int(self.r.members[c][min(t, len(row) - 1)])
 
-    def _draw_out_of_class(self, i: int) -> int:
+    def _draw_out_of_class(self, i: int, rng: np.random.Generator) -> int:
         c = int(self.r.categories[i])
         n_c = len(self.r.members[c])
-        k = int(self.rng.integers(len(self._order) - n_c))
+        k = int(rng.integers(len(self._order) - n_c))
         start = self._start[c]
         return int(self._order[k if k < start else k + n_c])
 
-    def sample_one(self) -> tuple[int, int, int, bool]:
+    def sample_one(self, rng: np.random.Generator) -> tuple[int, int, int, bool]:
+        """One triplet (query, positive, negative, out_of_class) drawn with ``rng``."""
         for _ in range(_MAX_DROPS):
-            i = self._draw_query()
-            out = bool(self.rng.random() < self.f_out)
+            i = self._draw_query(rng)
+            out = bool(rng.random() < self.f_out)
             for _ in range(self.max_failures + 1):
-                pos = self._draw_in_class(i)
+                pos = self._draw_in_class(i, rng)
                 if out:
-                    return i, pos, self._draw_out_of_class(i), True
-                neg = self._draw_in_class(i)
+                    return i, pos, self._draw_out_of_class(i, rng), True
+                neg = self._draw_in_class(i, rng)
                 if self.r(i, pos) - self.r(i, neg) >= self.t_r:
                     return i, pos, neg, False
                 self.stats.rejected += 1
             self.stats.dropped_queries += 1
         raise RuntimeError(_STUCK)
 
-    def sample(self, batch_size: int) -> Triplets:
-        """``batch_size`` triplets."""
-        rows = [self.sample_one() for _ in range(batch_size)]
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Triplets:
+        """``batch_size`` triplets drawn with ``rng`` (default: the sampler's own generator, from ``seed``)."""
+        rng = self._rng if rng is None else rng
+        rows = [self.sample_one(rng) for _ in range(batch_size)]
         return _pack(rows, self.stats)
 
 
@@ -214,7 +214,8 @@ def _log_key(u: float, weight: float) -> float:
 
 
 class Reservoir:
-    """Weighted reservoir of fixed ``capacity``: keeps the items with the largest keys u^{1/w}."""
+    """Weighted reservoir of fixed ``capacity``: keeps the items with the largest keys u^{1/w} (the online
+    sampler of Sec. 5.1 of Deep Ranking, after Efraimidis & Spirakis; chapter label `eq-dr-reservoir`)."""
 
     def __init__(self, capacity: int):
         if capacity < 1:
@@ -269,7 +270,8 @@ class BufferedTripletSampler:
             fewer proposals are rejected. The paper's rule is ``rescale=False``: with large categories
             (Fashion-MNIST: 7,000 per class) ``r_{i,i+} / r_{i+}`` is about 1/7,000 and almost every
             proposal is rejected.
-        seed: for the sampler's ``numpy.random.Generator``.
+        seed: for the sampler's own ``numpy.random.Generator``, used to fill the buffers and when
+            :meth:`sample` is not given one.
     """
 
     def __init__(self, relevance: Callable[[Hashable, Hashable], float], capacity: int, t_p: float, t_r: float,
@@ -283,7 +285,7 @@ class BufferedTripletSampler:
         self.t_p, self.t_r, self.f_out, self.max_failures = t_p, t_r, out_of_class_fraction, max_failures
         self.max_proposals = max_proposals
         self.rescale = rescale
-        self.rng = np.random.default_rng(seed)
+        self._rng = np.random.default_rng(seed)
         self.buffers: dict[Hashable, Reservoir] = {}
         self.seen_weight: dict[Hashable, float] = {}  # Σ r_j offered per category
         self.seen = 0
@@ -298,7 +300,7 @@ class BufferedTripletSampler:
             self.seen_weight[category] = 0.0
         self.seen += 1
         self.seen_weight[category] += float(weight)
-        return buf.offer(item, float(weight), _uniform_open(self.rng))
+        return buf.offer(item, float(weight), _uniform_open(self._rng))
 
     def extend(self, items, categories, weights) -> int:
         """Offer many images; returns how many were kept at the time of offering."""
@@ -314,24 +316,26 @@ class BufferedTripletSampler:
         positive = [w for w in weights if w > 0]
         return max(1.0, min(positive) / self.t_p) if positive else 1.0
 
-    def _propose(self, i: Hashable, items: list, weights: list, skip: int) -> tuple[Hashable, float] | None:
+    def _propose(self, i: Hashable, items: list, weights: list, skip: int,
+                 rng: np.random.Generator) -> tuple[Hashable, float] | None:
         """Uniform proposal j ≠ i from ``items``, accepted with prob. min(1, κ·min{T_p, r_ij} / r_j)."""
         n = len(items)
         kappa = self._scale(weights)
         for _ in range(self.max_proposals):
             self.stats.proposals += 1
-            k = int(self.rng.integers(n - 1))
+            k = int(rng.integers(n - 1))
             k = k + 1 if k >= skip else k  # skip the query's own slot
             j, w_j = items[k], weights[k]
             r_ij = float(self.r(i, j))
             if r_ij <= 0.0:
                 continue
             accept = 1.0 if w_j <= 0 else min(1.0, kappa * min(self.t_p, r_ij) / w_j)
-            if self.rng.random() < accept:
+            if rng.random() < accept:
                 return j, r_ij
         return None
 
-    def sample_one(self) -> tuple[Hashable, Hashable, Hashable, bool]:
+    def sample_one(self, rng: np.random.Generator) -> tuple[Hashable, Hashable, Hashable, bool]:
+        """One triplet (query, positive, negative, out_of_class) drawn with ``rng``."""
         cats = [c for c, b in self.buffers.items() if len(b) >= 2]
         if not cats:
             raise RuntimeError("no buffer holds 2 images yet: offer() more images before sampling")
@@ -342,19 +346,19 @@ class BufferedTripletSampler:
             raise RuntimeError("out-of-class negatives need images from at least 2 categories")
         cdf = np.cumsum(w)
         for _ in range(_MAX_DROPS):
-            c = cats[min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right")), len(cats) - 1)]
+            c = cats[min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cats) - 1)]
             buf = self.buffers[c]
             buf._sync()
-            q = int(self.rng.integers(len(buf.items)))
+            q = int(rng.integers(len(buf.items)))
             i = buf.items[q]
-            out = bool(self.rng.random() < self.f_out)
+            out = bool(rng.random() < self.f_out)
             for _ in range(self.max_failures + 1):
-                pos = self._propose(i, buf.items, buf.weights, q)
+                pos = self._propose(i, buf.items, buf.weights, q, rng)
                 if pos is None:
                     break
                 if out:
-                    return i, pos[0], self._draw_out_of_class(c), True
-                neg = self._propose(i, buf.items, buf.weights, q)
+                    return i, pos[0], self._draw_out_of_class(c, rng), True
+                neg = self._propose(i, buf.items, buf.weights, q, rng)
                 if neg is None:
                     break
                 if pos[1] - float(self.r(i, neg[0])) >= self.t_r:
@@ -363,16 +367,18 @@ class BufferedTripletSampler:
             self.stats.dropped_queries += 1
         raise RuntimeError(_STUCK)
 
-    def _draw_out_of_class(self, c: Hashable) -> Hashable:
+    def _draw_out_of_class(self, c: Hashable, rng: np.random.Generator) -> Hashable:
         others = [b for k, b in self.buffers.items() if k != c and len(b) > 0]
         sizes = np.array([len(b) for b in others])
-        k = int(self.rng.integers(sizes.sum()))
+        k = int(rng.integers(sizes.sum()))
         b = int(np.searchsorted(np.cumsum(sizes), k, side="right"))
         others[b]._sync()
         return others[b].items[k - int(sizes[:b].sum())]
 
-    def sample(self, batch_size: int) -> Triplets:
-        rows = [self.sample_one() for _ in range(batch_size)]
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Triplets:
+        """``batch_size`` triplets drawn with ``rng`` (default: the sampler's own generator, from ``seed``)."""
+        rng = self._rng if rng is None else rng
+        rows = [self.sample_one(rng) for _ in range(batch_size)]
         return _pack(rows, self.stats)
 
 

@@ -8,13 +8,22 @@ the mean per-triplet hinge of Eq. (3); SGD with momentum carries λ of Eq. (4) a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 
 from xmlib.core.train import FitResult, fit
+from xmlib.deepranking.config import Config
 from xmlib.deepranking.loss import triplet_hinge
 from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, Triplets
+
+
+class TripletSampler(Protocol):
+    """What training needs from a sampler: ``batch_size`` triplets drawn with the generator it is given."""
+
+    def sample(self, batch_size: int, rng: np.random.Generator | None = None) -> Triplets: ...
 
 
 @dataclass
@@ -74,13 +83,14 @@ def triplet_step(model: torch.nn.Module, data: TripletData, triplets: Triplets, 
     return triplet_hinge(f[:b], f[b:2 * b], f[2 * b:], gap)
 
 
-def make_optimizer(cfg, model: torch.nn.Module) -> torch.optim.SGD:
+def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.SGD:
     """Momentum SGD over the trainable parameters; ``weight_decay = λ`` (Eq. 4)."""
     params = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def make_sampler(cfg, relevance: CategoryRelevance, seed: int | None = None):
+def make_sampler(cfg: Config, relevance: CategoryRelevance,
+                 seed: int | None = None) -> OfflineTripletSampler | BufferedTripletSampler:
     """The sampler ``cfg.sampler`` names. The buffered one is filled by streaming every image once, in a
     seeded random order, with weight r_i; it then only calls ``relevance(i, j)`` on buffered images."""
     seed = cfg.seed if seed is None else seed
@@ -94,19 +104,20 @@ def make_sampler(cfg, relevance: CategoryRelevance, seed: int | None = None):
     return s
 
 
-def train_deep_ranking(cfg, model: torch.nn.Module, data: TripletData, sampler, evaluate=None,
-                       select: str | None = None, checkpoint_dir=None, desc: str = "deep ranking") -> FitResult:
+def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, sampler: TripletSampler,
+                       evaluate: Callable[[], dict[str, float]] | None = None, select: str | None = None,
+                       checkpoint_dir: str | Path | None = None, desc: str = "deep ranking") -> FitResult:
     """Train ``model`` for ``cfg.epochs`` × ``cfg.steps_per_epoch`` steps of ``cfg.batch_size`` triplets.
 
-    The sampler is re-seeded from (cfg.seed, epoch) at the start of each epoch, so a resumed run sees
-    the same triplets.
+    Each epoch's triplets are drawn with a generator seeded from (cfg.seed, epoch), passed to
+    ``sampler.sample``, so a resumed run sees the same triplets.
     """
     optimizer = make_optimizer(cfg, model)
 
     def batches(epoch: int):
-        sampler.rng = np.random.default_rng([cfg.seed, epoch])
+        rng = np.random.default_rng([cfg.seed, epoch])
         for _ in range(cfg.steps_per_epoch):
-            yield sampler.sample(cfg.batch_size)
+            yield sampler.sample(cfg.batch_size, rng)
 
     return fit(model, optimizer, epochs=cfg.epochs, batches=batches,
                step=lambda t: triplet_step(model, data, t, cfg.gap), evaluate=evaluate, select=select,

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 KS = (1, 5, 10)
-RECALL_KEYS = tuple(f"{d}_r{k}" for d in ("i2t", "t2i") for k in KS)
 
 
 def _as_numpy(scores: np.ndarray | torch.Tensor, captions_per_image: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 Modules, in the order of the chapter:
 
-- :mod:`~xmlib.sgraf.config` — ``Config`` and the ``smoke`` / ``default`` / ``paper`` profiles;
+- :mod:`~xmlib.sgraf.config` — ``ModelConfig`` (the architecture every module reads, one name per field),
+  ``Config`` (it plus training and budget) and the ``smoke`` / ``default`` / ``paper`` profiles;
 - :mod:`~xmlib.sgraf.encoders` — region and word features, attention-pooled global vectors;
 - :mod:`~xmlib.sgraf.similarity` — Eq. (1) vector similarity, text-to-visual (and image-to-text)
   attention, the graph's nodes;
@@ -14,7 +15,7 @@ Modules, in the order of the chapter:
 - :mod:`~xmlib.sgraf.train` — batches, training with checkpoint/resume, evaluation.
 """
 
-from xmlib.sgraf.config import PROFILES, Config
+from xmlib.sgraf.config import PROFILES, Config, ModelConfig
 from xmlib.sgraf.loss import contrastive_loss
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix, sgraf_scores
 from xmlib.sgraf.saf import SAF, AverageAggregation, saf_weights
@@ -22,7 +23,7 @@ from xmlib.sgraf.sgr import SGR, sgr_step, toy_graph_step
 from xmlib.sgraf.similarity import SimilarityNodes, attend_image_to_text, attend_text_to_image, vector_similarity
 
 __all__ = [
-    "PROFILES", "Config", "contrastive_loss", "SGRAFModel", "encode_split", "score_matrix", "sgraf_scores",
+    "PROFILES", "Config", "ModelConfig", "contrastive_loss", "SGRAFModel", "encode_split", "score_matrix", "sgraf_scores",
     "SAF", "AverageAggregation", "saf_weights", "SGR", "sgr_step", "toy_graph_step", "SimilarityNodes",
     "attend_image_to_text", "attend_text_to_image", "vector_similarity",
 ]

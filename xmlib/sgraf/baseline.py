@@ -33,7 +33,7 @@ class LinearVSEConfig:
     embed_size: int = 256
     margin: float = 0.2
     max_violation: bool = True  # hardest negatives, as SGRAF's paper
-    learning_rate: float = 2e-3
+    lr: float = 2e-3
     batch_size: int = 128
     epochs: int = 15
     seed: int = 0
@@ -42,8 +42,8 @@ class LinearVSEConfig:
         for name in ("embed_size", "batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LinearVSEConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.learning_rate <= 0 or self.margin < 0:
-            raise ValueError("LinearVSEConfig: learning_rate must be > 0 and margin >= 0")
+        if self.lr <= 0 or self.margin < 0:
+            raise ValueError(f"LinearVSEConfig: lr must be > 0 and margin >= 0, got lr={self.lr}, margin={self.margin}")
 
 
 class LinearVSE(nn.Module):
@@ -97,7 +97,7 @@ def train_linear_vse(cfg: LinearVSEConfig, train: tuple[np.ndarray, np.ndarray],
     device = device or torch.device("cpu")
     seed_everything(cfg.seed)
     model = LinearVSE(tr_img.shape[1], tr_txt.shape[1], cfg.embed_size).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     img_t, txt_t = torch.from_numpy(tr_img).to(device), torch.from_numpy(tr_txt).to(device)
 
     def batches(epoch: int) -> list[np.ndarray]:

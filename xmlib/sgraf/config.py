@@ -1,4 +1,5 @@
-"""Configuration of the SGRAF chapter: one frozen dataclass and three named profiles.
+"""Configuration of the SGRAF chapter: the model's architecture (:class:`ModelConfig`), the chapter's
+:class:`Config` (the architecture plus training and budget fields) and three named profiles.
 
 The dataclass defaults are a mid-size CPU model on the open captions benchmark (R = 49 EfficientNet
 grid regions of D = 1280); ``default`` (the book's CPU profile) shrinks them to fit about ten models in
@@ -34,12 +35,13 @@ Chapter-level fields (the notebook's budget; they do not change one model): ``te
 of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` /
 ``ablation_lr_step`` / ``ablation_test_images`` (every ablation model of Tables 3–5 gets the same
 schedule and test subset), ``steps_grid`` (SGR steps of Table 3), ``n_boot`` (bootstrap replicates),
-``baseline_epochs`` (the linear VSE reference of Table 1), ``torch_threads`` (0 = torch's default; 1 is
-fastest on a shared 2-core machine).
+``baseline_epochs`` (the linear VSE reference of Table 1), ``cpu_threads`` (0 = torch's default; 1 is
+fastest on a shared 2-core machine; set through :func:`xmlib.core.device.set_cpu_threads`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,12 +51,14 @@ Aggregator = Literal["sgr", "saf", "average", "joint"]
 
 
 @dataclass(frozen=True)
-class Config(BaseConfig):
-    """Hyperparameters of one SGRAF model (SGR, SAF or an ablation) and its training run."""
+class ModelConfig(BaseConfig):
+    """The architecture of one SGRAF model: every field :class:`~xmlib.sgraf.model.SGRAFModel` and its
+    modules read, under the same name as in the chapter's :class:`Config` (``cfg.model()``).
 
-    seed: int = 0
-    data_dir: str = ""  # a SCAN precomp folder ({split}_ims.npy, {split}_caps.txt, vocab JSON); "" = open captions
-    vocab_path: str = ""  # the vocabulary JSON ("" = look for one in data_dir)
+    ``length_buckets`` changes only how the training forward pass groups captions (the same numbers).
+    The rules that tie these fields together are checked here, once.
+    """
+
     # --- sizes ---------------------------------------------------------------------------
     img_dim: int = 1280  # D: region feature size (2048 for BUTD)
     word_dim: int = 300  # word embedding size
@@ -63,7 +67,7 @@ class Config(BaseConfig):
     num_regions: int = 49  # K, only used by global_norm="region"
     dropout: float = 0.4
     # --- model variant (Tables 3 and 4) ----------------------------------------------------
-    aggregator: Aggregator = "sgr"  # sgr | saf | average (AA of Table 4)
+    aggregator: Aggregator = "sgr"  # sgr | saf | average (AA of Table 4) | joint (Table 5)
     similarity: Literal["vector", "scalar"] = "vector"  # SV (Eq. 1) or SS (cosine) of Table 4
     attention: Literal["t2i", "i2t"] = "t2i"  # text-to-visual (paper) or image-to-text (Table 4)
     use_global: bool = True
@@ -74,12 +78,42 @@ class Config(BaseConfig):
     attn_leaky: float = 0.0
     l2_context: bool = False
     global_norm: Literal["feature", "region", "none"] = "feature"
+    # --- speed only -----------------------------------------------------------------------
+    length_buckets: int = 4  # caption length groups per training batch (the same numbers)
+
+    def validate(self) -> None:
+        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "length_buckets"):
+            self.require(getattr(self, name) > 0, name, "must be positive")
+        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")
+        self.require(self.use_global or self.use_local, "use_local", "use_global and use_local cannot both be False")
+        self.require(self.similarity == "vector" or self.aggregator == "average", "similarity",
+                     "scalar (cosine) similarities only go with aggregator='average' (Table 4: SS+AA)")
+        self.require(self.attn_leaky >= 0.0, "attn_leaky", "must be >= 0 (0 = ReLU as in the paper, 0.1 = official code)")
+
+    def model(self) -> "ModelConfig":
+        """The architecture fields alone, as a :class:`ModelConfig` (what the model keeps)."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelConfig)})
+
+
+@dataclass(frozen=True)
+class Config(ModelConfig):
+    """Hyperparameters of one SGRAF model (SGR, SAF or an ablation) and its training run.
+
+    The architecture fields are inherited from :class:`ModelConfig`, so each keeps one name from the
+    profile to the module that reads it; :meth:`model` hands them to the model.
+    """
+
+    seed: int = 0
+    data_dir: str = ""  # a SCAN precomp folder ({split}_ims.npy, {split}_caps.txt, vocab JSON); "" = open captions
+    vocab_path: str = ""  # the vocabulary JSON ("" = look for one in data_dir)
+    # --- departure switch of the objective (see the module docstring) -----------------------
     mask_same_image: bool = False
     # --- objective and optimisation ---------------------------------------------------------
     margin: float = 0.2  # γ
     max_violation: bool = True  # hardest negative (VSE++); False = sum over all negatives
     warmup_epochs: int = 0  # epochs of all-negatives hinge before the hardest negatives (0 = the paper)
-    learning_rate: float = 2e-4
+    lr: float = 2e-4  # Adam's learning rate
     batch_size: int = 128
     grad_clip: float = 2.0
     epochs: int = 8  # SGR and the ablations
@@ -93,7 +127,6 @@ class Config(BaseConfig):
     dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
     # --- evaluation cost --------------------------------------------------------------------
     eval_pairs: int = 32768  # image × caption pairs scored at once (bounds the memory of evaluation)
-    length_buckets: int = 4  # caption length groups per training batch (speed only; the same numbers)
     # --- the chapter's budget (see the module docstring) -------------------------------------
     test_images: int = 0  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
     ablation_epochs: int = 0  # 0 = the SGR schedule's epochs
@@ -103,24 +136,18 @@ class Config(BaseConfig):
     ablation_local_steps: tuple[int, ...] = (1, 3)  # N of Table 3's local-only rows
     n_boot: int = 1000
     baseline_epochs: int = 15  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
-    torch_threads: int = 0
+    cpu_threads: int = 0  # torch CPU threads (0 = torch's default), set through xmlib.core.device
 
     def validate(self) -> None:
-        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "batch_size", "eval_pairs",
-                     "length_buckets"):
+        super().validate()  # the architecture's rules
+        for name in ("batch_size", "eval_pairs"):
             self.require(getattr(self, name) > 0, name, "must be positive")
-        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-        self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")
-        self.require(self.use_global or self.use_local, "use_local", "use_global and use_local cannot both be False")
-        self.require(self.similarity == "vector" or self.aggregator == "average", "similarity",
-                     "scalar (cosine) similarities only go with aggregator='average' (Table 4: SS+AA)")
-        self.require(self.attn_leaky >= 0.0, "attn_leaky", "must be >= 0 (0 = ReLU as in the paper, 0.1 = official code)")
         self.require(self.margin >= 0.0, "margin", "must be >= 0")
-        self.require(self.learning_rate > 0.0, "learning_rate", "must be positive")
+        self.require(self.lr > 0.0, "lr", "must be positive")
         self.require(self.grad_clip > 0.0, "grad_clip", "must be positive")
         for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images",
                      "warmup_epochs", "test_images", "ablation_epochs", "ablation_lr_step", "ablation_test_images",
-                     "baseline_epochs", "torch_threads"):
+                     "baseline_epochs", "cpu_threads"):
             self.require(getattr(self, name) >= 0, name, "must be >= 0")
         self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
         self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
@@ -139,15 +166,15 @@ PROFILES: dict[str, dict[str, object]] = {
     "smoke": {
         "word_dim": 32, "embed_size": 32, "sim_dim": 16, "batch_size": 32, "epochs": 1, "lr_step": 1,
         "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100, "eval_pairs": 8192,
-        "learning_rate": 1e-3, "max_violation": False, "steps_grid": (1, 3), "ablation_local_steps": (3,),
-        "n_boot": 200, "baseline_epochs": 2, "torch_threads": 1,
+        "lr": 1e-3, "max_violation": False, "steps_grid": (1, 3), "ablation_local_steps": (3,),
+        "n_boot": 200, "baseline_epochs": 2, "cpu_threads": 1,
     },
     # the book's CPU profile: ~10 models trained and tested in <= 20 min on 2 shared cores (see the chapter)
     "default": {
-        "word_dim": 100, "embed_size": 64, "sim_dim": 16, "batch_size": 32, "learning_rate": 5e-3, "max_violation": False,
+        "word_dim": 100, "embed_size": 64, "sim_dim": 16, "batch_size": 32, "lr": 5e-3, "max_violation": False,
         "epochs": 12, "lr_step": 10, "saf_epochs": 12, "saf_lr_step": 10, "dev_images": 200,
         "ablation_epochs": 6, "ablation_lr_step": 5, "ablation_test_images": 300,
-        "steps_grid": (1, 3), "ablation_local_steps": (3,), "torch_threads": 1,
+        "steps_grid": (1, 3), "ablation_local_steps": (3,), "cpu_threads": 1,
     },
     "paper": {
         # Flickr30K settings; COCO: epochs=20, lr_step=10, saf_epochs=20, saf_lr_step=10

@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from xmlib.distances import l2_normalize
+from xmlib.sgraf.config import ModelConfig
 
 
 def length_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
@@ -50,36 +51,36 @@ class AttentionPool(nn.Module):
     """Attention pooling with the mean as query; returns L2(Σ_r w_r x_r) and the weights w.
 
     Args:
-        dim: d.
-        norm: ``"feature"`` (BatchNorm1d over features, any number of rows), ``"region"`` (the official
-            code's BatchNorm1d over the row axis; needs exactly ``num_regions`` rows), ``"none"``
-            (the text branch).
+        embed_size: d.
+        global_norm: ``"feature"`` (BatchNorm1d over features, any number of rows), ``"region"`` (the
+            official code's BatchNorm1d over the row axis; needs exactly ``num_regions`` rows) or
+            ``"none"`` (the text branch). The image branch takes it from :class:`ModelConfig`, which
+            checks the value.
+        num_regions: K of ``global_norm="region"``.
+        dropout: of the pooling's hidden activations.
     """
 
-    def __init__(self, dim: int, norm: str = "none", num_regions: int | None = None, dropout: float = 0.4):
+    def __init__(self, embed_size: int, *, global_norm: str = "none", num_regions: int = 49, dropout: float = 0.4):
         super().__init__()
-        self.local = nn.Linear(dim, dim)  # W_l
-        self.glob = nn.Linear(dim, dim)  # W_g
-        self.common = nn.Linear(dim, 1)  # W_c
+        self.local = nn.Linear(embed_size, embed_size)  # W_l
+        self.glob = nn.Linear(embed_size, embed_size)  # W_g
+        self.common = nn.Linear(embed_size, 1)  # W_c
         self.dropout = nn.Dropout(dropout)
-        self.norm = norm
+        self.global_norm = global_norm
         self.num_regions = num_regions
-        if norm == "feature":
-            self.norm_l, self.norm_g = _FeatureNorm(dim), _FeatureNorm(dim)
-        elif norm == "region":
-            if not num_regions:
-                raise ValueError("global_norm='region' needs num_regions (the fixed K of the official code)")
-            self.norm_l, self.norm_g = nn.BatchNorm1d(num_regions), _FeatureNorm(dim)
-        elif norm == "none":
+        if global_norm == "feature":
+            self.norm_l, self.norm_g = _FeatureNorm(embed_size), _FeatureNorm(embed_size)
+        elif global_norm == "region":
+            self.norm_l, self.norm_g = nn.BatchNorm1d(num_regions), _FeatureNorm(embed_size)
+        else:  # "none"
             self.norm_l = self.norm_g = nn.Identity()
-        else:
-            raise ValueError(f"norm must be 'feature', 'region' or 'none', got {norm!r}")
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # x (n, R, d), mask (n, R) or None
-        if self.norm == "region" and x.shape[1] != self.num_regions:
-            raise ValueError(f"global_norm='region' was built for K={self.num_regions} regions, got {x.shape[1]}; "
-                             "use global_norm='feature' for a varying number of regions")
+        if self.global_norm == "region" and x.shape[1] != self.num_regions:
+            raise ValueError(f"global_norm='region' was built for num_regions = K = {self.num_regions}, the images "
+                             f"have K = {x.shape[1]}; set num_regions = {x.shape[1]} or use global_norm='feature' "
+                             "(any number of regions)")
         query = masked_mean(x, mask)  # (n, d)
         h_l = self.dropout(torch.tanh(self.norm_l(self.local(x))))  # (n, R, d)
         h_g = self.dropout(torch.tanh(self.norm_g(self.glob(query))))  # (n, d)
@@ -92,16 +93,19 @@ class AttentionPool(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """Region features (n, K, D) → V (n, K, d) L2 per region, and v̄ (n, d)."""
+    """Region features (n, K, D) → V (n, K, d) L2 per region, and v̄ (n, d).
 
-    def __init__(self, img_dim: int, embed_size: int, *, global_norm: str = "feature", num_regions: int | None = None,
-                 dropout: float = 0.4):
+    Reads from ``cfg``: ``img_dim`` (D), ``embed_size`` (d), ``global_norm``, ``num_regions``, ``dropout``.
+    """
+
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(img_dim, embed_size)
-        bound = math.sqrt(6.0) / math.sqrt(img_dim + embed_size)  # Xavier uniform
+        self.fc = nn.Linear(cfg.img_dim, cfg.embed_size)
+        bound = math.sqrt(6.0) / math.sqrt(cfg.img_dim + cfg.embed_size)  # Xavier uniform
         nn.init.uniform_(self.fc.weight, -bound, bound)
         nn.init.zeros_(self.fc.bias)
-        self.pool = AttentionPool(embed_size, norm=global_norm, num_regions=num_regions, dropout=dropout)
+        self.pool = AttentionPool(cfg.embed_size, global_norm=cfg.global_norm, num_regions=cfg.num_regions,
+                                  dropout=cfg.dropout)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 3:
@@ -112,16 +116,19 @@ class ImageEncoder(nn.Module):
 
 
 class TextEncoder(nn.Module):
-    """Token ids (n, L) with lengths (n,) → T (n, L, d) L2 per word (zeros on padding), and t̄ (n, d)."""
+    """Token ids (n, L) with lengths (n,) → T (n, L, d) L2 per word (zeros on padding), and t̄ (n, d).
 
-    def __init__(self, vocab_size: int, word_dim: int, embed_size: int, *, dropout: float = 0.4):
+    Reads from ``cfg``: ``word_dim``, ``embed_size`` (d), ``dropout``; ``vocab_size`` comes from the data.
+    """
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, word_dim)
+        self.embed = nn.Embedding(vocab_size, cfg.word_dim)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(word_dim, embed_size, num_layers=1, batch_first=True, bidirectional=True)
-        self.pool = AttentionPool(embed_size, norm="none", dropout=dropout)
-        self.embed_size = embed_size
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.gru = nn.GRU(cfg.word_dim, cfg.embed_size, num_layers=1, batch_first=True, bidirectional=True)
+        self.pool = AttentionPool(cfg.embed_size, global_norm="none", dropout=cfg.dropout)
+        self.embed_size = cfg.embed_size
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tokens.ndim != 2 or lengths.shape != tokens.shape[:1]:

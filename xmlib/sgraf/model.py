@@ -15,14 +15,12 @@ costs almost nothing.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
 
 from xmlib.core.progress import progress
-from xmlib.sgraf.config import Config
+from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
 from xmlib.sgraf.saf import SAF, AverageAggregation
 from xmlib.sgraf.sgr import SGR
@@ -36,62 +34,43 @@ class JointAggregation(nn.Module):
     and averaging the scores (as SGRAF averages at inference) is our reading.
     """
 
-    def __init__(self, sim_dim: int, steps: int = 3, has_global: bool = True):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.sgr = SGR(sim_dim, steps, has_global=has_global)
-        self.saf = SAF(sim_dim)
+        self.sgr = SGR(cfg)
+        self.saf = SAF(cfg)
 
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return (self.sgr(nodes, mask) + self.saf(nodes, mask)) / 2
 
 
+AGGREGATORS: dict[str, type[nn.Module]] = {"sgr": SGR, "saf": SAF, "average": AverageAggregation,
+                                           "joint": JointAggregation}
+"""The module of each ``aggregator`` value."""
+
+
 class SGRAFModel(nn.Module):
-    """One SGRAF model: SGR, SAF or an ablation of Tables 3–4.
+    """One SGRAF model: SGR, SAF or an ablation of Tables 3–5.
 
     Args:
-        vocab_size: number of word ids; img_dim: D; word_dim: word embedding size; embed_size: d;
-        sim_dim: m; aggregator: ``"sgr"`` | ``"saf"`` | ``"average"`` | ``"joint"``; similarity: ``"vector"`` (Eq. 1)
-        | ``"scalar"`` (cosine); attention: ``"t2i"`` | ``"i2t"``; use_global / use_local: which nodes;
-        sgr_steps: N; lam: λ; leaky, l2_context, global_norm, num_regions: departure switches
-        (:mod:`xmlib.sgraf.config`); dropout: of the text embedding and the attention pooling;
-        length_buckets: caption length groups in the training forward (speed only, see :meth:`score_block`).
+        cfg: the architecture (:class:`~xmlib.sgraf.config.ModelConfig`; a chapter
+            :class:`~xmlib.sgraf.config.Config` is narrowed to it with ``cfg.model()``). Every module
+            below reads its fields under the same names: the encoders (``img_dim``, ``word_dim``,
+            ``embed_size``, ``global_norm``, ``num_regions``, ``dropout``), the similarity nodes
+            (``sim_dim``, ``similarity``, ``attention``, ``use_global``, ``use_local``,
+            ``lambda_softmax``, ``attn_leaky``, ``l2_context``) and the aggregator (``aggregator``,
+            ``sgr_steps``); ``length_buckets`` groups captions in the training forward (speed only,
+            see :meth:`score_block`).
+        vocab_size: number of word ids (from the data's vocabulary).
     """
 
-    def __init__(self, vocab_size: int, *, img_dim: int = 1280, word_dim: int = 300, embed_size: int = 256,
-                 sim_dim: int = 64, aggregator: str = "sgr", similarity: str = "vector", attention: str = "t2i",
-                 use_global: bool = True, use_local: bool = True, sgr_steps: int = 3, lam: float = 9.0,
-                 leaky: float = 0.0, l2_context: bool = False, global_norm: str = "feature",
-                 num_regions: int | None = None, dropout: float = 0.4, length_buckets: int = 4):
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
-        self.length_buckets = length_buckets
-        if aggregator not in ("sgr", "saf", "average", "joint"):
-            raise ValueError(f"aggregator must be 'sgr', 'saf', 'average' or 'joint', got {aggregator!r}")
-        if similarity == "scalar" and aggregator != "average":
-            raise ValueError("similarity='scalar' only goes with aggregator='average' (Table 4: SS+AA)")
-        self.img_enc = ImageEncoder(img_dim, embed_size, global_norm=global_norm, num_regions=num_regions,
-                                    dropout=dropout)
-        self.txt_enc = TextEncoder(vocab_size, word_dim, embed_size, dropout=dropout)
-        self.nodes = SimilarityNodes(embed_size, sim_dim, lam=lam, attention=attention, similarity=similarity,
-                                     use_global=use_global, use_local=use_local, leaky=leaky, l2_context=l2_context)
-        if aggregator == "sgr":
-            self.aggregate: nn.Module = SGR(sim_dim, sgr_steps, has_global=use_global)
-        elif aggregator == "saf":
-            self.aggregate = SAF(sim_dim)
-        elif aggregator == "joint":
-            self.aggregate = JointAggregation(sim_dim, sgr_steps, has_global=use_global)
-        else:
-            self.aggregate = AverageAggregation(sim_dim, scalar=similarity == "scalar")
-        self.aggregator = aggregator
-
-    @classmethod
-    def from_config(cls, cfg: Config, vocab_size: int) -> "SGRAFModel":
-        """Build the model ``cfg`` describes."""
-        return cls(vocab_size, img_dim=cfg.img_dim, word_dim=cfg.word_dim, embed_size=cfg.embed_size,
-                   sim_dim=cfg.sim_dim, aggregator=cfg.aggregator, similarity=cfg.similarity,
-                   attention=cfg.attention, use_global=cfg.use_global, use_local=cfg.use_local,
-                   sgr_steps=cfg.sgr_steps, lam=cfg.lambda_softmax, leaky=cfg.attn_leaky,
-                   l2_context=cfg.l2_context, global_norm=cfg.global_norm, num_regions=cfg.num_regions,
-                   dropout=cfg.dropout, length_buckets=cfg.length_buckets)
+        cfg = cfg.model()
+        self.cfg = cfg
+        self.img_enc = ImageEncoder(cfg)
+        self.txt_enc = TextEncoder(cfg, vocab_size)
+        self.nodes = SimilarityNodes(cfg)
+        self.aggregate = AGGREGATORS[cfg.aggregator](cfg)
 
     # --- encoders -------------------------------------------------------------------------------
     def encode_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +127,28 @@ class SGRAFModel(nn.Module):
         """Training form: a batch of images (B, K, D) and captions → the (B, B) score matrix S[i, c]."""
         regions, img_glob = self.encode_images(images)
         words, txt_glob = self.encode_captions(tokens, lengths)
-        return self.score_block(regions, img_glob, words, txt_glob, lengths, buckets=self.length_buckets)
+        return self.score_block(regions, img_glob, words, txt_glob, lengths, buckets=self.cfg.length_buckets)
+
+    @torch.no_grad()
+    def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The attention α (L, K) of each word of one caption over the regions of one image, as this
+        model computes it (its own ``lambda_softmax``, ``attn_leaky``, ``l2_context``): row j is
+        α_·j = softmax_i(λ c̄_ij) of SGRAF's text-to-visual attention (Sec. "Similarity Representation
+        Learning"; chapter label `eq-sgraf-attn`).
+
+        Args:
+            image: (K, D) region features; tokens: (L,) the caption's word ids (no padding).
+        Call it in eval mode (dropout off) for a picture of a trained model.
+        """
+        if self.cfg.attention != "t2i" or not self.cfg.use_local:
+            raise ValueError(f"this model has no word-to-region attention (attention={self.cfg.attention!r}, "
+                             f"use_local={self.cfg.use_local}); it needs attention='t2i' and use_local=True")
+        if image.ndim != 2 or tokens.ndim != 1:
+            raise ValueError(f"image must be (K, D) and tokens (L,), got {tuple(image.shape)} and {tuple(tokens.shape)}")
+        regions, _ = self.encode_images(image[None])  # (1, K, d)
+        words, _ = self.encode_captions(tokens[None], torch.tensor([tokens.shape[0]]))  # (1, L, d)
+        _, alpha = self.nodes.attend(regions, words, None)  # (1, 1, L, K)
+        return alpha[0, 0]
 
 
 def sgraf_scores(sgr: torch.Tensor | np.ndarray, saf: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
@@ -211,7 +211,3 @@ def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pai
         out[i0:i0 + image_chunk, idx] = s.float().cpu()
     return out
 
-
-def pairs_per_second(n_pairs: int, seconds: float) -> float:
-    """Throughput helper for the benchmark and the notebook."""
-    return n_pairs / seconds if seconds > 0 else math.inf

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from xmlib.distances import l2_normalize
+from xmlib.sgraf.config import ModelConfig
 
 
 class MaskedBatchNorm(nn.Module):
@@ -45,7 +46,8 @@ class MaskedBatchNorm(nn.Module):
 
 
 def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """β of SAF from the batch-normalised logits ``BN(W_f s_p)``: ``σ(·)`` L1-normalised over the nodes.
+    """β of SAF from the batch-normalised logits ``BN(W_f s_p)``: ``σ(·)`` L1-normalised over the nodes
+    (SGRAF, Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
 
     Args:
         logits: (..., P); mask: (..., P) bool or None.
@@ -59,17 +61,17 @@ def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch
 
 
 class SAF(nn.Module):
-    """Similarity attention filtration: nodes (..., P, m), mask (..., P) → scores (...) in (0, 1).
+    """Similarity attention filtration: nodes (..., P, m), mask (..., P) → scores (...) in (0, 1) (SGRAF,
+    Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
 
-    Args:
-        sim_dim: m.
+    Reads ``sim_dim`` (m) from ``cfg``.
     """
 
-    def __init__(self, sim_dim: int):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.w_f = nn.Linear(sim_dim, 1)  # W_f
+        self.w_f = nn.Linear(cfg.sim_dim, 1)  # W_f
         self.bn = MaskedBatchNorm()
-        self.score = nn.Linear(sim_dim, 1)  # W_s
+        self.score = nn.Linear(cfg.sim_dim, 1)  # W_s
 
     def weights(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """β (..., P) of every node."""
@@ -86,18 +88,19 @@ class SAF(nn.Module):
 class AverageAggregation(nn.Module):
     """Table 4's AA: uniform weights over the real nodes.
 
-    Vector nodes: ``sigmoid(W_s L2(mean_p s_p))``. Scalar nodes (m = 1, cosines): their mean.
+    Vector nodes: ``sigmoid(W_s L2(mean_p s_p))``. Scalar nodes (``similarity="scalar"``, m = 1,
+    cosines): their mean. Reads ``sim_dim`` (m) and ``similarity`` from ``cfg``.
     """
 
-    def __init__(self, sim_dim: int, scalar: bool = False):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.scalar = scalar
-        self.score = None if scalar else nn.Linear(sim_dim, 1)  # W_s
+        self.similarity = cfg.similarity
+        self.score = None if cfg.similarity == "scalar" else nn.Linear(cfg.sim_dim, 1)  # W_s
 
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         w = torch.ones(nodes.shape[:-1], dtype=nodes.dtype, device=nodes.device) if mask is None else \
             mask.to(nodes.dtype).expand(nodes.shape[:-1])
         mean = (nodes * w.unsqueeze(-1)).sum(-2) / w.sum(-1, keepdim=True)  # (..., m)
-        if self.scalar:
+        if self.similarity == "scalar":
             return mean.squeeze(-1)
         return torch.sigmoid(self.score(l2_normalize(mean))).squeeze(-1)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from xmlib.sgraf.config import ModelConfig
+
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Softmax over the last axis, ignoring entries where ``mask`` (broadcastable) is False."""
@@ -33,7 +35,8 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
 
 def sgr_step(nodes: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, w_r: torch.Tensor,
              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGR step in its plain form.
+    """One SGR step in its plain form: edges then node update (SGRAF, Sec. "Similarity Graph Reasoning";
+    chapter labels `eq-sgraf-edge` and `eq-sgraf-node`).
 
     Args:
         nodes: (..., P, m) node vectors s_p.
@@ -88,7 +91,8 @@ class GraphStep(nn.Module):
         return sgr_step(nodes, self.w_in.weight, self.w_out.weight, self.w_r.weight, mask)
 
     def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
-        """The same step with one m × m product per node; ``global_only`` updates node 0 only."""
+        """The same SGRAF step (Sec. "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`,
+        `eq-sgraf-node`) with one m × m product per node; ``global_only`` updates node 0 only."""
         bilinear = self.w_out.weight.T @ self.w_in.weight  # (m, m) = W_outᵀ W_in
         src = nodes[..., :1, :] if global_only else nodes  # (..., P', m)
         u = src @ bilinear.T  # (..., P', m): W_outᵀ W_in s_p
@@ -98,19 +102,19 @@ class GraphStep(nn.Module):
 
 
 class SGR(nn.Module):
-    """Similarity graph reasoning over N unshared steps, then ``sigmoid(W_s s_global)``.
+    """Similarity graph reasoning over N unshared steps, then ``sigmoid(W_s s_global)`` (SGRAF, Sec.
+    "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`, `eq-sgraf-node`).
 
-    Args:
-        sim_dim: m. steps: N (0 = score the global node without reasoning).
-        has_global: node 0 is the global node s^g. Without it (Table 3 "local only") the score reads
-            the mean of the reasoned local nodes (our choice; the paper does not say).
+    Reads from ``cfg``: ``sim_dim`` (m), ``sgr_steps`` (N; 0 = score the global node without
+    reasoning), ``use_global`` (node 0 is the global node s^g; without it, Table 3's "local only", the
+    score reads the mean of the reasoned local nodes: our choice, the paper does not say).
     """
 
-    def __init__(self, sim_dim: int, steps: int = 3, has_global: bool = True):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.steps = nn.ModuleList(GraphStep(sim_dim) for _ in range(steps))
-        self.score = nn.Linear(sim_dim, 1)  # W_s
-        self.has_global = has_global
+        self.steps = nn.ModuleList(GraphStep(cfg.sim_dim) for _ in range(cfg.sgr_steps))
+        self.score = nn.Linear(cfg.sim_dim, 1)  # W_s
+        self.use_global = cfg.use_global
 
     def reason(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Every step's (nodes, edges) in the plain form, for pictures of the graph."""
@@ -125,8 +129,8 @@ class SGR(nn.Module):
         n = len(self.steps)
         for k, step in enumerate(self.steps):
             last = k == n - 1
-            nodes = step.fast(nodes, mask, global_only=last and self.has_global)
-        if self.has_global:
+            nodes = step.fast(nodes, mask, global_only=last and self.use_global)
+        if self.use_global:
             out = nodes[..., 0, :]  # s_global after N steps
         else:
             w = torch.ones(nodes.shape[:-1], dtype=nodes.dtype, device=nodes.device) if mask is None else \

@@ -20,10 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from xmlib.distances import l2_normalize
+from xmlib.sgraf.config import ModelConfig
 
 
 def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square).
+    """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square); chapter label
+    `eq-sgraf-sim`.
 
     Args:
         x, y: (..., d) broadcastable.
@@ -35,23 +37,25 @@ def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) ->
     return l2_normalize(diff2 @ weight.T)  # (..., m)
 
 
-def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, leaky: float) -> torch.Tensor:
-    """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (leaky = 0, the paper) or LeakyReLU(leaky) (official code)."""
-    c = F.relu(c) if leaky == 0.0 else F.leaky_relu(c, leaky)
+def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, attn_leaky: float) -> torch.Tensor:
+    """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (attn_leaky = 0, the paper) or LeakyReLU(attn_leaky) (official code)."""
+    c = F.relu(c) if attn_leaky == 0.0 else F.leaky_relu(c, attn_leaky)
     if mask is not None:
         c = c * mask
     return c / c.pow(2).sum(dim, keepdim=True).add(1e-16).sqrt().clamp_min(1e-8)
 
 
 def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
-                         lam: float = 9.0, leaky: float = 0.0, l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Text-to-visual attention: for every word j of every caption, a context ``a_j^v`` over the regions.
+                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0,
+                         l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Text-to-visual attention: for every word j of every caption, a context ``a_j^v`` over the regions
+    (SGRAF, Sec. "Similarity Representation Learning"; chapter label `eq-sgraf-attn`).
 
     Args:
         regions: V, (n_i, K, d), L2-normalised rows.
         words: T, (n_c, L, d), L2-normalised rows (padding anything).
         word_mask: (n_c, L) bool, True on real words (None = all real).
-        lam: λ (inverse temperature); leaky: 0 = ReLU (paper), 0.1 = LeakyReLU (code);
+        lambda_softmax: λ (inverse temperature); attn_leaky: 0 = ReLU (paper), 0.1 = LeakyReLU (code);
         l2_context: L2-normalise ``a_j^v`` (official code) or not (paper).
     Returns:
         contexts (n_i, n_c, L, d) and attention α (n_i, n_c, L, K) (softmax over the K regions).
@@ -62,8 +66,8 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T)  # (n_c·L, n_i·K)
     c = c.view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K)
     mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
-    c_bar = _normalise_scores(c, mask, dim=2, leaky=leaky)  # normalised over the words j
-    alpha = torch.softmax(lam * c_bar, dim=-1)  # softmax over regions i
+    c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky)  # normalised over the words j
+    alpha = torch.softmax(lambda_softmax * c_bar, dim=-1)  # softmax over regions i
     ctx = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
     ctx = ctx.view(n_i, n_c, length, d)
     if l2_context:
@@ -72,7 +76,8 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
 
 
 def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
-                         lam: float = 9.0, leaky: float = 0.0, l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0,
+                         l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Image-to-text attention (Table 4 ablation): for every region i, a context ``a_i^t`` over the words.
 
     ``c̄_ij = [c_ij]_+ / sqrt(Σ_i [c_ij]_+²)`` (normalised over the regions, the query axis),
@@ -85,8 +90,8 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     n_c, length, _ = words.shape
     c = (regions.reshape(n_i * k, d) @ words.reshape(n_c * length, d).T)  # (n_i·K, n_c·L)
     c = c.view(n_i, k, n_c, length).permute(0, 2, 1, 3)  # (n_i, n_c, K, L)
-    c_bar = _normalise_scores(c, None, dim=2, leaky=leaky)  # normalised over the regions i
-    logits = lam * c_bar
+    c_bar = _normalise_scores(c, None, dim=2, attn_leaky=attn_leaky)  # normalised over the regions i
+    logits = lambda_softmax * c_bar
     if word_mask is not None:
         logits = logits.masked_fill(~word_mask[None, :, None, :], float("-inf"))
     alpha = torch.softmax(logits, dim=-1)  # softmax over words j
@@ -98,56 +103,55 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
 
 
 class SimilarityNodes(nn.Module):
-    """The similarity graph's nodes for a block of image–caption pairs.
+    """The similarity graph's nodes for a block of image–caption pairs: s^g and s^l_j of SGRAF's Eq. (1)
+    on the attended contexts (chapter labels `eq-sgraf-sim`, `eq-sgraf-attn`).
 
     ``forward(regions, img_glob, words, txt_glob, word_mask)`` → ``(nodes, mask)`` with nodes
     (n_i, n_c, 1 + L, m) = [s^g, s_1^l .. s_L^l] (text-to-visual) or (n_i, n_c, 1 + K, m)
-    (image-to-text); without the global node the first entry is dropped, without local nodes only
-    s^g remains. ``similarity="scalar"`` gives cosines (…, 1) instead of Eq. (1) vectors (Table 4 SS).
+    (image-to-text); without the global node (``use_global=False``) the first entry is dropped,
+    without local nodes (``use_local=False``) only s^g remains. ``similarity="scalar"`` gives cosines
+    (…, 1) instead of Eq. (1) vectors (Table 4 SS).
 
-    Args:
-        embed_size: d; sim_dim: m; lam: λ; attention: ``"t2i"`` | ``"i2t"``; leaky, l2_context: see
-        :func:`attend_text_to_image`.
+    Reads from ``cfg``: ``embed_size`` (d), ``sim_dim`` (m), ``similarity``, ``attention``
+    (``"t2i"`` | ``"i2t"``), ``use_global``, ``use_local`` and the attention's ``lambda_softmax``,
+    ``attn_leaky``, ``l2_context`` (see :func:`attend_text_to_image`).
     """
 
-    def __init__(self, embed_size: int, sim_dim: int, *, lam: float = 9.0, attention: str = "t2i",
-                 similarity: str = "vector", use_global: bool = True, use_local: bool = True, leaky: float = 0.0,
-                 l2_context: bool = False):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if attention not in ("t2i", "i2t"):
-            raise ValueError(f"attention must be 't2i' or 'i2t', got {attention!r}")
-        if similarity not in ("vector", "scalar"):
-            raise ValueError(f"similarity must be 'vector' or 'scalar', got {similarity!r}")
-        if not (use_global or use_local):
-            raise ValueError("use_global and use_local cannot both be False")
-        self.w_global = nn.Linear(embed_size, sim_dim, bias=False)  # W_g of Eq. (1) for s^g
-        self.w_local = nn.Linear(embed_size, sim_dim, bias=False)  # W_l of Eq. (1) for s_j^l
-        self.lam, self.attention, self.similarity = lam, attention, similarity
-        self.use_global, self.use_local, self.leaky, self.l2_context = use_global, use_local, leaky, l2_context
+        self.cfg = cfg
+        self.w_global = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=False)  # W_g of Eq. (1) for s^g
+        self.w_local = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=False)  # W_l of Eq. (1) for s_j^l
 
     def _sim(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if self.similarity == "scalar":
+        if self.cfg.similarity == "scalar":
             return (l2_normalize(x) * l2_normalize(y)).sum(-1, keepdim=True)  # cosine, (..., 1)
         return vector_similarity(x, y, weight)
 
+    def attend(self, regions: torch.Tensor, words: torch.Tensor,
+               word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The local nodes' attention with this model's settings: :func:`attend_text_to_image` for
+        ``attention="t2i"`` (contexts (n_i, n_c, L, d), α (n_i, n_c, L, K)), :func:`attend_image_to_text`
+        for ``"i2t"`` (contexts (n_i, n_c, K, d), α (n_i, n_c, K, L))."""
+        attend = attend_text_to_image if self.cfg.attention == "t2i" else attend_image_to_text
+        return attend(regions, words, word_mask, lambda_softmax=self.cfg.lambda_softmax,
+                      attn_leaky=self.cfg.attn_leaky, l2_context=self.cfg.l2_context)
+
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        n_i, n_c = regions.shape[0], words.shape[0]
+        n_c = words.shape[0]
         parts, masks = [], []
-        if self.use_global:
+        if self.cfg.use_global:
             s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global.weight)  # (n_i, n_c, m)
             parts.append(s_g.unsqueeze(2))
             masks.append(torch.ones(n_c, 1, dtype=torch.bool, device=words.device))
-        if self.use_local:
-            if self.attention == "t2i":
-                ctx, _ = attend_text_to_image(regions, words, word_mask, lam=self.lam, leaky=self.leaky,
-                                              l2_context=self.l2_context)
+        if self.cfg.use_local:
+            ctx, _ = self.attend(regions, words, word_mask)
+            if self.cfg.attention == "t2i":
                 s_l = self._sim(ctx, words.unsqueeze(0), self.w_local.weight)  # (n_i, n_c, L, m)
                 lm = word_mask if word_mask is not None else torch.ones(words.shape[:2], dtype=torch.bool,
                                                                          device=words.device)
             else:
-                ctx, _ = attend_image_to_text(regions, words, word_mask, lam=self.lam, leaky=self.leaky,
-                                              l2_context=self.l2_context)
                 s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local.weight)  # (n_i, n_c, K, m)
                 lm = torch.ones(n_c, regions.shape[1], dtype=torch.bool, device=words.device)
             parts.append(s_l)

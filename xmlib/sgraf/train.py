@@ -8,7 +8,8 @@
 - :func:`train_model`: Adam, gradient-norm clipping, the step learning-rate schedule, the best epoch by
   dev rSum, a checkpoint after every epoch (resumes after interruption) — through
   :func:`xmlib.core.train.fit`.
-- :func:`evaluate`: the full score matrix in bounded-memory blocks, then R@K / rSum / medr / meanr.
+- :func:`score_split`: the full (N_img, 5·N_img) score matrix of a split, in bounded-memory blocks;
+  :func:`evaluate`: that matrix's R@K / rSum / medr / meanr.
 
 The ``paper`` profile with ``data_dir`` set trains on Flickr30K / COCO precomp with the paper's
 hyperparameters: ``python -m xmlib.sgraf.train --profile paper --data-dir DIR --vocab VOCAB.json``.
@@ -146,8 +147,8 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
 
 
 @torch.no_grad()
-def evaluate_scores(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
-                    device: torch.device | None = None) -> torch.Tensor:
+def score_split(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
+                device: torch.device | None = None) -> torch.Tensor:
     """The (N_img, 5·N_img) score matrix of a split, computed in bounded-memory blocks."""
     device = device or next(model.parameters()).device
     enc = encode_split(model, data.images, data.tokens, data.lengths, device=device)
@@ -157,14 +158,14 @@ def evaluate_scores(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32
 def evaluate(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
              device: torch.device | None = None) -> dict[str, float]:
     """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split)."""
-    scores = evaluate_scores(model, data, max_pairs=max_pairs, device=device)
+    scores = score_split(model, data, max_pairs=max_pairs, device=device)
     return retrieval_metrics(scores, data.captions_per_image)
 
 
-def build_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
-    """The model of ``cfg``, initialised from ``cfg.seed`` (the same weights on every call)."""
+def init_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
+    """A fresh model of ``cfg.model()``, initialised from ``cfg.seed`` (the same weights on every call)."""
     seed_everything(cfg.seed)
-    return SGRAFModel.from_config(cfg, vocab_size).to(device or get_device())
+    return SGRAFModel(cfg.model(), vocab_size).to(device or get_device())
 
 
 def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: int, *,
@@ -172,7 +173,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
                 epochs: int | None = None) -> tuple[SGRAFModel, FitResult]:
     """Train the model ``cfg`` describes; keep the epoch with the best dev rSum.
 
-    Adam (``learning_rate``), gradient-norm clipping (``grad_clip``), learning rate × ``lr_decay``
+    Adam (``lr``), gradient-norm clipping (``grad_clip``), learning rate × ``lr_decay``
     every ``lr_step`` epochs (SGR's or SAF's schedule, :meth:`Config.schedule`), bidirectional hinge
     with hardest (or all) negatives (all of them during ``warmup_epochs``). With ``checkpoint_dir`` a
     run that was interrupted resumes where it stopped. ``epochs`` overrides the schedule's number of epochs (the learning-rate step stays).
@@ -189,8 +190,8 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     n_epochs = n_epochs if epochs is None else epochs
     train = train.first_images(cfg.max_train_images)
     dev = dev.first_images(cfg.dev_images)
-    model = build_model(cfg, vocab_size, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    model = init_model(cfg, vocab_size, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=cfg.lr_decay) if lr_step > 0 else None
 
     current = {"epoch": 0}
