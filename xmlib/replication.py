@@ -419,13 +419,20 @@ def difference(a: Outcomes, b: Outcomes, metric: Metric, **kw: Any) -> Estimate:
     return contrast([a, b], [1.0, -1.0], metric, **kw)
 
 
+def trend_weights(settings: Sequence[float]) -> list[float]:
+    """Contrast weights whose contrast is the least-squares slope of the metric against ``settings``
+    (per unit of the setting). Negate the settings for a claim that the metric *falls* with them."""
+    x = np.asarray(settings, dtype=np.float64)
+    if len(x) < 2 or np.ptp(x) == 0:
+        raise ValueError("a trend needs at least two different settings")
+    return ((x - x.mean()) / ((x - x.mean()) ** 2).sum()).tolist()
+
+
 def linear_trend(models: Sequence[Outcomes], settings: Sequence[float], metric: Metric, **kw: Any) -> Estimate:
     """The least-squares slope of the metric against ``settings`` (per unit of the setting)."""
-    x = np.asarray(settings, dtype=np.float64)
-    if len(x) != len(models) or len(x) < 2 or np.ptp(x) == 0:
-        raise ValueError("a trend needs one model per setting and at least two different settings")
-    w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
-    return contrast(models, w.tolist(), metric, **kw)
+    if len(settings) != len(models):
+        raise ValueError(f"{len(models)} models for {len(settings)} settings")
+    return contrast(models, trend_weights(settings), metric, **kw)
 
 
 # ---------------------------------------------------------------------------------------- verdicts
@@ -529,6 +536,7 @@ class Judgement:
     verdict: str
     comparison: str = ""  # what was compared, e.g. "DCMM-edge − LTR+CM"
     notes: str = ""
+    labels: tuple[str, ...] = ()  # the compared models' names, in the order of ``estimate.values``
 
     @property
     def effect_points(self) -> Estimate:
@@ -540,7 +548,8 @@ class Judgement:
         return {"key": c.key, "paper": c.paper, "statement": c.statement, "kind": c.kind, "metric": c.metric.to_dict(),
                 "paper_effect": c.paper_effect, "paper_detail": c.paper_detail, "section": c.section,
                 "modified": c.modified, "comparison": self.comparison, "notes": self.notes,
-                "verdict": self.verdict, "margin": c.metric.margin, "estimate": self.estimate.to_dict()}
+                "verdict": self.verdict, "margin": c.metric.margin, "estimate": self.estimate.to_dict(),
+                "labels": list(self.labels)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Judgement":
@@ -554,14 +563,16 @@ class Judgement:
         e["n_seeds"], e["n_queries"], e["values"] = tuple(e["n_seeds"]), tuple(e["n_queries"]), tuple(e["values"])
         e["per_seed"] = None if e.get("per_seed") is None else tuple(e["per_seed"])
         e["spread"] = tuple(e.get("spread", ()))
-        return cls(claim, Estimate(**e), d["verdict"], d.get("comparison", ""), d.get("notes", ""))
+        return cls(claim, Estimate(**e), d["verdict"], d.get("comparison", ""), d.get("notes", ""),
+                   tuple(d.get("labels", ())))
 
 
 def judge(claim: Claim, models: Sequence[Outcomes], weights: Sequence[float], *, comparison: str = "",
-          notes: str = "", n_boot: int = 2000, seed: int = 0, alpha: float = 0.05) -> Judgement:
+          labels: Sequence[str] = (), notes: str = "", n_boot: int = 2000, seed: int = 0,
+          alpha: float = 0.05) -> Judgement:
     """Estimate the claim's contrast and decide its verdict (``greater``, ``not_worse``, ``trend``)."""
     est = contrast(models, weights, claim.metric, n_boot=n_boot, seed=seed, alpha=alpha)
-    return Judgement(claim, est, verdict(claim.kind, est, claim.metric.margin), comparison, notes)
+    return Judgement(claim, est, verdict(claim.kind, est, claim.metric.margin), comparison, notes, tuple(labels))
 
 
 def judge_best(claim: Claim, cells: Mapping[str, Outcomes], claimed: str, *, notes: str = "", n_boot: int = 2000,
@@ -571,4 +582,5 @@ def judge_best(claim: Claim, cells: Mapping[str, Outcomes], claimed: str, *, not
         raise ValueError(f"claim {claim.key!r} is of kind {claim.kind!r}, not 'best'")
     b = best_cell(cells, claimed, claim.metric, n_boot=n_boot, seed=seed, alpha=alpha)
     extra = f"observed best: {b.observed_best}; closest other cell: {b.closest}"
-    return Judgement(claim, b.estimate, b.verdict, f"{claimed} − {b.closest}", "; ".join(x for x in (notes, extra) if x))
+    return Judgement(claim, b.estimate, b.verdict, f"{claimed} − {b.closest}", "; ".join(x for x in (notes, extra) if x),
+                     (claimed, b.closest))

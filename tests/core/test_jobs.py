@@ -4,9 +4,9 @@ numbers with or without worker processes; never stale after a code change."""
 import numpy as np
 import pytest
 
+from tests.core.jobs_fixture import ToyConfig
 from xmlib.core import fingerprint, jobs
 from xmlib.core.jobs import Job, run_jobs
-from tests.core.jobs_fixture import ToyConfig
 
 FN = "tests.core.jobs_fixture:toy"
 

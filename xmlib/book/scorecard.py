@@ -82,17 +82,17 @@ def mde_text(j: Judgement) -> str:
     return number(j.estimate.mde, j.claim.metric.point) if j.verdict == NOT_RESOLVED else ""
 
 
-def models_text(j: Judgement, labels: Sequence[str] | None = None) -> str:
+def models_text(j: Judgement) -> str:
     """Each compared model's seed mean ± seed standard deviation."""
     e, p = j.estimate, j.claim.metric.point
-    labels = list(labels) if labels else [f"model {i + 1}" for i in range(len(e.values))]
+    labels = list(j.labels) if len(j.labels) == len(e.values) else [f"model {i + 1}" for i in range(len(e.values))]
     parts = []
     for name, v, sd, s in zip(labels, e.values, e.spread or [0.0] * len(e.values), e.n_seeds):
         parts.append(f"{name} {number(v, p)}" + (f" ± {number(sd, p)}" if s > 1 else " (deterministic)"))
     return "; ".join(parts)
 
 
-def chapter_table(judgements: Sequence[Judgement], labels: Mapping[str, Sequence[str]] | None = None):
+def chapter_table(judgements: Sequence[Judgement]):
     """A chapter's replication table: one row per claim (pandas DataFrame, index = claim)."""
     import pandas as pd
 
@@ -100,11 +100,11 @@ def chapter_table(judgements: Sequence[Judgement], labels: Mapping[str, Sequence
     for j in judgements:
         c, e = j.claim, j.estimate
         rows.append({
-            "claim": f"({c.key.split('-')[-1]}) {c.statement}" + (f" [modified: {c.modified}]" if c.modified else ""),
+            "claim": f"({c.key.split('-')[-1]}) {c.statement}" + (f" [modified method: {c.modified}]" if c.modified else ""),
             "kind": KIND_TEXT[c.kind],
             "paper": c.paper_detail,
             "compared": j.comparison,
-            "ours, per model (mean ± sd over seeds)": models_text(j, (labels or {}).get(c.key)),
+            "ours, per model (mean ± sd over seeds)": models_text(j),
             f"effect [{100 * (1 - e.alpha):.0f}% CI]": f"{effect_text(j)} {c.metric.name}",
             "verdict": j.verdict,
             "MDE (80% power)": mde_text(j),

@@ -106,3 +106,10 @@ def combine(*parts: Iterable[str] | str) -> str:
         h.update((p if isinstance(p, str) else "\0".join(p)).encode())
         h.update(b"\1")
     return h.hexdigest()[:16]
+
+
+def checkpoint_key(cfg, module: str) -> str:
+    """The key a training run's checkpoints must match: the config's training fields (analysis and
+    evaluation fields left out) and the code of ``module`` and everything it imports. A checkpoint
+    written by other code or for another model is then refused instead of resumed."""
+    return combine(type(cfg).__name__, cfg.model_fingerprint(evaluation=False), code_hash(module))

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from xmlib.core.config import BaseConfig
-from xmlib.core.device import get_device
+from xmlib.core.device import get_device, set_cpu_threads
 from xmlib.core.fingerprint import code_hash, combine
 from xmlib.core.io import atomic_path, atomic_write_json
 from xmlib.core.paths import runs_dir
@@ -188,16 +188,14 @@ def _execute(job: Job, folder: str) -> float:
     out = Path(folder)
     work = job.workdir(out.parent)
     work.mkdir(parents=True, exist_ok=True)
-    threads = torch.get_num_threads()
-    if get_device().type == "cpu":
-        torch.set_num_threads(1)
+    threads = set_cpu_threads(1)  # one thread per job on CPU, in a worker or not: the same numbers
     try:
         seed_everything(job.seed)
         t0 = time.perf_counter()
         results = _resolve(job.fn)(job.cfg, job.seed, work)
         seconds = time.perf_counter() - t0
     finally:
-        torch.set_num_threads(threads)
+        set_cpu_threads(threads)
     if not isinstance(results, Mapping):
         raise TypeError(f"job {job.fn} returned {type(results).__name__}; it must return a dict")
     _save(out, results, {"fn": job.fn, "seed": job.seed, "name": job.name, "config": job.cfg.to_dict(),
@@ -208,7 +206,7 @@ def _execute(job: Job, folder: str) -> float:
 
 def _worker_init() -> None:
     os.environ["XMLIB_PROGRESS"] = "0"  # one bar in the parent, not one per worker
-    torch.set_num_threads(1)
+    set_cpu_threads(1)
 
 
 def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: int | None = None,

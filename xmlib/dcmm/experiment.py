@@ -11,18 +11,23 @@ the fold rows (what validation chose) and the run (scores of every candidate) as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from xmlib.core.jobs import Job, run_jobs
 from xmlib.dcmm.config import Config
 from xmlib.dcmm.data import LoadedQueries, load_queries
 from xmlib.dcmm.protocol import CVResult, cross_validate
-from xmlib.replication import Outcomes
+from xmlib.metrics.ranking import MEASURES
+from xmlib.replication import Metric, Outcomes, difference
 
 DETERMINISTIC = frozenset({"cm"})  # methods with nothing random to seed: one run stands for every seed
+JOB = "xmlib.dcmm.experiment:cross_validated"
+MEASURE_NAMES = {"P_20": "P@20", "ndcg_cut_20": "nDCG@20", "ndcg": "nDCG", "map": "MAP"}
 
 
 @lru_cache(maxsize=4)
@@ -72,3 +77,73 @@ def seed_mean(runs: Sequence[CVResult], measure: str = "map") -> dict[str, float
     """Each query's ``measure`` averaged over seeds."""
     qids = sorted(runs[0].per_query)
     return {q: float(np.mean([r.per_query[q][measure] for r in runs])) for q in qids}
+
+
+# ------------------------------------------------------------------------------------- many seeds
+@dataclass(frozen=True)
+class SeededRuns:
+    """One method's cross-validated runs, one per training seed (one run for a deterministic method)."""
+
+    runs: tuple[CVResult, ...]
+    seeds: tuple[int | None, ...]
+
+    def outcomes(self, measure: str = "map") -> Outcomes:
+        return outcomes(self.runs, self.seeds, measure)
+
+    def per_seed(self, measure: str = "map") -> np.ndarray:
+        """Mean over queries of ``measure`` for each seed: (S,)."""
+        return np.array([np.mean([v[measure] for v in r.per_query.values()]) for r in self.runs])
+
+    def mean(self, measure: str = "map") -> float:
+        return float(self.per_seed(measure).mean())
+
+    @property
+    def first(self) -> CVResult:
+        return self.runs[0]
+
+
+def run_configs(configs: Mapping[str, Config], seeds: Sequence[int], *, workers: int | None = None,
+                desc: str = "DCMM runs") -> dict[str, SeededRuns]:
+    """Cross-validate every named config with every seed (in parallel, cached; see :mod:`xmlib.core.jobs`).
+    A deterministic method (CM) runs once and stands for all seeds."""
+    plan: list[tuple[str, int | None]] = []
+    jobs = []
+    for name, c in configs.items():
+        for s in ([seeds[0]] if c.method in DETERMINISTIC else seeds):
+            plan.append((name, None if c.method in DETERMINISTIC else s))
+            jobs.append(Job(JOB, c, s, f"dcmm-{c.method}"))
+    results = run_jobs(jobs, workers=workers, desc=desc)
+    out: dict[str, SeededRuns] = {}
+    for name in configs:
+        mine = [(s, to_cv(r)) for (n, s), r in zip(plan, results) if n == name]
+        out[name] = SeededRuns(tuple(cv for _, cv in mine), tuple(s for s, _ in mine))
+    return out
+
+
+def summary_table(results: Mapping[str, SeededRuns], *, baseline: str | None = "cm", measures: Sequence[str] = MEASURES,
+                  labels: Mapping[str, str] | None = None, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05):
+    """Table 1 of the chapter: per method and measure the mean over seeds (of the mean over test queries)
+    ± its standard deviation over seeds, and the difference to ``baseline`` with its interval over seeds
+    and queries (:func:`xmlib.replication.difference`). Mark: ``*`` the interval lies above 0 (better than
+    the baseline), ``↓`` below 0. Returns (display table, numbers table)."""
+    import pandas as pd
+
+    labels = dict(labels or {})
+    shown, numbers = [], []
+    for name, res in results.items():
+        row = {"method": labels.get(name, name), "params": res.first.n_params or "–", "seeds": len(res.seeds)}
+        num = {"method": name}
+        for m in measures:
+            per = res.per_seed(m)
+            sd = float(per.std(ddof=1)) if len(per) > 1 else 0.0
+            mark = ""
+            if baseline is not None and baseline in results and name != baseline:
+                est = difference(res.outcomes(m), results[baseline].outcomes(m), Metric(m), n_boot=n_boot, seed=seed,
+                                 alpha=alpha)
+                mark = "*" if est.low > 0 else ("↓" if est.high < 0 else "")
+                num.update({f"{m}_diff": est.estimate, f"{m}_low": est.low, f"{m}_high": est.high})
+            row[MEASURE_NAMES.get(m, m)] = f"{per.mean():.3f} ± {sd:.3f}{mark}"
+            num.update({m: float(per.mean()), f"{m}_sd": sd})
+        shown.append(row)
+        numbers.append(num)
+    return pd.DataFrame(shown).set_index("method"), pd.DataFrame(numbers).set_index("method")

@@ -35,7 +35,7 @@ from xmlib.dcmm.config import OFFICIAL_CODE, Config
 from xmlib.dcmm.data import QueryList
 from xmlib.dcmm.loss import bpr_loss
 from xmlib.dcmm.models import METHODS, build_model
-from xmlib.metrics.ranking import MEASURES, evaluate_run, labels_to_qrels, mean_metrics, paired_t_test, scores_to_run
+from xmlib.metrics.ranking import MEASURES, evaluate_run, labels_to_qrels, mean_metrics, scores_to_run
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -159,24 +159,6 @@ class CVResult:
         return row
 
 
-def summary_table(results: Mapping[str, CVResult], baseline: str | None = "cm", alpha: float = 0.05):
-    """A pandas table, one row per method: mean and std over folds, #params, and the paired t-test
-    p-value against ``baseline`` over all queries (Table 1's ``*`` = p < alpha)."""
-    import pandas as pd
-
-    rows = []
-    for name, res in results.items():
-        row = res.summary()
-        row["method"] = name
-        if baseline is not None and baseline in results and name != baseline:
-            for m in res.measures:
-                t = paired_t_test(res.per_query, results[baseline].per_query, m)
-                row[m + "_p"] = t.p
-                row[m + "_sig"] = t.significant(alpha) and t.mean_diff > 0
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
-
-
 # ----------------------------------------------------------------------------------------- protocol
 def _as_padded(data: Sequence[QueryList] | PaddedQueries, cfg: Config, device) -> PaddedQueries:
     if isinstance(data, PaddedQueries):
@@ -284,41 +266,29 @@ def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measure
                     seconds=time.perf_counter() - t0, config=cfg.to_dict())
 
 
-def depth_k_grid(data: Sequence[QueryList] | PaddedQueries, cfg: Config, *, method: str = "dcmm-cos",
-                 ks: Sequence[int] | None = None, depths: Sequence[int] | None = None,
-                 measures: Sequence[str] = MEASURES, device: torch.device | None = None,
-                 folds: Sequence[Sequence[str]] | None = None) -> list[dict[str, Any]]:
-    """Fig. 2 of DCMM: cross-validated test metrics for each graph size k (0 = full) × depth.
+def fig2_configs(cfg: Config) -> dict[tuple[int, int], Config]:
+    """Fig. 2 of DCMM: one config per graph size k (0 = full) × depth of ``cfg.fig2_k`` × ``cfg.fig2_depth``.
 
-    Hyperparameters other than k and depth are fixed to ``cfg`` (lr, hidden); the number of epochs
-    is still selected on validation folds. Returns rows ``{k, depth, <measure>, <measure>_std}``."""
-    data = _as_padded(data, cfg, device)
-    rows = []
-    for k in (cfg.fig2_k if ks is None else ks):
-        for depth in (cfg.fig2_depth if depths is None else depths):
-            res = cross_validate(data, method, cfg.replace(k=k, n_conv=depth), grid={"lr": (cfg.lr,)},
-                                 measures=measures, folds=folds)
-            row: dict[str, Any] = {"k": k, "depth": depth, "seconds": res.seconds}
-            for m, (mu, sd) in res.mean_std().items():
-                row[m], row[m + "_std"] = mu, sd
-            rows.append(row)
-    return rows
+    Each cell trains ``cfg.fig2_method`` with the learning rate fixed to ``cfg.lr`` (``select_lr=False``);
+    the number of epochs is still selected on validation folds."""
+    return {(k, d): cfg.replace(method=cfg.fig2_method, k=k, n_conv=d, select_lr=False)
+            for k in cfg.fig2_k for d in cfg.fig2_depth}
 
 
-def switch_ablation(data: Sequence[QueryList] | PaddedQueries, cfg: Config, *, method: str = "dcmm-cos",
-                    measures: Sequence[str] = MEASURES, device: torch.device | None = None,
-                    folds: Sequence[Sequence[str]] | None = None) -> dict[str, CVResult]:
-    """Measure each paper/code switch: the paper's settings, each official-code departure alone, and
-    all of them together (the released code). Same folds and grid for every variant."""
-    data = _as_padded(data, cfg, device)
-    paper = {"conv_relu": True, "self_loops": True, "conv_bias": False, "degree_norm": False}
-    variants = {"paper": paper}
+PAPER_SWITCHES: dict[str, object] = {"conv_relu": True, "self_loops": True, "conv_bias": False, "degree_norm": False}
+"""The paper's Eq. (5): ReLU, self-loops, no bias, no degree normalisation."""
+
+
+def switch_configs(cfg: Config, method: str = "dcmm-cos") -> dict[str, Config]:
+    """The paper/code switches measured one at a time: the paper's settings, each official-code departure
+    alone, all of them together (the released code), and the degree normalisation neither uses."""
+    variants = {"paper": dict(PAPER_SWITCHES)}
     for name, value in OFFICIAL_CODE.items():
-        if paper[name] != value:
-            variants[f"{name}={value}"] = {**paper, name: value}
+        if PAPER_SWITCHES[name] != value:
+            variants[f"{name}={value}"] = {**PAPER_SWITCHES, name: value}
     variants["official code"] = dict(OFFICIAL_CODE)
-    return {name: cross_validate(data, method, cfg.replace(**v), measures=measures, folds=folds)
-            for name, v in variants.items()}
+    variants["degree_norm=True"] = {**PAPER_SWITCHES, "degree_norm": True}
+    return {name: cfg.replace(method=method, **v) for name, v in variants.items()}
 
 
 def select_by_validation(results: Mapping[str, CVResult], select: str, *, method: str | None = None) -> CVResult:

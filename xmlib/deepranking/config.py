@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from xmlib.core.config import BaseConfig
+from xmlib.core.config import BaseConfig, analysis_field
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,13 @@ class Config(BaseConfig):
     golden_concept: float = 20.0  # w_concept: bonus of the same concept by another designer (paper: 0)
     # --- data and protocol (the chapter) ---
     benchmark: str = "default"  # profile of xmlib.data.benchmarks.emoji to load
-    seeds: int = 2  # training seeds of the headline models (confidence intervals over seeds)
-    bootstrap: int = 1000  # bootstrap resamples (by query concept) of the test triplets
-    fractions: tuple[float, ...] = (0.0, 0.2, 0.5, 1.0)  # out-of-class fractions of the Fig. 6 sweep
+    seeds: int = analysis_field(3)  # training seeds of every compared model (verdicts over seeds)
+    bootstrap: int = analysis_field(2000)  # two-level bootstrap replicates (seeds, then query emoji)
+    fractions: tuple[float, ...] = analysis_field((0.0, 0.2, 0.5, 1.0))  # out-of-class fractions of the Fig. 6 sweep
     # --- evaluation ---
     top_k: int = 30  # K of score-at-top-K
     # --- CPU ---
-    cpu_threads: int = 1  # torch CPU threads (0 = torch's default): the network's operations are small (16- and
+    cpu_threads: int = analysis_field(1)  # torch CPU threads (0 = torch's default): the network's operations are small (16- and
     # 8-px maps, one linear layer), so one thread is about as fast as two, and several times faster when
     # other processes share the cores; set through xmlib.core.device (nothing changes on an accelerator)
 
@@ -93,15 +93,16 @@ class Config(BaseConfig):
         self.require(0.0 <= self.out_of_class_fraction <= 1.0, "out_of_class_fraction", "must be in [0, 1]")
         self.require(0.0 <= self.golden_alpha <= 1.0, "golden_alpha", "must be in [0, 1]")
         self.require(self.golden_concept >= 0.0, "golden_concept", "w_concept must be >= 0 (0 = the paper's rule)")
-        self.require(self.seeds >= 1 and self.bootstrap >= 1, "seeds", "seeds and bootstrap must be >= 1")
+        self.require(self.seeds >= 1, "seeds", "must be >= 1 (3 in the default profile: verdicts are judged over seeds)")
+        self.require(self.bootstrap >= 100, "bootstrap", "must be >= 100 replicates")
         self.require(all(0.0 <= f <= 1.0 for f in self.fractions), "fractions", "out-of-class fractions lie in [0, 1]")
         self.require(self.cpu_threads >= 0, "cpu_threads", "must be >= 0 (0 = leave torch's setting)")
 
 
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 8, "embed_dim": 32, "shallow_channels": 8,
-              "buffer_size": 8, "benchmark": "smoke", "seeds": 1, "bootstrap": 200, "fractions": (0.0, 0.2, 1.0)},
+              "buffer_size": 8, "benchmark": "smoke", "seeds": 2, "bootstrap": 400, "fractions": (0.0, 0.2, 1.0)},
     "default": {},
     "paper": {"online_rescale": False, "image_size": 224, "convnet": "finetune", "embed_dim": 4096, "pixel_shift": 16, "lr": 0.001,
-              "epochs": 30, "steps_per_epoch": 1000, "batch_size": 32, "buffer_size": 200},
+              "epochs": 30, "steps_per_epoch": 1000, "batch_size": 32, "buffer_size": 200, "seeds": 5},
 }

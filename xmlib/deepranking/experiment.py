@@ -29,6 +29,9 @@ from xmlib.deepranking.training import TripletData, embed, make_sampler, train_d
 from xmlib.metrics.triplets import similarity_precision, triplet_outcomes
 from xmlib.replication import Metric, Outcomes
 
+JOB = "xmlib.deepranking.experiment:train_and_test"
+OASIS_JOB = "xmlib.deepranking.experiment:oasis_run"
+
 
 @lru_cache(maxsize=2)
 def benchmark(profile: str):

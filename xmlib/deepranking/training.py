@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.train import FitResult, fit
 from xmlib.deepranking.config import Config
 from xmlib.deepranking.loss import triplet_hinge
@@ -121,4 +122,4 @@ def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, s
 
     return fit(model, optimizer, epochs=cfg.epochs, batches=batches,
                step=lambda t: triplet_step(model, data, t, cfg.gap), evaluate=evaluate, select=select,
-               checkpoint_dir=checkpoint_dir, fingerprint=cfg.fingerprint(), desc=desc)
+               checkpoint_dir=checkpoint_dir, fingerprint=checkpoint_key(cfg, __name__), desc=desc)

@@ -45,7 +45,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from xmlib.core.config import BaseConfig
+from xmlib.core.config import BaseConfig, analysis_field, evaluation_field
 
 Aggregator = Literal["sgr", "saf", "average", "joint"]
 
@@ -106,6 +106,7 @@ class Config(ModelConfig):
 
     seed: int = 0
     data_dir: str = ""  # a SCAN precomp folder ({split}_ims.npy, {split}_caps.txt, vocab JSON); "" = open captions
+    benchmark: str = "default"  # the open captions build used when data_dir is "" ("smoke" or "default")
     vocab_path: str = ""  # the vocabulary JSON ("" = look for one in data_dir)
     # --- departure switch of the objective (see the module docstring) -----------------------
     mask_same_image: bool = False
@@ -126,17 +127,18 @@ class Config(ModelConfig):
     max_train_images: int = 0  # 0 = all
     dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
     # --- evaluation cost --------------------------------------------------------------------
-    eval_pairs: int = 32768  # image × caption pairs scored at once (bounds the memory of evaluation)
+    eval_pairs: int = evaluation_field(32768)  # image × caption pairs scored at once (bounds evaluation memory)
     # --- the chapter's budget (see the module docstring) -------------------------------------
-    test_images: int = 0  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
-    ablation_epochs: int = 0  # 0 = the SGR schedule's epochs
-    ablation_lr_step: int = 0  # 0 = the SGR schedule's lr_step
-    ablation_test_images: int = 0  # 0 = the main models' test set
-    steps_grid: tuple[int, ...] = (1, 2, 3, 4)  # N of Table 3
-    ablation_local_steps: tuple[int, ...] = (1, 3)  # N of Table 3's local-only rows
-    n_boot: int = 1000
-    baseline_epochs: int = 15  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
-    cpu_threads: int = 0  # torch CPU threads (0 = torch's default), set through xmlib.core.device
+    test_images: int = evaluation_field(0)  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
+    seeds: int = analysis_field(3)  # training seeds of every compared model (verdicts over seeds)
+    ablation_epochs: int = analysis_field(0)  # 0 = the SGR schedule's epochs
+    ablation_lr_step: int = analysis_field(0)  # 0 = the SGR schedule's lr_step
+    ablation_test_images: int = analysis_field(0)  # 0 = the main models' test set
+    steps_grid: tuple[int, ...] = analysis_field((1, 2, 3, 4))  # N of Table 3
+    ablation_local_steps: tuple[int, ...] = analysis_field((1, 3))  # N of Table 3's local-only rows
+    n_boot: int = analysis_field(2000)
+    baseline_epochs: int = analysis_field(15)  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
+    cpu_threads: int = analysis_field(0)  # torch CPU threads (0 = torch's default), set through xmlib.core.device
 
     def validate(self) -> None:
         super().validate()  # the architecture's rules
@@ -151,7 +153,9 @@ class Config(ModelConfig):
             self.require(getattr(self, name) >= 0, name, "must be >= 0")
         self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
         self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
-        self.require(self.n_boot >= 2, "n_boot", "must be >= 2")
+        self.require(self.n_boot >= 100, "n_boot", "must be >= 100 bootstrap replicates")
+        self.require(self.seeds >= 1, "seeds", "must be >= 1 (3 in the default profile: verdicts are judged over seeds)")
+        self.require(self.benchmark in ("smoke", "default"), "benchmark", "the open captions build: 'smoke' or 'default'")
         self.require(all(int(n) >= 0 for n in self.steps_grid) and len(self.steps_grid) > 0, "steps_grid",
                      "a non-empty tuple of step counts >= 0")
 
@@ -167,7 +171,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "word_dim": 32, "embed_size": 32, "sim_dim": 16, "batch_size": 32, "epochs": 1, "lr_step": 1,
         "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100, "eval_pairs": 8192,
         "lr": 1e-3, "max_violation": False, "steps_grid": (1, 3), "ablation_local_steps": (3,),
-        "n_boot": 200, "baseline_epochs": 2, "cpu_threads": 1,
+        "n_boot": 400, "baseline_epochs": 2, "cpu_threads": 1, "benchmark": "smoke", "seeds": 2,
     },
     # the book's CPU profile: ~10 models trained and tested in <= 20 min on 2 shared cores (see the chapter)
     "default": {
@@ -179,6 +183,6 @@ PROFILES: dict[str, dict[str, object]] = {
     "paper": {
         # Flickr30K settings; COCO: epochs=20, lr_step=10, saf_epochs=20, saf_lr_step=10
         "img_dim": 2048, "embed_size": 1024, "sim_dim": 256, "num_regions": 36, "epochs": 40, "lr_step": 30,
-        "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0,
+        "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0, "seeds": 5,
     },
 }

@@ -23,7 +23,7 @@ from xmlib.core.train import count_parameters
 from xmlib.metrics.retrieval import recall_hits
 from xmlib.replication import Metric, Outcomes
 from xmlib.sgraf.config import Config
-from xmlib.sgraf.train import CaptionData, evaluate_scores, find_vocab, load_precomp, train_model
+from xmlib.sgraf.train import CaptionData, find_vocab, load_precomp, score_split, train_model
 
 RSUM = Metric("rSum", "mean", 100.0, 6.0)
 """rSum = 100 × (mean image-to-text hits + mean text-to-image hits), hits counted over K = 1, 5, 10;
@@ -63,7 +63,7 @@ def train_and_score(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
     vocab, train, dev, test = load(cfg)
     model, result = train_model(cfg.replace(seed=seed), train, dev, len(vocab), checkpoint_dir=workdir, device=device)
     test = test.first_images(cfg.test_images)
-    scores = evaluate_scores(model, test, max_pairs=cfg.eval_pairs, device=device)
+    scores = score_split(model, test, max_pairs=cfg.eval_pairs, device=device)
     return {"scores": scores.float(), "history": result.history, "best_epoch": result.best_epoch,
             "best_score": result.best_score, "n_params": count_parameters(model)}
 
@@ -74,7 +74,7 @@ def load_model(cfg: Config, result) -> torch.nn.Module:
     from xmlib.sgraf.model import SGRAFModel
 
     vocab, *_ = load(cfg)
-    model = SGRAFModel.from_config(cfg, len(vocab))
+    model = SGRAFModel(cfg.model(), len(vocab))
     model.load_state_dict(load_checkpoint(Path(result.workdir) / "best.pt")["model"])
     return model.to(get_device()).eval()
 

@@ -28,6 +28,7 @@ import torch
 
 from xmlib.core.config import resolve_config
 from xmlib.core.device import get_device
+from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import FitResult, fit
 from xmlib.metrics.retrieval import retrieval_metrics
@@ -207,7 +208,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest),
                  evaluate=lambda: evaluate(model, dev, max_pairs=cfg.eval_pairs, device=device), select="rsum",
                  scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
-                 fingerprint=cfg.fingerprint(), desc=f"train {cfg.aggregator}")
+                 fingerprint=checkpoint_key(cfg, __name__), desc=f"train {cfg.aggregator}")
     model.eval()
     return model, result
 
