@@ -590,7 +590,7 @@ plt.show()
 # whether the image is relevant.
 
 # %% mystnb={"figure": {"caption": "Top 10 of the text-only LTR ranking (upper row of each pair) and of DCMM-edge (lower row) for three test queries; 'yes' marks a relevant image.", "name": "fig-dcmm-examples"}}
-root = Path(cfg.data) if Path(cfg.data).exists() else clipart.default_out_dir(cfg.data)
+root = Path(cfg.data) if Path(cfg.data).exists() else clipart.out_dir(cfg.data)
 images_csv = root / "images.csv"
 if images_csv.is_file():
     import json

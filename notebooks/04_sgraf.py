@@ -89,7 +89,7 @@ run
 if cfg.data_dir:
     data_dir, vocab_path = Path(cfg.data_dir), find_vocab(cfg)
 else:
-    data_dir = captions.output_dir("smoke" if profile == "smoke" else "default")
+    data_dir = captions.out_dir("smoke" if profile == "smoke" else "default")
     if not (data_dir / "meta.json").is_file():
         captions.build("smoke" if profile == "smoke" else "default")
     vocab_path = data_dir / "vocab.json"

@@ -10,7 +10,8 @@ captions built from three registry-distributed sources (see ``DATA.md``, benchma
   the alphabet stamps (rendered letters) are left out;
 - **OpenClipart**: images whose uploader title is made of real words (junk titles dropped: digits,
   ``_``, file extensions, "Clipart by ...", collection labels such as "Lemon SVG theme"); the
-  description is a second caption when it passes the same test.
+  description is a second caption when it passes the same test. Every place a drawing sits in the
+  curators' tree is an image (the package's links included), as the PNG package renders it.
 
 Rules (the symbols of SGRAF's data: image i has region features V_i = {v_1..v_K}, captions T):
 
@@ -29,8 +30,8 @@ Rules (the symbols of SGRAF's data: image i has region features V_i = {v_1..v_K}
   ``plan.eval_shortfall``);
 - **split sizes** (default: test 700, dev 200): every dev/test concept is taken out of train, and
   only emoji qualify, so a bigger test leaves train fewer words. Measured on the plan (no features
-  needed): test 1,000 / dev 300 leaves train 4,499 images and 39% of test tokens unseen in train;
-  test 700 / dev 200 leaves 5,567 images and 23% unseen (500 / 200: 20%). A model that learns its
+  needed): test 1,000 / dev 300 leaves train 4,553 images and 39% of test tokens unseen in train;
+  test 700 / dev 200 leaves 5,624 images and 23% unseen (500 / 200: 19%). A model that learns its
   word embeddings from scratch (SGRAF does) can do nothing with an unseen word, so the default gives
   up Flickr30K's 1,000 test images for a test vocabulary the training data mostly covers;
 - train images may have fewer than 5 distinct captions; SCAN precomp needs exactly 5 per image, so a

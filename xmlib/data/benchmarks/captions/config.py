@@ -41,7 +41,7 @@ class CaptionsConfig(BaseConfig):
 
 
 #: smoke builds in about a minute after the download; "paper" equals "default" (the open data holds
-#: no more). 1,253 concepts qualify for dev/test; the default takes 900 of them (see the docstring).
+#: no more). 1,251 concepts qualify for dev/test; the default takes 900 of them (see the docstring).
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"train": 200, "dev": 50, "test": 100},
     "default": {},
