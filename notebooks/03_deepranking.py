@@ -341,8 +341,8 @@ print(f"mean cosine between the shallow features of two training images: {cos_ra
 #
 # Training triplets need a relevance $r_{ij}$ between images. The paper computes it within a text
 # query's results from a "golden feature", a weighted mix of many hand-made and learned features too
-# expensive to use at query time, and sets $r_{ij} = 0$ across categories. The benchmark's golden
-# vector mixes the pretrained ConvNet's cosine with the colour histograms' Bhattacharyya coefficient:
+# expensive to use at query time, and sets $r_{ij} = 0$ across categories. Our golden vector
+# (`xmlib.deepranking.golden`) mixes the pretrained ConvNet's cosine with the colour histograms' Bhattacharyya coefficient:
 #
 # $$
 # r_{ij} = [c_i = c_j]\,[i \neq j]\,\Bigl( w_{\text{cnn}} \cos(f_i, f_j) + w_{\text{color}}
