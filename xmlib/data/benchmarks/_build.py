@@ -75,13 +75,17 @@ def make_stamp(name: str, version: int, cfg: BaseConfig, seed: int, inputs: Mapp
     return json.loads(json.dumps(stamp))  # as it reads back from the file (lists, not tuples)
 
 
+_STAMP_KEYS = ("benchmark", "version", "config", "fingerprint", "seed", "inputs")
+
+
 def read_stamp(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The stamp of a built folder, or None (no build there, or an unreadable stamp)."""
+    """The stamp of a built folder, or None (no build there, an unreadable stamp, or one in another
+    format, e.g. written before the benchmarks shared this module)."""
     try:
         stamp = json.loads((Path(folder) / STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return stamp if isinstance(stamp, dict) else None
+    return stamp if isinstance(stamp, dict) and all(k in stamp for k in _STAMP_KEYS) else None
 
 
 def is_built(folder: str | os.PathLike, stamp: Mapping[str, Any]) -> bool:
@@ -123,21 +127,24 @@ def build_once(out: str | os.PathLike, stamp: Mapping[str, Any], write: Callable
     return out
 
 
-def locate(name: str, profiles: Mapping[str, Any], profile_or_path: str | os.PathLike,
+def locate(name: str, profiles: Mapping[str, Any], profile_or_path: str | os.PathLike, version: int,
            build: Callable[[str], Path] | None = None) -> Path:
-    """The folder of a build. ``profile_or_path`` is a profile name (its :func:`bench_dir`) or a folder;
-    a profile with no build yet is built with ``build(profile)`` when given. A folder without a stamp is
-    an error that says how to build it."""
+    """The folder of a current build (its stamp has this ``version``). ``profile_or_path`` is a profile
+    name (its :func:`bench_dir`) or a folder; a profile with no current build is built with
+    ``build(profile)`` when given (a build with another seed or overrides is read as it is). A folder
+    without a current build is an error that says how to build it."""
     p = Path(profile_or_path)
     profile = profile_or_path if isinstance(profile_or_path, str) and profile_or_path in profiles else None
     if profile is not None and not p.exists():
         p = bench_dir(name, profile)
-        if read_stamp(p) is None and build is not None:
-            return build(profile)
-    if read_stamp(p) is None:
-        profile = profile or "default"
-        raise FileNotFoundError(
-            f"{p} holds no built {name} benchmark ({STAMP} missing): build it with "
-            f"`python -m xmlib.data prepare --profile {profile} --only {name}` or "
-            f"xmlib.data.benchmarks.{name}.build({profile!r})")
-    return p
+    stamp = read_stamp(p)
+    if stamp is not None and stamp["benchmark"] == name and stamp["version"] == version:
+        return p
+    if profile is not None and build is not None and p == bench_dir(name, profile):
+        return build(profile)
+    found = "nothing" if stamp is None else f"a {stamp['benchmark']} build of version {stamp['version']}"
+    hint = profile or "default"
+    raise FileNotFoundError(
+        f"{p} holds no current {name} benchmark (found {found}; this code writes version {version}): build "
+        f"it with `python -m xmlib.data prepare --profile {hint} --only {name}` or "
+        f"xmlib.data.benchmarks.{name}.build({hint!r})")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from xmlib.data.benchmarks._build import locate
-from xmlib.data.benchmarks.captions.builder import NAME, build, from_cache
+from xmlib.data.benchmarks.captions.builder import NAME, VERSION, build, from_cache
 from xmlib.data.benchmarks.captions.config import N_CAP, PROFILES, SPLITS
 from xmlib.data.formats import scan_precomp
 from xmlib.data.formats import vocab as vocab_fmt
@@ -19,7 +19,7 @@ __all__ = ["load", "stats", "examples", "image_paths"]
 
 
 def _folder(source: str | os.PathLike) -> Path:
-    return locate(NAME, PROFILES, source, build)
+    return locate(NAME, PROFILES, source, VERSION, build)
 
 
 def load(profile_or_path: str | os.PathLike = "default", split: str = "test", *,

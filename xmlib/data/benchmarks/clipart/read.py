@@ -11,14 +11,14 @@ from typing import Any, Sequence
 import numpy as np
 
 from xmlib.data.benchmarks._build import locate
-from xmlib.data.benchmarks.clipart.builder import FEATURE_DIR, NAME, PROFILES, SPLIT, build
+from xmlib.data.benchmarks.clipart.builder import FEATURE_DIR, NAME, PROFILES, SPLIT, VERSION, build
 from xmlib.data.benchmarks.clipart.lists import rank_scores
 
 __all__ = ["load", "stats", "examples"]
 
 
 def _folder(source: str | os.PathLike) -> Path:
-    return locate(NAME, PROFILES, source, build)
+    return locate(NAME, PROFILES, source, VERSION, build)
 
 
 def load(profile_or_path: str | os.PathLike = "default"):

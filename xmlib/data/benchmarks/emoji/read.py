@@ -13,7 +13,7 @@ import numpy as np
 from xmlib.data.benchmarks._build import locate, read_stamp
 from xmlib.data.benchmarks.emoji.baselines import baseline_precisions
 from xmlib.data.benchmarks.emoji.bench import EmojiBenchmark
-from xmlib.data.benchmarks.emoji.builder import NAME, build
+from xmlib.data.benchmarks.emoji.builder import NAME, VERSION, build
 from xmlib.data.benchmarks.emoji.config import PAIR_KINDS, PROFILES, SPLITS, TRIPLET_TYPES, EmojiConfig
 from xmlib.data.sources.emoji import DESIGNERS
 
@@ -23,7 +23,7 @@ __all__ = ["load", "stats", "examples"]
 def load(profile_or_path: str | os.PathLike = "default") -> EmojiBenchmark:
     """A built benchmark in memory. ``profile_or_path``: a profile name (built first if it has no build
     yet) or a built folder; its config and seed come from the folder's stamp."""
-    root = locate(NAME, PROFILES, profile_or_path, build)
+    root = locate(NAME, PROFILES, profile_or_path, VERSION, build)
     stamp = read_stamp(root)
     return EmojiBenchmark.read(root, EmojiConfig(**stamp["config"]), int(stamp["seed"]))
 
@@ -34,7 +34,7 @@ def stats(source: EmojiBenchmark | str | os.PathLike = "default", *, with_baseli
     (:func:`~xmlib.data.benchmarks.emoji.baselines.baseline_precisions`). ``source`` may be a loaded
     benchmark, a profile name or a built folder (then the stored ``stats.json`` is returned)."""
     if not isinstance(source, EmojiBenchmark):
-        root = locate(NAME, PROFILES, source, build)
+        root = locate(NAME, PROFILES, source, VERSION, build)
         if (root / "stats.json").is_file():
             return json.loads((root / "stats.json").read_text())
         source = load(root)
