@@ -53,6 +53,7 @@ from xmlib.data.benchmarks import emoji as E
 from xmlib.deepranking import baselines as B
 from xmlib.deepranking.config import PROFILES, Config
 from xmlib.deepranking.emoji import MappedSampler, emoji_data, gallery_k, images_to_tensor, training_relevance
+from xmlib.deepranking.golden import GoldenRelevance, golden_vectors
 from xmlib.deepranking.loss import ranking_objective, squared_distance, triplet_hinge
 from xmlib.deepranking.network import ShallowBranch, build_network, convnet_pca, shallow_output_side
 from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
@@ -113,7 +114,7 @@ def show_triplets(images, labels, titles, path=None):
     return fig
 
 
-ims, labels, kinds = E.triplet_examples(bench, 4, split="test", seed=cfg.seed)
+ims, labels, kinds = E.examples(bench, 4, split="test", seed=cfg.seed)
 show_triplets(ims, labels, [k.replace("_", "-") for k in kinds], run.out_dir / "eval_triplets.png")
 plt.show()
 
@@ -336,8 +337,8 @@ print(f"mean cosine between the shallow features of two training images: {cos_ra
 #
 # Training triplets need a relevance $r_{ij}$ between images. The paper computes it within a text
 # query's results from a "golden feature", a weighted mix of many hand-made and learned features too
-# expensive to use at query time, and sets $r_{ij} = 0$ across categories. The benchmark's golden
-# vector mixes the pretrained ConvNet's cosine with the colour histograms' Bhattacharyya coefficient:
+# expensive to use at query time, and sets $r_{ij} = 0$ across categories. Our golden vector
+# (`xmlib.deepranking.golden`) mixes the pretrained ConvNet's cosine with the colour histograms' Bhattacharyya coefficient:
 #
 # $$
 # r_{ij} = [c_i = c_j]\,[i \neq j]\,\Bigl( w_{\text{cnn}} \cos(f_i, f_j) + w_{\text{color}}
@@ -357,7 +358,7 @@ print(f"mean cosine between the shallow features of two training images: {cos_ra
 # NBVAL_CHECK_OUTPUT
 def same_emoji_rank(b):
     """Median rank (0 = most relevant) of the same emoji by another designer in each training image's row of r."""
-    train = b.train_idx
+    train = bench.train_idx
     cid = b.concept_id[train]
     ranks = []
     for c in np.unique(b.category[train]):
@@ -370,7 +371,7 @@ def same_emoji_rank(b):
 
 
 for w in (0.0, cfg.golden_concept):
-    b = bench.with_weights(cnn=cfg.golden_alpha, color=1 - cfg.golden_alpha, concept=w)
+    b = GoldenRelevance.of(bench, cnn=cfg.golden_alpha, color=1 - cfg.golden_alpha, concept=w)
     med, top = same_emoji_rank(b)
     print(f"w_concept = {w:g}: median rank of the same emoji {med:g}, ranked first in {top:.0%} of rows")
 
@@ -595,7 +596,7 @@ features = {
     "wavelet": B.haar_wavelet(x64, 32, 40),
     "HOG": B.hog(x64, 64),
     "pretrained ConvNet": cnn_unit.numpy(),
-    "golden features": bench.with_weights(cnn=cfg.golden_alpha, color=1 - cfg.golden_alpha).golden.astype(np.float64),
+    "golden features": golden_vectors(bench.cnn, bench.color_hist, cfg.golden_alpha, 1 - cfg.golden_alpha).astype(np.float64),
 }
 results = {name: outcomes(f) for name, f in features.items()}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import re
@@ -11,7 +10,6 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from xmlib.data import assets as A
@@ -313,49 +311,6 @@ def test_deb_extraction_with_dpkg_deb(tmp_cache, tmp_path, monkeypatch):
     root = A.fetch("debtoy", downloader=dl)
     assert (root / "usr/share/toy/data.txt").read_text() == "payload"
     assert (tmp_cache / "downloads" / "xmlib-toy_1.0_all.deb").exists()
-
-
-# ------------------------------------------------------------------------------------------------
-def _idx_bytes(arr: np.ndarray) -> bytes:
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    return header + arr.astype(np.uint8).tobytes()
-
-
-def test_read_idx_matches_a_plain_decoder(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
-    p = tmp_path / "train-images-idx3-ubyte.gz"
-    p.write_bytes(gzip.compress(_idx_bytes(x)))
-    got = A._read_idx(p)
-    # plain reference: walk the bytes by hand
-    raw = gzip.decompress(p.read_bytes())
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(raw[3])]
-    ref = np.array(list(raw[16:]), dtype=np.uint8).reshape(dims)
-    assert got.dtype == np.uint8 and got.shape == (5, 28, 28)
-    np.testing.assert_array_equal(got, ref)
-    np.testing.assert_array_equal(got, x)
-
-
-def test_read_idx_rejects_bad_files(tmp_path):
-    p = tmp_path / "bad-idx1-ubyte"
-    p.write_bytes(b"\x00\x00\x0d\x01" + (3).to_bytes(4, "big") + b"\x00" * 12)  # float idx, not uint8
-    with pytest.raises(A.AssetError, match="idx"):
-        A._read_idx(p)
-    p.write_bytes(b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + b"\x01\x02")  # truncated
-    with pytest.raises(A.AssetError, match="bytes follow"):
-        A._read_idx(p)
-
-
-# ------------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_real_fashion_mnist(real_asset):
-    real_asset("fashion-mnist")
-    images, labels, split = A.load_fashion_mnist()
-    assert images.shape == (70000, 28, 28) and images.dtype == np.uint8
-    assert labels.shape == (70000,) and set(np.unique(labels)) == set(range(10))
-    assert (split == "train").sum() == 60000 and (split[60000:] == "test").all()
-    assert np.bincount(labels[:60000]).tolist() == [6000] * 10
-    assert labels[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]  # the published first training labels
 
 
 @pytest.mark.slow

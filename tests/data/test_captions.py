@@ -34,7 +34,9 @@ def _png(path: Path, colour: tuple[int, int, int]) -> None:
 def _svg(path: Path, title: str = "", description: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><metadata><rdf:RDF><cc:Work rdf:about="">'
+        '<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"><metadata>'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:cc="http://web.resource.org/cc/"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"><cc:Work rdf:about="">'
         f"<dc:title>{title}</dc:title><dc:description>{description}</dc:description>"
         "<dc:subject><rdf:Bag><rdf:li>kw</rdf:li></rdf:Bag></dc:subject>"
         "<dc:creator><cc:Agent><dc:title>Someone Else</dc:title></cc:Agent></dc:creator>"
@@ -104,22 +106,25 @@ def fake_features(paths) -> np.ndarray:
     return out
 
 
-SIZES = C.Sizes(train=None, dev=3, test=5)
+SIZES = {"train": None, "dev": 3, "test": 5}
 
 
 @pytest.fixture
 def corpus(tmp_path, monkeypatch):
     monkeypatch.setenv("XMLIB_CACHE", str(tmp_path / "cache"))
     roots = make_corpus(tmp_path / "cache" / "assets")
-    monkeypatch.setattr(C, "_asset_roots", lambda: roots)
     calls = []
 
     def feats(paths):
         calls.append(len(paths))
         return fake_features(paths)
 
-    monkeypatch.setattr(C, "_grid_features", feats)
-    return {"roots": roots, "calls": calls, "tmp": tmp_path}
+    return {"roots": roots, "calls": calls, "tmp": tmp_path, "feats": feats}
+
+
+def build(corpus, **kwargs):
+    """The smoke profile of the benchmark on the fake corpus (split sizes as ``overrides``)."""
+    return C.build("smoke", roots=corpus["roots"], feature_fn=corpus["feats"], **kwargs)
 
 
 def _meta(out: Path) -> dict:
@@ -137,16 +142,8 @@ def test_collect_corpus_reads_every_source(corpus):
     assert notes["openclipart_dropped"]["junk title"] == 4 and notes["openclipart_dropped"]["skipped folder"] == 1
 
 
-def test_parse_svg_metadata_ignores_agent_titles(tmp_path):
-    p = tmp_path / "x.svg"
-    _svg(p, "A &amp; B", "two\n  lines")
-    assert C.parse_svg_metadata(p) == {"title": "A & B", "description": "two lines", "subjects": ["kw"]}
-    _svg(p)  # empty title, the creator's title must not leak in
-    assert C.parse_svg_metadata(p)["title"] == ""
-
-
 def test_no_concept_on_two_sides_and_train_only_sources(corpus):
-    out = C.build("smoke", sizes=SIZES)
+    out = build(corpus, overrides=SIZES)
     meta = _meta(out)
     concepts = {s: {r["concept"] for r in meta["images"][s]} for s in C.SPLITS}
     assert not concepts["train"] & concepts["dev"]
@@ -171,10 +168,10 @@ def test_no_concept_on_two_sides_and_train_only_sources(corpus):
 
 
 def test_eval_captions_distinct_and_not_shared(corpus):
-    out = C.build("smoke", sizes=SIZES)
+    out = build(corpus, overrides=SIZES)
     meta = _meta(out)
     items, _ = C.collect_corpus(corpus["roots"])
-    plan = C.plan_split(items, SIZES, 0)
+    plan = C.plan_split(items, C.CaptionsConfig(**SIZES), 0)
     # every text of every other concept: corpus names and captions plus all written caption lines
     texts_of: dict[frozenset, set[str]] = {}
     for it in items:
@@ -196,7 +193,7 @@ def test_eval_captions_distinct_and_not_shared(corpus):
 
 
 def test_files_round_trip_through_the_precomp_reader(corpus):
-    out = C.build("smoke", sizes=SIZES)
+    out = build(corpus, overrides=SIZES)
     meta = _meta(out)
     for s in C.SPLITS:
         sp = scan_precomp.read_split(out, s, mmap=False)
@@ -204,7 +201,7 @@ def test_files_round_trip_through_the_precomp_reader(corpus):
         assert sp.n_images == n and sp.n_captions == 5 * n
         assert (sp.n_regions, sp.feature_dim) == (49, 1280)
         assert np.load(scan_precomp.ims_path(out, s)).dtype == np.float16
-        paths = [C._abs(p) for p in (out / f"{s}_images.txt").read_text().split("\n")[:-1]]
+        paths = C.image_paths(out, s)
         assert len(paths) == n and all(p.is_file() for p in paths)
         np.testing.assert_array_equal(sp.images, fake_features(paths).astype(np.float32))
         assert sp.captions == [c for r in range(n) for c in sp.captions_of_image(r)]
@@ -220,16 +217,16 @@ def test_files_round_trip_through_the_precomp_reader(corpus):
     st = C.stats(out)
     assert st["test"]["captions"] == 25 and st["vocab_size"] == len(vocab)
     assert 0.0 <= st["test_words_unseen_in_train"] <= 1.0
-    ex = C.examples(out, "test", n=2)
+    ex = C.examples(out, 2, split="test")
     assert len(ex) == 2 and all(e["path"].is_file() and len(e["captions"]) == 5 for e in ex)
 
 
 def test_plan_coverage_agrees_with_the_built_files(corpus):
     """The plan-level coverage (no features) equals what stats() measures on the written files."""
     items, _ = C.collect_corpus(corpus["roots"])
-    sizes = C.Sizes(train=None, dev=3, test=5, vocab_threshold=2)
-    cov = C.plan_coverage(C.plan_split(items, sizes, 0), thresholds=(1, 2))
-    st = C.stats(C.build("smoke", sizes=sizes))
+    sizes = dict(SIZES, vocab_threshold=2)
+    cov = C.plan_coverage(C.plan_split(items, C.CaptionsConfig(**sizes), 0), thresholds=(1, 2))
+    st = C.stats(build(corpus, overrides=sizes))
     assert cov["train_images"] == st["train"]["images"] and cov["test_images"] == st["test"]["images"] == 5
     assert cov["test_words_unseen_in_train"] == st["test_words_unseen_in_train"] == cov["unk_at_1"]
     assert cov["unk_at_2"] == st["test_words_unk"] >= cov["unk_at_1"]
@@ -238,29 +235,29 @@ def test_plan_coverage_agrees_with_the_built_files(corpus):
 
 def test_deterministic_from_seed_and_idempotent(corpus):
     tmp = corpus["tmp"]
-    a = C.build("smoke", out_dir=tmp / "a", sizes=SIZES, seed=0)
-    b = C.build("smoke", out_dir=tmp / "b", sizes=SIZES, seed=0)
-    c = C.build("smoke", out_dir=tmp / "c", sizes=SIZES, seed=1)
+    a = build(corpus, out_dir=tmp / "a", overrides=SIZES, seed=0)
+    b = build(corpus, out_dir=tmp / "b", overrides=SIZES, seed=0)
+    c = build(corpus, out_dir=tmp / "c", overrides=SIZES, seed=1)
     for s in C.SPLITS:
         for f in (f"{s}_caps.txt", f"{s}_images.txt", f"{s}_ims.npy"):
             assert (a / f).read_bytes() == (b / f).read_bytes()
     assert (a / "test_images.txt").read_text() != (c / "test_images.txt").read_text()
     n_calls = len(corpus["calls"])
-    assert C.build("smoke", out_dir=a, sizes=SIZES, seed=0) == a and len(corpus["calls"]) == n_calls
-    C.build("smoke", out_dir=a, sizes=SIZES, seed=0, force=True)
+    assert build(corpus, out_dir=a, overrides=SIZES, seed=0) == a and len(corpus["calls"]) == n_calls
+    build(corpus, out_dir=a, overrides=SIZES, seed=0, force=True)
     assert len(corpus["calls"]) == n_calls + 1
 
 
 def test_plan_ignores_item_order_and_subsamples_train(corpus):
     items, _ = C.collect_corpus(corpus["roots"])
-    p1 = C.plan_split(items, SIZES, 3)
+    p1 = C.plan_split(items, C.CaptionsConfig(**SIZES), 3)
     shuffled = list(items)
     random.Random(5).shuffle(shuffled)
-    p2 = C.plan_split(shuffled, SIZES, 3)
+    p2 = C.plan_split(shuffled, C.CaptionsConfig(**SIZES), 3)
     assert p1.captions == p2.captions and p1.items == p2.items
-    small = C.plan_split(items, C.Sizes(train=7, dev=2, test=4), 0)
+    small = C.plan_split(items, C.CaptionsConfig(train=7, dev=2, test=4), 0)
     assert [len(small.items[s]) for s in C.SPLITS] == [7, 2, 4]
-    with pytest.raises(ValueError, match="unknown profile"):
+    with pytest.raises(ValueError, match="unknown captions profile"):
         C.build("huge")
 
 

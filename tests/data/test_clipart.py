@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from xmlib.data.benchmarks import clipart as C
+from xmlib.data.sources import openclipart
 
 RDF = """<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">
@@ -38,22 +39,6 @@ def write_svg(path: Path, title: str | None, description: str = "", keywords=())
 
 
 # ------------------------------------------------------------------------------------- unit rules
-def test_parse_svg_metadata(tmp_path):
-    p = write_svg(tmp_path / "a.svg", "Tiger  head", "A big\n cat", ["mammal", " feline ", ""])
-    meta = C.parse_svg_metadata(p)
-    assert meta == {"title": "Tiger head", "description": "A big cat", "keywords": ("mammal", "feline")}
-
-
-def test_missing_title_names_file_and_field(tmp_path):
-    p = write_svg(tmp_path / "no_title.svg", None, "x", ["k"])
-    with pytest.raises(C.ClipartMetadataError, match=r"no_title\.svg.*dc:title"):
-        C.parse_svg_metadata(p)
-    bad = tmp_path / "broken.svg"
-    bad.write_text("<svg><metadata>", encoding="utf-8")
-    with pytest.raises(C.ClipartMetadataError, match=r"broken\.svg.*not well-formed"):
-        C.parse_svg_metadata(bad)
-
-
 def test_deleak_is_uniform():
     leaks = C.leak_terms(["animals", "animals/mammals/big_cats", "food/fruit", "food/breads_and_carbs"])
     # the same keywords on a tiger (own folder big_cats) and on an apple (own folder fruit)
@@ -96,14 +81,14 @@ def test_select_queries_threshold_and_top_level():
 
 def test_folds_partition_and_deterministic():
     ids = [f"c{i:02d}" for i in range(1, 24)]
-    f1 = C.make_folds(ids, 5, seed=3)
-    assert f1 == C.make_folds(list(reversed(ids)), 5, seed=3)
+    f1 = C.query_folds(ids, 5, seed=3)
+    assert f1 == C.query_folds(list(reversed(ids)), 5, seed=3)
     assert len(f1) == 5 and sorted(q for f in f1 for q in f) == sorted(ids)
     assert sum(len(f) for f in f1) == len(ids)  # disjoint
     assert max(map(len, f1)) - min(map(len, f1)) <= 1
-    assert C.make_folds(ids, 5, seed=4) != f1
+    assert C.query_folds(ids, 5, seed=4) != f1
     with pytest.raises(ValueError):
-        C.make_folds(ids[:3], 5)
+        C.query_folds(ids[:3], 5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -128,10 +113,12 @@ FAKE = {  # folder -> (title words of the relevant images, keywords)
 }
 
 
-def _fake_corpus(root: Path) -> tuple[Path, Path]:
+def _fake_corpus(root: Path) -> dict[str, Path]:
+    """The two OpenClipart assets under ``root`` in the packages' layout: {asset name: folder}."""
     from PIL import Image
 
-    svg, png = root / "svg", root / "png"
+    roots = {"openclipart-svg": root / "openclipart-svg", "openclipart-png": root / "openclipart-png"}
+    svg, png = openclipart.svg_folder(roots["openclipart-svg"]), openclipart.png_folder(roots["openclipart-png"])
     for k, (folder, (word, kws)) in enumerate(FAKE.items()):
         for i in range(10):
             title = f"{word} drawing {i}" if i % 2 == 0 else f"picture {i}"
@@ -143,7 +130,7 @@ def _fake_corpus(root: Path) -> tuple[Path, Path]:
     os.symlink("../../food/fruit/fruit_0.svg", svg / "animals/birds/fruit_link.svg")  # a de-duplicated copy
     (png / "animals/birds").mkdir(parents=True, exist_ok=True)
     (svg / "tools/hammers/broken.svg").write_text("<svg><metadata>", encoding="utf-8")  # unparseable: skipped
-    return svg, png
+    return roots
 
 
 def _fake_text_encoder(texts):
@@ -163,10 +150,11 @@ def _fake_images(paths):
 
 
 def test_smoke_build_on_fake_corpus_round_trips(tmp_path):
-    svg, png = _fake_corpus(tmp_path / "pkg")
-    out = C.build("smoke", out_dir=tmp_path / "bench", seed=1, svg_root=svg, png_root=png,
-                  text_encoder=_fake_text_encoder, image_featurizer=_fake_images, verbose=False)
-    data = C.load(out_dir=out)
+    roots = _fake_corpus(tmp_path / "pkg")
+    png = openclipart.png_folder(roots["openclipart-png"])
+    out = C.build("smoke", out_dir=tmp_path / "bench", seed=1, roots=roots,
+                  text_encoder=_fake_text_encoder, feature_fn=_fake_images)
+    data = C.load(out)
     meta = data.meta
     assert meta["counts"]["svgs_skipped"] == 1 and "broken.svg" in meta["skipped_svgs"][0]["svg"]
     assert data.feature_names == tuple(sorted(f + "_feature" for f in C.FEATURES))
@@ -206,27 +194,25 @@ def test_smoke_build_on_fake_corpus_round_trips(tmp_path):
     def boom(_):
         raise AssertionError("rebuilt although the stamp matches")
 
-    stamp = (out / "build_stamp.json").read_text()
-    assert C.build("smoke", out_dir=out, seed=1, svg_root=svg, png_root=png, text_encoder=boom,
-                   image_featurizer=boom) == out
-    assert (out / "build_stamp.json").read_text() == stamp
+    stamp = (out / "stamp.json").read_text()
+    assert C.build("smoke", out_dir=out, seed=1, roots=roots, text_encoder=boom, feature_fn=boom) == out
+    assert (out / "stamp.json").read_text() == stamp
     # a different seed rebuilds: same queries and candidates, other row order
-    C.build("smoke", out_dir=out, seed=2, svg_root=svg, png_root=png, text_encoder=_fake_text_encoder,
-            image_featurizer=_fake_images, verbose=False)
-    data2 = C.load(out_dir=out)
+    C.build("smoke", out_dir=out, seed=2, roots=roots, text_encoder=_fake_text_encoder, feature_fn=_fake_images)
+    data2 = C.load(out)
     q0 = data.query_ids[0]
     assert sorted(data2[q0].img_ids) == sorted(data[q0].img_ids)
-    assert json.loads((out / "build_stamp.json").read_text())["seed"] == 2
+    assert json.loads((out / "stamp.json").read_text())["seed"] == 2
 
-    ex = C.example_lists(out, n_queries=2, n_images=2)
+    ex = C.examples(out, 2, n_images=2)
     assert len(ex) == 2 and all(Path(e["png"]).exists() for x in ex for e in x["relevant"] + x["non_relevant"])
 
 
 def test_bad_profile_and_missing_build(tmp_path):
     with pytest.raises(ValueError, match="unknown clipart profile"):
-        C.build("huge", out_dir=tmp_path, svg_root=tmp_path, png_root=tmp_path)
+        C.build("huge", out_dir=tmp_path, roots={"openclipart-svg": tmp_path, "openclipart-png": tmp_path})
     with pytest.raises(FileNotFoundError, match="build"):
-        C.load(out_dir=tmp_path / "nothing")
+        C.load(tmp_path / "nothing")
 
 
 def _assets_present() -> bool:
@@ -242,7 +228,7 @@ def _assets_present() -> bool:
 @pytest.mark.skipif(not _assets_present(), reason="OpenClipart assets not fetched (python -m xmlib.data fetch)")
 def test_real_smoke_subset():
     out = C.build("smoke")
-    data = C.load("smoke")
+    data = C.load(out)
     assert len(data) >= 5 and data.visual_dim == 1280
     st = C.stats(out)
     assert st["all"]["candidates_mean"] == C.PROFILES["smoke"]["n_candidates"]

@@ -1,108 +1,29 @@
-"""Benchmark (b), emoji fine-grained similarity: matching, split, triplet rules, golden relevance,
+"""Benchmark (b), emoji fine-grained similarity: matching, split, triplet rules, baselines,
 determinism, on a tiny fake corpus written in the three packages' layouts (plus a slow check on the
 real smoke profile when the assets are fetched)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.data.emoji_fake import cheap_features, make_fake_corpus
 from xmlib.data.benchmarks import emoji as E
-
-SUBCATS = {"face-smiling": "Smileys & Emotion", "animal-bird": "Animals & Nature", "food-fruit": "Food & Drink"}
-
-
-def _png(path: Path, colour, shape: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
-    px = im.load()
-    for y in range(64):
-        for x in range(64):
-            inside = (x - 32) ** 2 + (y - 32) ** 2 < (10 + 4 * shape) ** 2 if shape % 2 else abs(x - 32) + abs(y - 32) < 12 + 3 * shape
-            if inside:
-                px[x, y] = tuple(colour) + (255,)
-    im.save(path)
-
-
-def _svg(path: Path, colour, shape: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fill = "#%02x%02x%02x" % tuple(colour)
-    path.write_text(
-        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72" width="72" height="72">'
-        f'<circle cx="36" cy="36" r="{12 + 3 * shape}" fill="{fill}" stroke="#000" stroke-width="2"/></svg>'
-    )
-
-
-def make_fake_corpus(root: Path, seed: int = 0) -> dict[str, Path]:
-    """3 subcategories x 6 concepts, one concept whose OpenMoji hexcode lacks FE0F, one Component
-    concept (excluded), one concept missing from OpenMoji and one without a Twitter image."""
-    rng = np.random.default_rng(seed)
-    src = {d: root / d for d in E.DESIGNERS}
-    records, om = [], []
-    order = 0
-    for s, (sub, cat) in enumerate(SUBCATS.items()):
-        for k in range(6):
-            code = f"1F{s}{k:02X}"
-            unified = f"{code}-FE0F" if (s, k) == (0, 0) else code
-            records.append({"name": f"{sub} thing {k}", "unified": unified, "image": unified.lower() + ".png",
-                            "short_name": f"t{s}{k}", "category": cat, "subcategory": sub, "sort_order": order,
-                            "has_img_google": True, "has_img_twitter": True})
-            om.append({"hexcode": code, "group": cat, "subgroups": sub, "annotation": f"thing {k}"})
-            order += 1
-    records.append({"name": "SKIN TONE", "unified": "1F3FB", "image": "1f3fb.png", "category": "Component",
-                    "subcategory": "skin-tone", "sort_order": 99, "has_img_google": True, "has_img_twitter": True})
-    om.append({"hexcode": "1F3FB", "group": "component", "subgroups": "skin-tone", "annotation": "light"})
-    records.append({"name": "NOT IN OPENMOJI", "unified": "1F999", "image": "1f999.png", "category": "Food & Drink",
-                    "subcategory": "food-fruit", "sort_order": 100, "has_img_google": True, "has_img_twitter": True})
-    tw_records = [dict(r) for r in records]
-    tw_records.append({"name": "NO TWITTER", "unified": "1F998", "image": "1f998.png", "category": "Food & Drink",
-                       "subcategory": "food-fruit", "sort_order": 101, "has_img_google": True, "has_img_twitter": False})
-    records.append(dict(tw_records[-1]))
-    om.append({"hexcode": "1F998", "group": "food-drink", "subgroups": "food-fruit", "annotation": "nt"})
-    for d in ("google", "twitter"):
-        (src[d] / "package").mkdir(parents=True)
-        (src[d] / E.EMOJI_JSON).write_text(json.dumps(records if d == "google" else tw_records))
-    (src["openmoji"] / "package" / "data").mkdir(parents=True)
-    (src["openmoji"] / E.OPENMOJI_JSON).write_text(json.dumps(om))
-    for r, o in zip(records, om + [None] * 10):
-        base = rng.integers(0, 200, size=3)
-        shape = int(rng.integers(0, 4))
-        for d in ("google", "twitter"):
-            col = np.clip(base + rng.integers(-30, 30, size=3), 0, 230)
-            _png(src[d] / E.EMOJI_PNG_DIR[d] / r["image"], col, shape)
-    for o in om:
-        col = rng.integers(0, 230, size=3)
-        _svg(src["openmoji"] / E.OPENMOJI_SVG_DIR / f"{o['hexcode']}.svg", col, int(rng.integers(0, 4)))
-    # Twitter draws 1F204 exactly like 1F205 (like the flags of Norway and Svalbard): a near duplicate.
-    dup = src["twitter"] / E.EMOJI_PNG_DIR["twitter"]
-    (dup / "1f204.png").write_bytes((dup / "1f205.png").read_bytes())
-    return src
-
-
-def cheap_features(paths):
-    """A stand-in for the pretrained CNN: 8x8 pixels (non-negative, like ReLU6 features)."""
-    from xmlib.data.images import load_image
-
-    return np.stack([np.asarray(load_image(p, 8), dtype=np.float32).ravel() / 255.0 + 0.01 for p in paths])
+from xmlib.data.sources.emoji import ASSET_OF
+from xmlib.deepranking.golden import GoldenRelevance
+from xmlib.metrics.triplets import precision_from_distances
 
 
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     root = tmp_path_factory.mktemp("emoji_fake")
     src = make_fake_corpus(root / "src")
-    out = E.build("default", out_dir=root / "bench", seed=3, sources=src, feature_fn=cheap_features)
-    bench = E.load("default", out_dir=out, seed=3, sources=src, feature_fn=cheap_features)
+    out = E.build("default", out_dir=root / "bench", seed=3, roots=src, feature_fn=cheap_features)
+    bench = E.load(out)
     return root, src, out, bench
-
-
-def test_normalize_code():
-    assert E.normalize_code("2764-fe0f") == "2764"
-    assert E.normalize_code("0023-FE0F-20E3") == "0023-20E3"
-    assert E.normalize_code("1f468-200d-1f469") == "1F468-200D-1F469"
 
 
 def test_matching_rule(fake):
@@ -172,6 +93,7 @@ def _check_triplets(bench, split):
     sub, spl = m["subcategory"].to_numpy(), m["split"].to_numpy()
     hist = bench.color_hist.astype(np.float64)
     dups = {tuple(p) for p in json.loads((bench.root / "near_duplicates.json").read_text())}
+    golden = GoldenRelevance.of(bench)
     blocked = lambda a, b: (a, b) in dups or (b, a) in dups  # noqa: E731
     for (q, p, n), t, k in zip(trip, typ, pair):
         assert not blocked(concept[q], concept[n])
@@ -191,7 +113,7 @@ def _check_triplets(bench, split):
             assert n == best_j
         else:
             assert sub[n] != sub[q]
-            assert bench.relevance(q, n) == 0.0
+            assert golden.relevance(q, n) == 0.0
 
 
 @pytest.mark.parametrize("split", ["val", "test"])
@@ -206,62 +128,19 @@ def test_every_triplet_follows_its_rule(fake, split):
 
 def test_cross_pairs_only(tmp_path, fake):
     src = fake[1]
-    out = E.build("default", out_dir=tmp_path / "b", seed=3, sources=src, feature_fn=cheap_features,
+    out = E.build("default", out_dir=tmp_path / "b", seed=3, roots=src, feature_fn=cheap_features,
                   overrides={"pairs": "cross", "out_of_class": "color_nn"})
-    bench = E.load("default", out_dir=out, seed=3, sources=src, feature_fn=cheap_features,
-                   overrides={"pairs": "cross", "out_of_class": "color_nn"})
+    bench = E.load(out)
+    assert bench.config.pairs == "cross" and bench.seed == 3  # config and seed come from the stamp
     assert (bench.test_pair == 0).all()
     _check_triplets(bench, "test")
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_golden_relevance(fake, dtype):
-    bench = fake[3]
-    bench.cnn = bench.cnn.astype(dtype)
-    idx = np.arange(len(bench.meta))
-    r = bench.relevance_matrix(idx)
-    assert np.allclose(r, r.T)
-    cat = bench.category
-    assert (r[cat[:, None] != cat[None, :]] == 0).all()
-    assert (np.diag(r) == 0).all() and (r >= 0).all()
-    # against the formula in a plain loop
-    c = bench.config
-    f = bench.cnn.astype(np.float64)
-    h = bench.color_hist.astype(np.float64)
-    for i in range(0, len(idx), 5):
-        for j in range(len(idx)):
-            want = 0.0
-            if cat[i] == cat[j] and i != j:
-                cos = f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])
-                want = c.golden_cnn * cos + c.golden_color * np.sum(np.sqrt(h[i] * h[j]))
-            assert r[i, j] == pytest.approx(want, rel=1e-5, abs=1e-6)
-    tot = bench.total_relevance(bench.train_idx)
-    assert np.allclose(tot, r[np.ix_(bench.train_idx, bench.train_idx)].sum(1))
-
-
-def test_concept_weight_and_elementwise_relevance(fake):
-    bench = fake[3]
-    b2 = bench.with_weights(concept=1.0)
-    assert b2.config.golden_concept == 1.0 and bench.config.golden_concept == 0.0
-    q = bench.test_triplets[0]
-    assert b2.relevance(q[0], q[1]) == pytest.approx(bench.relevance(q[0], q[1]) + 1.0)
-    assert b2.relevance(q[0], q[2]) == pytest.approx(bench.relevance(q[0], q[2]))
-    # elementwise pairs agree with the dense matrix, for broadcast index arrays too
-    idx = np.arange(len(bench.meta))
-    for b in (bench, b2):
-        full = b.relevance_matrix(idx)
-        assert np.allclose(b.relevance(idx[:, None], idx[None, :]), full)
-        rng = np.random.default_rng(0)
-        i, j = rng.integers(0, len(idx), 40), rng.integers(0, len(idx), 40)
-        assert np.allclose(b.relevance(i, j), full[i, j])
-    # a changed weight is seen by the golden vectors
-    b3 = bench.with_weights(cnn=0.0, color=1.0)
-    assert np.allclose(b3.golden[:, :bench.cnn.shape[1]], 0)
+    # a group without triplets has no precision (NaN), not an error
+    assert np.isnan(E.baseline_precisions(bench)["cnn"]["same_style"])
 
 
 def test_build_is_deterministic_and_idempotent(tmp_path, fake):
     src = fake[1]
-    a = E.build("default", out_dir=tmp_path / "a", seed=3, sources=src, feature_fn=cheap_features)
+    a = E.build("default", out_dir=tmp_path / "a", seed=3, roots=src, feature_fn=cheap_features)
     b = fake[2]
     for name in ("images.npy", "color_hist.npy", "cnn.npy", "test_triplets.npy", "val_triplets.npy",
                  "test_triplet_type.npy", "test_triplet_pair.npy"):
@@ -274,10 +153,10 @@ def test_build_is_deterministic_and_idempotent(tmp_path, fake):
     def boom(paths):
         raise AssertionError("features recomputed on an up-to-date build")
 
-    assert E.build("default", out_dir=a, seed=3, sources=src, feature_fn=boom) == a
+    assert E.build("default", out_dir=a, seed=3, roots=src, feature_fn=boom) == a
     assert (a / "images.npy").stat().st_mtime_ns == mtime
     # another seed gives another split
-    c = E.build("default", out_dir=tmp_path / "c", seed=4, sources=src, feature_fn=cheap_features)
+    c = E.build("default", out_dir=tmp_path / "c", seed=4, roots=src, feature_fn=cheap_features)
     assert (a / "metadata.csv").read_text() != (c / "metadata.csv").read_text()
 
 
@@ -311,13 +190,12 @@ def test_color_histograms_against_loop():
         assert np.allclose(h[k], want / want.sum())
 
 
-def test_similarity_precision_against_loop():
+def test_data_card_precision_counts_a_tie_one_half():
     rng = np.random.default_rng(2)
     sp = rng.integers(0, 3, 50).astype(float)
     sn = rng.integers(0, 3, 50).astype(float)
     want = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(sp, sn)) / 50
-    assert E.similarity_precision(sp, sn) == pytest.approx(want)
-    assert np.isnan(E.similarity_precision([], []))
+    assert precision_from_distances(sp, sn, tie_credit=0.5, higher_is_closer=True) == pytest.approx(want)
 
 
 def test_baselines_and_stats(fake):
@@ -336,12 +214,13 @@ def test_baselines_and_stats(fake):
     m = typ == 0
     sp = (hq[trip[m, 0]] * hq[trip[m, 1]]).sum(1)
     sn = (hq[trip[m, 0]] * hq[trip[m, 2]]).sum(1)
-    assert base["color_hist"]["in_class"] == pytest.approx(E.similarity_precision(sp, sn))
+    assert base["color_hist"]["in_class"] == pytest.approx(
+        precision_from_distances(sp, sn, tie_credit=0.5, higher_is_closer=True))
 
 
 def test_triplet_examples(fake):
     bench = fake[3]
-    ims, labels, kinds = E.triplet_examples(bench, 4, kind="in_class")
+    ims, labels, kinds = E.examples(bench, 4, kind="in_class")
     assert ims.shape == (4, 3, 64, 64, 3) and ims.dtype == np.uint8
     assert len(labels) == 4 and all(len(t) == 3 for t in labels) and set(kinds) == {"in_class"}
     assert labels[0][0].split(" · ")[0] == labels[0][1].split(" · ")[0]
@@ -354,28 +233,18 @@ def test_bad_config_is_named():
         E.build("default", out_dir="/nonexistent/never", overrides={"subcategoriez": ("x",)})
 
 
-def test_fashion_golden():
-    rng = np.random.default_rng(0)
-    fm = E.FashionMNIST(rng.integers(0, 256, (5, 28, 28)).astype(np.uint8), np.arange(5), np.array(["train"] * 5),
-                        tuple("abcdefghij"))
-    g = fm.golden(14)
-    assert g.shape == (5, 196) and np.allclose(np.linalg.norm(g, axis=1), 1, atol=1e-5) and (g >= 0).all()
-    want = fm.images[0].reshape(14, 2, 14, 2).mean(axis=(1, 3)).ravel()
-    assert np.allclose(g[0], want / np.linalg.norm(want), atol=1e-6)
-
-
 def _assets_fetched() -> bool:
     try:
         from xmlib.data.assets import is_fetched
     except ImportError:
         return False
-    return all(is_fetched(E.ASSET_OF[d]) for d in E.DESIGNERS)
+    return all(is_fetched(a) for a in ASSET_OF.values())
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _assets_fetched(), reason="emoji assets not fetched (python -m xmlib.data fetch)")
 def test_real_smoke_profile():
-    bench = E.load("smoke")
+    bench = E.load(E.build("smoke"))
     s = E.stats(bench, with_baselines=False)
     assert s["concepts"] == 68 and s["categories"] == 3
     assert s["test_triplets"]["total"] >= 150

@@ -1,8 +1,10 @@
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from xmlib.deepranking.emoji import MappedSampler, images_to_tensor, training_relevance
+from xmlib.deepranking.golden import GoldenRelevance
 from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
 
 
@@ -12,14 +14,18 @@ class FakeBench:
     def __init__(self, n=24, seed=0):
         rng = np.random.default_rng(seed)
         self.category = np.repeat([0, 1, 2], n // 3)
+        self.concept_id = np.arange(n) // 2  # two designers per concept
         self.meta = pd.DataFrame({"split": np.where(np.arange(n) % 4 == 0, "test", "train")})
         self.train_idx = np.flatnonzero(self.meta["split"].to_numpy() == "train")
-        self._g = rng.random((n, 5))
+        self.cnn = rng.random((n, 5))
+        hist = rng.random((n, 8))
+        self.color_hist = hist / hist.sum(1, keepdims=True)
 
-    def relevance_matrix(self, rows):
-        r = self._g[rows] @ self._g[rows].T
-        same = self.category[rows][:, None] == self.category[rows][None, :]
-        return np.where(same & ~np.eye(len(rows), dtype=bool), r, 0.0)
+    def golden_dot(self, i, j, w_cnn=0.5, w_color=0.5):
+        """g_i . g_j in a plain form: w_cnn cos(f_i, f_j) + w_color BC(h_i, h_j)."""
+        f, h = self.cnn, self.color_hist
+        cos = f[i] @ f[j] / np.linalg.norm(f[i]) / np.linalg.norm(f[j])
+        return w_cnn * cos + w_color * np.sum(np.sqrt(h[i] * h[j]))
 
 
 def test_images_to_tensor_layout_and_range():
@@ -42,7 +48,7 @@ def test_mapped_sampler_returns_global_training_ids_with_valid_triplets():
     def r_global(i, j):
         if bench.category[i] != bench.category[j] or i == j:
             return 0.0
-        return float(bench._g[i] @ bench._g[j])
+        return float(bench.golden_dot(i, j))
 
     check_triplets(t, bench.category, r_global, 0.01)
     assert s.stats.triplets == 200
@@ -54,13 +60,23 @@ def test_training_relevance_takes_the_golden_weights_from_the_config():
 
     bench = FakeBench()
     seen = {}
+    of = GoldenRelevance.of
 
-    def with_weights(**kw):
+    def recording_of(b, **kw):
         seen.update(kw)
-        return bench
+        return of(b, **kw)
 
-    bench.with_weights = with_weights
     cfg = resolve_config(Config, PROFILES, "smoke", {"golden_alpha": 0.3, "golden_concept": 7.0})
-    rel, train = training_relevance(bench, cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(GoldenRelevance, "of", staticmethod(recording_of))
+        rel, train = training_relevance(bench, cfg)
     assert seen == {"cnn": 0.3, "color": 0.7, "concept": 7.0}
     assert len(rel) == len(train)
+    # the blocks hold r_ij with those weights (plain loop), the concept bonus included
+    cats = bench.category[train]
+    for c, block in rel.blocks.items():
+        ids = train[cats == c]
+        for a, i in enumerate(ids):
+            for b, j in enumerate(ids):
+                want = 0.0 if i == j else bench.golden_dot(i, j, 0.3, 0.7) + 7.0 * (bench.concept_id[i] == bench.concept_id[j])
+                assert block[a, b] == pytest.approx(want, rel=1e-5)

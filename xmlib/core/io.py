@@ -1,8 +1,9 @@
-"""Atomic writes and checksums.
+"""Atomic writes, checksums and a lock between processes.
 
 A long run that is interrupted must never leave a half-written file that a later run trusts. Every
 writer here writes to a temporary file in the destination folder, flushes it to disk, and renames it
-over the destination (``os.replace`` is atomic on POSIX and Windows).
+over the destination (``os.replace`` is atomic on POSIX and Windows). :func:`file_lock` makes a
+second process wait while a first one fills the cache (assets, benchmarks).
 """
 
 from __future__ import annotations
@@ -100,3 +101,22 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` for the block (POSIX ``flock``; a no-op where unavailable).
+
+    A second process asking for the same lock waits until the first leaves its block."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -19,7 +19,6 @@ Command line: ``python -m xmlib.data fetch [NAME ...]``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -27,11 +26,9 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Callable, Iterable, Literal
 
-import numpy as np
-
-from xmlib.core.io import atomic_write_text, sha256_file
+from xmlib.core.io import atomic_write_text, file_lock, sha256_file
 from xmlib.core.paths import cache_dir
 from xmlib.core.progress import progress
 
@@ -52,9 +49,9 @@ __all__ = [
     "TUXPAINT_STAMPS_DIR",
     "EMOJI_IMG_DIR",
     "OPENMOJI_SVG_DIR",
+    "EMOJI_JSON",
+    "OPENMOJI_JSON",
     "FASHION_MNIST_DIR",
-    "FASHION_MNIST_CLASSES",
-    "load_fashion_mnist",
 ]
 
 
@@ -146,11 +143,14 @@ ASSETS: dict[str, Asset] = {
     ]
 }
 
-# Where the interesting files lie inside each extracted asset (relative to asset_root(name)).
+# Where the files lie inside each extracted asset (relative to asset_root(name)). The only place
+# that knows the packages' layout; the readers in xmlib.data.sources take their paths from here.
 CLIPART_PNG_DIR = "usr/share/openclipart/png"
 CLIPART_SVG_DIR = "usr/share/openclipart/svg"
 TUXPAINT_STAMPS_DIR = "usr/share/tuxpaint/stamps"
+EMOJI_JSON = "package/emoji.json"  # in emoji-google and emoji-twitter alike
 EMOJI_IMG_DIR = {"emoji-google": "package/img/google/64", "emoji-twitter": "package/img/twitter/64"}
+OPENMOJI_JSON = "package/data/openmoji.json"
 OPENMOJI_SVG_DIR = "package/color/svg"
 FASHION_MNIST_DIR = "usr/share/datasets/fashion-mnist"
 
@@ -346,7 +346,7 @@ def fetch(
         downloader = client_download
     assets_dir = root / "assets"
     assets_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(assets_dir / f".{name}.lock"):  # two processes fetching at once: the second waits
+    with file_lock(assets_dir / f".{name}.lock"):  # two processes fetching at once: the second waits
         if is_fetched(name, cache=root):
             return dest
         archive = _download_verified(asset, root / "downloads", downloader)
@@ -362,22 +362,6 @@ def fetch(
             shutil.rmtree(tmp, ignore_errors=True)
         atomic_write_text(dest / _STAMP, asset.sha256 + "\n")  # last: marks the folder complete
     return dest
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX ``flock``; a no-op where unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def fetch_all(
@@ -406,56 +390,3 @@ def asset_root(name: str, *, cache: str | os.PathLike | None = None) -> Path:
             f"(or `python -m xmlib.data fetch` for all), or call xmlib.data.assets.fetch({name!r})"
         )
     return root / "assets" / name
-
-
-# ----------------------------------------------------------------------------------------------
-# Fashion-MNIST
-# ----------------------------------------------------------------------------------------------
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """Read an idx file (optionally gzipped): big-endian magic, dims, then uint8 data."""
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise AssetError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
-    ndim = data[3]
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    offset = 4 + 4 * ndim
-    n = int(np.prod(dims))
-    if len(data) - offset != n:
-        raise AssetError(f"{path}: header says {dims} ({n} bytes) but {len(data) - offset} bytes follow")
-    return np.frombuffer(data, dtype=np.uint8, count=n, offset=offset).reshape(dims)
-
-
-def load_fashion_mnist(*, cache: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fashion-MNIST as ``(images, labels, split)``.
-
-    images: uint8 (70000, 28, 28); labels: int64 (70000,) in 0..9 (names in
-    :data:`FASHION_MNIST_CLASSES`); split: ``<U5`` array of ``"train"`` (first 60,000) / ``"test"``.
-    """
-    folder = asset_root("fashion-mnist", cache=cache) / FASHION_MNIST_DIR
-
-    def find(stem: str) -> Path:
-        hits = sorted(folder.rglob(f"{stem}*"))
-        if not hits:
-            raise AssetError(f"fashion-mnist: no file {stem}* under {folder}; fetch the asset again")
-        return hits[0]
-
-    parts = []
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        x = _read_idx(find(f"{prefix}-images-idx3-ubyte"))
-        y = _read_idx(find(f"{prefix}-labels-idx1-ubyte"))
-        if x.shape[0] != y.shape[0]:
-            raise AssetError(f"fashion-mnist {split}: {x.shape[0]} images but {y.shape[0]} labels")
-        parts.append((x, y.astype(np.int64), np.full(len(y), split, dtype="<U5")))
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    split = np.concatenate([p[2] for p in parts])
-    return images, labels, split

@@ -141,7 +141,7 @@ def load_queries(source="default", *, feature_set: str | list[str] | None = "wea
         if not p.exists():
             data = clipart.load(str(source))
         elif (p / "meta.json").is_file() and json.loads((p / "meta.json").read_text()).get("benchmark") == "clipart":
-            data = clipart.load(out_dir=p)
+            data = clipart.load(p)
         else:
             from xmlib.data.formats.mediaeval import read_mediaeval
 

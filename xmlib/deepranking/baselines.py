@@ -13,8 +13,8 @@ squared Euclidean distance unless said otherwise:
   passive-aggressive updates (Chechik et al., JMLR 2010), on any of the features above.
 
 The "pretrained ConvNet features" row uses :func:`xmlib.deepranking.network.convnet_features`; the
-"golden features" row uses the benchmark's golden vectors
-(:attr:`xmlib.data.benchmarks.emoji.EmojiBenchmark.golden`, the dot product of which is r_ij within a category).
+"golden features" row uses the golden vectors (:func:`xmlib.deepranking.golden.golden_vectors`, the dot
+product of which is r_ij within a category).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
   ``image_size`` s (area/bilinear resize when S ≠ s);
 - cached ConvNet features: the benchmark's pooled EfficientNet-Lite0 features ``cnn`` (N, 1280), computed
   at 224 px on the unshifted image (the frozen ConvNet branch of the CPU profile);
-- relevance: the benchmark's golden relevance r_ij (its :meth:`relevance_matrix`) over the **training**
-  images only, per category, as a :class:`~xmlib.deepranking.sampler.CategoryRelevance` in local ids;
+- relevance: the golden relevance r_ij (:class:`~xmlib.deepranking.golden.GoldenRelevance`) over the
+  **training** images only, per category, as a :class:`~xmlib.deepranking.sampler.CategoryRelevance` in local ids;
   the sampler's triplets are mapped back to global image ids by :class:`MappedSampler`;
 - evaluation: similarity precision and score-at-top-K on the benchmark's val/test triplets, the gallery of
   a query being the images of its split.
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from xmlib.deepranking.config import Config
+from xmlib.deepranking.golden import GoldenRelevance
 from xmlib.deepranking.sampler import BufferedTripletSampler, CategoryRelevance, OfflineTripletSampler, SamplerStats, Triplets
 from xmlib.deepranking.training import TripletData, embed
 from xmlib.metrics.triplets import scaled_top_k, score_at_top_k, similarity_precision
@@ -50,20 +51,19 @@ class MappedSampler:
 def training_relevance(bench, cfg: Config | None = None) -> tuple[CategoryRelevance, np.ndarray]:
     """Golden relevance among the training images: (CategoryRelevance in local ids, global ids of them).
 
-    r_ij is the golden-feature relevance of Sec. 5.1 of Deep Ranking as the benchmark computes it
-    (:meth:`xmlib.data.benchmarks.emoji.EmojiBenchmark.relevance_matrix`; chapter label `eq-dr-golden`).
+    r_ij is the golden-feature relevance of Sec. 5.1 of Deep Ranking (chapter label `eq-dr-golden`).
 
-    With a :class:`~xmlib.deepranking.config.Config`, the benchmark's golden weights are set from it first:
-    w_cnn = ``golden_alpha``, w_color = 1 − ``golden_alpha``, w_concept = ``golden_concept``.
+    The golden weights come from a :class:`~xmlib.deepranking.config.Config` when given
+    (:meth:`GoldenRelevance.from_config`: w_cnn = ``golden_alpha``, w_color = 1 − ``golden_alpha``,
+    w_concept = ``golden_concept``), else the paper's rule at equal weights (w_concept = 0).
     """
-    if cfg is not None:
-        bench = bench.with_weights(cnn=cfg.golden_alpha, color=1.0 - cfg.golden_alpha, concept=cfg.golden_concept)
+    golden = GoldenRelevance.from_config(bench, cfg) if cfg is not None else GoldenRelevance.of(bench)
     train = np.asarray(bench.train_idx, dtype=np.int64)
     cats = bench.category[train]
     blocks = {}
     for c in np.unique(cats):
         local = np.flatnonzero(cats == c)
-        blocks[int(c)] = bench.relevance_matrix(train[local])
+        blocks[int(c)] = golden.relevance_matrix(train[local])
     return CategoryRelevance(cats, blocks), train
 
 

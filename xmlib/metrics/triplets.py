@@ -7,7 +7,7 @@ A triplet (q, p+, p−) says p+ is more similar to q than p−. With a distance 
 - :func:`similarity_precision` — the fraction of triplets ranked correctly (the paper reports %).
 - :func:`precision_from_distances` — the same from precomputed ``D(q, p+)``, ``D(q, p−)`` (or, with
   ``higher_is_closer=True``, similarities); ``tie_credit`` says what a tie is worth (0 here, ½ in the
-  emoji benchmark's data card, :func:`xmlib.data.benchmarks.emoji.similarity_precision`).
+  emoji benchmark's data card, :func:`xmlib.data.benchmarks.emoji.baseline_precisions`).
 - :func:`score_at_top_k` — ``#correct − #incorrect`` over the triplets whose p+ **or** p− is among
   the query's top-K nearest neighbours within its gallery (the paper: K = 30 among the 1,000 images
   retrieved for the same text query; scale K with the gallery when it is smaller, and say so).

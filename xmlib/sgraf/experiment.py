@@ -36,10 +36,7 @@ def data_dir_of(cfg: Config) -> Path:
         return Path(cfg.data_dir)
     from xmlib.data.benchmarks import captions
 
-    out = captions.output_dir(cfg.benchmark)
-    if not (out / "meta.json").is_file():
-        captions.build(cfg.benchmark)
-    return out
+    return captions.folder(cfg.benchmark)
 
 
 @lru_cache(maxsize=2)

@@ -18,40 +18,10 @@ API summary (details in each module's docstring)
 """
 
 from xmlib.data.formats._common import FormatError
-from xmlib.data.formats.deepranking_triplets import (
-    TripletRecord,
-    read_query_and_triplets,
-    resolve_image,
-    write_query_and_triplets,
-)
-from xmlib.data.formats.mediaeval import (
-    MediaEvalData,
-    MediaEvalQuery,
-    make_query_folds,
-    qrels_from_interactions,
-    read_mediaeval,
-    write_mediaeval,
-)
-from xmlib.data.formats.scan_precomp import (
-    CAPTIONS_PER_IMAGE,
-    Fold,
-    PrecompSplit,
-    coco_1k_folds,
-    coco_5k,
-    read_split,
-    write_split,
-)
-from xmlib.data.formats.vocab import (
-    UnknownWordError,
-    Vocabulary,
-    build_vocab,
-    decode,
-    encode,
-    load_vocab,
-    pad_batch,
-    save_vocab,
-    tokenize,
-)
+from xmlib.data.formats.deepranking_triplets import TripletRecord, read_query_and_triplets, resolve_image, write_query_and_triplets
+from xmlib.data.formats.mediaeval import MediaEvalData, MediaEvalQuery, make_query_folds, qrels_from_interactions, read_mediaeval, write_mediaeval
+from xmlib.data.formats.scan_precomp import CAPTIONS_PER_IMAGE, Fold, PrecompSplit, coco_1k_folds, coco_5k, read_split, write_split
+from xmlib.data.formats.vocab import UnknownWordError, Vocabulary, build_vocab, decode, encode, load_vocab, pad_batch, save_vocab, tokenize
 
 __all__ = [
     "CAPTIONS_PER_IMAGE",

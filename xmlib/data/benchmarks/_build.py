@@ -1,0 +1,150 @@
+"""Build once: how every benchmark is configured, built, found and checked.
+
+A benchmark ``NAME`` (``clipart``, ``emoji``, ``captions``) lives in
+``cache_dir()/benchmarks/NAME/<profile>/`` (:func:`bench_dir`). Its folder holds ``stamp.json``:
+
+    {"benchmark": NAME, "version": VERSION, "config": {...}, "fingerprint": "...", "seed": 0,
+     "inputs": {asset: sha256 | folder}, ..., "built": "2025-...Z"}
+
+— the builder's :data:`VERSION` (bumped when the output changes for the same config), the resolved
+config (a frozen :class:`~xmlib.core.config.BaseConfig`), the seed and a stamp of every input asset
+(its pinned sha256, or the resolved folder when ``roots=`` points elsewhere, as in tests). A folder
+whose stamp equals the one a call would write (``built`` aside) is up to date: :func:`build_once`
+returns it at once. Otherwise it builds into a temporary folder next to the target, writes the stamp
+last and renames the folder into place, under a lock, so that an interrupted build leaves nothing a
+later call trusts and two processes never build the same folder at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from xmlib.core.config import BaseConfig, ConfigError, resolve_config
+from xmlib.core.io import atomic_write_json, file_lock
+from xmlib.core.paths import cache_dir
+
+__all__ = ["STAMP", "bench_dir", "resolve", "check_seed", "input_stamps", "make_stamp", "read_stamp",
+           "is_built", "build_once", "locate"]
+
+STAMP = "stamp.json"
+C = TypeVar("C", bound=BaseConfig)
+
+
+def bench_dir(name: str, profile: str) -> Path:
+    """``cache_dir()/benchmarks/<name>/<profile>``: where :func:`build_once` puts a profile's build."""
+    return cache_dir() / "benchmarks" / name / profile
+
+
+def resolve(cls: type[C], profiles: Mapping[str, Mapping[str, Any]], name: str, profile: str,
+            overrides: Mapping[str, Any] | None = None) -> C:
+    """The config of ``profile`` with ``overrides`` (:func:`~xmlib.core.config.resolve_config`); an
+    unknown profile is an error that names the benchmark and the profiles it has."""
+    if profile not in profiles:
+        raise ConfigError(f"unknown {name} profile {profile!r}; choose one of {sorted(profiles)}")
+    return resolve_config(cls, profiles, profile, overrides)
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as a non-negative int, or a ValueError naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
+def input_stamps(names: Iterable[str], roots: Mapping[str, str | os.PathLike] | None = None) -> dict[str, str]:
+    """A stamp per input asset: its pinned sha256 (the fetched asset) or, for a folder given in
+    ``roots``, that folder resolved (tests and users with their own copy)."""
+    from xmlib.data.assets import ASSETS
+
+    roots = roots or {}
+    return {n: str(Path(roots[n]).resolve()) if n in roots else ASSETS[n].sha256 for n in sorted(names)}
+
+
+def make_stamp(name: str, version: int, cfg: BaseConfig, seed: int, inputs: Mapping[str, str],
+               **extra: Any) -> dict[str, Any]:
+    """The stamp a build of benchmark ``name`` writes (see the module docstring); ``extra`` adds
+    other things the output depends on (e.g. the feature extractor)."""
+    stamp = {"benchmark": name, "version": int(version), "config": cfg.to_dict(), "fingerprint": cfg.fingerprint(),
+             "seed": int(seed), "inputs": dict(inputs), **extra}
+    return json.loads(json.dumps(stamp))  # as it reads back from the file (lists, not tuples)
+
+
+_STAMP_KEYS = ("benchmark", "version", "config", "fingerprint", "seed", "inputs")
+
+
+def read_stamp(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The stamp of a built folder, or None (no build there, an unreadable stamp, or one in another
+    format, e.g. written before the benchmarks shared this module)."""
+    try:
+        stamp = json.loads((Path(folder) / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and all(k in stamp for k in _STAMP_KEYS) else None
+
+
+def is_built(folder: str | os.PathLike, stamp: Mapping[str, Any]) -> bool:
+    """True when ``folder`` holds a build with this stamp (its ``built`` time aside)."""
+    old = read_stamp(folder)
+    return old is not None and {k: v for k, v in old.items() if k != "built"} == dict(stamp)
+
+
+def build_once(out: str | os.PathLike, stamp: Mapping[str, Any], write: Callable[[Path], None], *,
+               force: bool = False) -> Path:
+    """Return ``out`` holding the build ``stamp`` describes, calling ``write(folder)`` only if needed.
+
+    ``write`` fills an empty temporary folder next to ``out``; the stamp is written after it and the
+    folder renamed to ``out`` (an older build there is removed). ``force=True`` rebuilds an up-to-date
+    folder. Concurrent calls for one ``out`` take turns; the second finds the first's build.
+    """
+    out = Path(out)
+    if not force and is_built(out, stamp):
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(out.parent / f".{out.name}.lock"):
+        if not force and is_built(out, stamp):  # built by another process while we waited
+            return out
+        for stale in out.parent.glob(f".{out.name}.*.part"):  # left by an interrupted build
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        os.chmod(tmp, 0o755)
+        try:
+            write(tmp)
+            atomic_write_json(tmp / STAMP, {**stamp, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            if out.exists():
+                old = out.with_name(f".{out.name}.old.{os.getpid()}.part")
+                os.replace(out, old)
+                shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def locate(name: str, profiles: Mapping[str, Any], profile_or_path: str | os.PathLike, version: int,
+           build: Callable[[str], Path] | None = None) -> Path:
+    """The folder of a current build (its stamp has this ``version``). ``profile_or_path`` is a profile
+    name (its :func:`bench_dir`) or a folder; a profile with no current build is built with
+    ``build(profile)`` when given (a build with another seed or overrides is read as it is). A folder
+    without a current build is an error that says how to build it."""
+    p = Path(profile_or_path)
+    profile = profile_or_path if isinstance(profile_or_path, str) and profile_or_path in profiles else None
+    if profile is not None and not p.exists():
+        p = bench_dir(name, profile)
+    stamp = read_stamp(p)
+    if stamp is not None and stamp["benchmark"] == name and stamp["version"] == version:
+        return p
+    if profile is not None and build is not None and p == bench_dir(name, profile):
+        return build(profile)
+    found = "nothing" if stamp is None else f"a {stamp['benchmark']} build of version {stamp['version']}"
+    hint = profile or "default"
+    raise FileNotFoundError(
+        f"{p} holds no current {name} benchmark (found {found}; this code writes version {version}): build "
+        f"it with `python -m xmlib.data prepare --profile {hint} --only {name}` or "
+        f"xmlib.data.benchmarks.{name}.build({hint!r})")
