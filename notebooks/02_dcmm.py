@@ -64,6 +64,7 @@ from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
 from xmlib.dcmm.protocol import fig2_configs, select_by_validation, switch_configs
 
+pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("dcmm", profile, cfg)
 device = get_device()

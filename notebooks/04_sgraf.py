@@ -53,7 +53,7 @@ from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
 from xmlib.core.device import get_device, set_cpu_threads
-from xmlib.core.jobs import Job, run_jobs, seeds_of
+from xmlib.core.jobs import run_seeded, seeds_of
 from xmlib.core.runinfo import start_run
 from xmlib.data.benchmarks.captions import pictures as captions_pictures
 from xmlib.data.images import load_image, montage
@@ -66,6 +66,7 @@ from xmlib.sgraf.saf import saf_weights
 from xmlib.sgraf.sgr import GraphStep, toy_graph_step
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
 
+pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("sgraf", profile, cfg)
 device = get_device()
@@ -396,17 +397,11 @@ RSUM = X.RSUM
 
 
 def train_models(configs, desc):
-    """Train (or load) every named config with every seed; {name: [result of each seed]}."""
-    names = list(configs)
-    jobs = [Job(X.JOB, configs[n], s, f"sgraf-{slug(n)}") for n in names for s in seeds]
+    """Train (or load) every named config with every seed: {name: [result of each seed]}."""
     t0 = time.perf_counter()
-    res = run_jobs(jobs, desc=desc)
+    out = run_seeded(X.JOB, configs, seeds, prefix="sgraf-", desc=desc)
     timings[desc] = time.perf_counter() - t0
-    return {n: res[i * len(seeds):(i + 1) * len(seeds)] for i, n in enumerate(names)}
-
-
-def slug(name):
-    return "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+    return out
 
 
 main = train_models({"SGR": cfg.replace(aggregator="sgr"), "SAF": cfg.replace(aggregator="saf")}, "SGR and SAF")
@@ -479,7 +474,7 @@ if cfg.baseline_epochs:  # the linear VSE reference, trained here on the same sp
     rows.append(table_row(data_label, "linear VSE (pooled CNN + MiniLM), one seed", [vse], (cfg.seed,)))
 table1 = pd.DataFrame(rows).set_index(["source", "model"])
 table1.to_csv(run.out_dir / "table1.csv")
-display(table1.round(1).fillna(""))
+display(table1.round(1).astype(object).fillna(""))
 print(f"{n_test} test images, {5 * n_test} captions; chance R@1 is {100 / n_test:.2f}% for t2i and "
       f"about {100 / n_test:.2f}% for i2t")
 
@@ -654,7 +649,7 @@ for table, names in ABL_TABLES.items():
                          "ours rSum": float(np.mean(rs)), "rSum sd over seeds": float(np.std(rs, ddof=1)) if len(rs) > 1 else 0.0})
 ablations = pd.DataFrame(abl_rows).set_index(["table", "variant"])
 ablations.to_csv(run.out_dir / "ablations.csv")
-display(ablations.round(1).fillna("–"))
+display(ablations.round(1).astype(object).fillna("–"))
 
 # %% [markdown]
 # The "paper" columns are Flickr30K 1K numbers from the paper's Tables 3–5; the "ours" columns are

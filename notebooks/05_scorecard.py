@@ -40,6 +40,7 @@ from xmlib.book.configs import SCORECARD_PROFILES, ScorecardConfig
 from xmlib.core.config import resolve_config
 from xmlib.core.runinfo import start_run
 
+pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
 cfg = resolve_config(ScorecardConfig, SCORECARD_PROFILES, profile, overrides)
 run = start_run("scorecard", profile, cfg)
 by_chapter = scorecard.load(profile, base_seed=cfg.seed)
@@ -54,7 +55,8 @@ counts = pd.DataFrame({scorecard.CHAPTERS[ch][0]: scorecard.verdict_counts(js) f
 counts["all three papers"] = counts.sum(axis=1)
 counts.index.name = "verdict"
 display(counts)
-budget = pd.DataFrame({scorecard.CHAPTERS[ch][0]: meta for ch, (meta, _) in by_chapter.items()}).fillna("–")
+budget = pd.DataFrame({scorecard.CHAPTERS[ch][0]: {k: str(v) for k, v in meta.items()} for ch, (meta, _) in by_chapter.items()})
+budget = budget.astype(object).fillna("–")
 budget.index.name = "what the CPU budget bought"
 display(budget)
 

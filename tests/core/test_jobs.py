@@ -89,3 +89,13 @@ def test_an_unreadable_cached_result_is_run_again(tmp_path):
     (again,) = run_jobs([Job(FN, cfg, 0, "toy")], cache=tmp_path, workers=1)
     assert len(_runs(log)) == 2 and not again.cached
     np.testing.assert_array_equal(res["weights"], again["weights"])
+
+
+def test_run_seeded_groups_results_by_name_and_runs_single_methods_once(tmp_path):
+    log = tmp_path / "calls.txt"
+    cfg = ToyConfig(log=str(log))
+    out = jobs.run_seeded(FN, {"a": cfg, "b": cfg.replace(width=2), "fixed": cfg.replace(width=5)}, [3, 4],
+                          single=["fixed"], cache=tmp_path, workers=1)
+    assert [len(out[n]) for n in ("a", "b", "fixed")] == [2, 2, 1]
+    assert [r["seed"] for r in out["a"]] == [3, 4] and out["fixed"][0]["seed"] == 3
+    assert out["b"][0]["weights"].shape == (2,)

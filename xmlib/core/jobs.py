@@ -19,19 +19,23 @@ jobs and returns their results in order:
   evaluation-only fields (:func:`~xmlib.core.config.evaluation_field`): an interrupted job resumes, and
   testing a trained model on another subset reuses its checkpoints instead of retraining;
 - **in parallel**: jobs run in ``workers`` spawned processes (default: one per CPU core on a CPU
-  machine, one on a GPU, ``$XMLIB_WORKERS`` overrides). Each job runs with ONE torch thread on CPU,
-  in a worker or not, so its numbers do not depend on how many workers there are;
+  machine, one on a GPU, ``$XMLIB_WORKERS`` overrides), kept for the session. Each job runs with ONE
+  torch thread on CPU, in a worker or not, so its numbers do not depend on how many workers there
+  are. (Workers import the library once: code edited during a session reaches them after
+  :func:`shutdown_pool` or a new session.)
 - **seeded**: the runner calls :func:`~xmlib.core.seed.seed_everything` with the job's seed first.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import math
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -206,7 +210,34 @@ def _execute(job: Job, folder: str) -> float:
 
 def _worker_init() -> None:
     os.environ["XMLIB_PROGRESS"] = "0"  # one bar in the parent, not one per worker
+    # Ctrl-C (or a kernel's shutdown) interrupts the parent, which cancels the pool; a worker that also
+    # caught it would only print a traceback of its idle wait.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_cpu_threads(1)
+
+
+_POOL: dict[str, Any] = {"pool": None, "workers": 0}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of spawned workers kept for the whole session: starting one costs a few seconds (each
+    worker imports torch), and a chapter runs many groups of jobs."""
+    if _POOL["pool"] is None or _POOL["workers"] != workers:
+        shutdown_pool()
+        ctx = multiprocessing.get_context("spawn")
+        _POOL["pool"] = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        _POOL["workers"] = workers
+    return _POOL["pool"]
+
+
+def shutdown_pool() -> None:
+    """Stop the session's worker processes (also done at exit)."""
+    if _POOL["pool"] is not None:
+        _POOL["pool"].shutdown(wait=True, cancel_futures=True)
+        _POOL["pool"], _POOL["workers"] = None, 0
+
+
+atexit.register(shutdown_pool)
 
 
 def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: int | None = None,
@@ -230,30 +261,30 @@ def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: i
                 _execute(jobs[i], f)
                 bar.update(1)
         else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx, initializer=_worker_init) as pool:
-                pending = {pool.submit(_execute, jobs[i], f): i for i, f in todo.items()}
-                try:
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            i = pending.pop(fut)
-                            try:
-                                fut.result()
-                            except BrokenProcessPool as exc:
-                                raise RuntimeError(
-                                    f"a worker process died while running {jobs[i].name!r} (seed {jobs[i].seed}): it ran "
-                                    "out of memory, or a script started workers without the `if __name__ == "
-                                    "'__main__':` guard that spawned processes need; use workers=1 (XMLIB_WORKERS=1) "
-                                    "or add the guard") from exc
-                            except Exception as exc:
-                                raise RuntimeError(f"training run {jobs[i].name!r} (seed {jobs[i].seed}, {jobs[i].fn}) "
-                                                   f"failed: {type(exc).__name__}: {exc}") from exc
-                            bar.update(1)
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
+            pool = _pool(workers)
+            pending = {pool.submit(_execute, jobs[i], f): i for i, f in todo.items()}
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = pending.pop(fut)
+                        try:
+                            fut.result()
+                        except BrokenProcessPool as exc:
+                            shutdown_pool()
+                            raise RuntimeError(
+                                f"a worker process died while running {jobs[i].name!r} (seed {jobs[i].seed}): it ran "
+                                "out of memory, or a script started workers without the `if __name__ == "
+                                "'__main__':` guard that spawned processes need; use workers=1 (XMLIB_WORKERS=1) "
+                                "or add the guard") from exc
+                        except Exception as exc:
+                            raise RuntimeError(f"training run {jobs[i].name!r} (seed {jobs[i].seed}, {jobs[i].fn}) "
+                                               f"failed: {type(exc).__name__}: {exc}") from exc
+                        bar.update(1)
+            except BaseException:
+                for fut in pending:
+                    fut.cancel()
+                raise
         bar.close()
         for i, f in enumerate(folders):
             if results[i] is None:
@@ -282,3 +313,18 @@ def clear(cache: str | Path | None = None) -> None:
 def total_seconds(results: Sequence[Result]) -> float:
     """Training seconds of the results that ran now (cached ones cost nothing)."""
     return math.fsum(r.seconds for r in results if not r.cached)
+
+
+def run_seeded(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int], *, prefix: str = "",
+               single: Sequence[str] = (), cache: str | Path | None = None, workers: int | None = None,
+               desc: str = "training runs") -> dict[str, list[Result]]:
+    """Run ``fn`` for every named config and every seed, all in one pool: ``{name: [result per seed]}``.
+
+    Names in ``single`` (deterministic methods, e.g. DCMM's CM) run once, with the first seed."""
+    plan = [(name, s) for name in configs for s in (seeds[:1] if name in single else seeds)]
+    results = run_jobs([Job(fn, configs[name], s, f"{prefix}{name}") for name, s in plan], cache=cache, workers=workers,
+                       desc=desc)
+    out: dict[str, list[Result]] = {name: [] for name in configs}
+    for (name, _), r in zip(plan, results):
+        out[name].append(r)
+    return out

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from xmlib.core.jobs import Job, run_jobs
+from xmlib.core.jobs import run_seeded
 from xmlib.dcmm.config import Config
 from xmlib.dcmm.data import LoadedQueries, load_queries
 from xmlib.dcmm.protocol import CVResult, cross_validate
@@ -106,18 +106,10 @@ def run_configs(configs: Mapping[str, Config], seeds: Sequence[int], *, workers:
                 desc: str = "DCMM runs") -> dict[str, SeededRuns]:
     """Cross-validate every named config with every seed (in parallel, cached; see :mod:`xmlib.core.jobs`).
     A deterministic method (CM) runs once and stands for all seeds."""
-    plan: list[tuple[str, int | None]] = []
-    jobs = []
-    for name, c in configs.items():
-        for s in ([seeds[0]] if c.method in DETERMINISTIC else seeds):
-            plan.append((name, None if c.method in DETERMINISTIC else s))
-            jobs.append(Job(JOB, c, s, f"dcmm-{c.method}"))
-    results = run_jobs(jobs, workers=workers, desc=desc)
-    out: dict[str, SeededRuns] = {}
-    for name in configs:
-        mine = [(s, to_cv(r)) for (n, s), r in zip(plan, results) if n == name]
-        out[name] = SeededRuns(tuple(cv for _, cv in mine), tuple(s for s, _ in mine))
-    return out
+    single = [name for name, c in configs.items() if c.method in DETERMINISTIC]
+    res = run_seeded(JOB, configs, seeds, prefix="dcmm-", single=single, workers=workers, desc=desc)
+    return {name: SeededRuns(tuple(to_cv(r) for r in rs), (None,) if name in single else tuple(seeds))
+            for name, rs in res.items()}
 
 
 def summary_table(results: Mapping[str, SeededRuns], *, baseline: str | None = "cm", measures: Sequence[str] = MEASURES,

@@ -1,4 +1,4 @@
-"""Golden features and relevance (Sec. 5 of Wang et al., CVPR 2014), chapter "Where relevance comes from".
+"""Golden features and relevance of Deep Ranking (Sec. 5 of Wang et al., CVPR 2014), chapter "Where relevance comes from".
 
 The paper's relevance r_ij comes from a "golden feature", a weighted combination of learned and
 hand-made features too expensive to use at query time, with r_ij = 0 across categories. On the emoji

@@ -25,6 +25,8 @@ from xmlib.replication import Metric, Outcomes
 from xmlib.sgraf.config import Config
 from xmlib.sgraf.train import CaptionData, find_vocab, load_precomp, score_split, train_model
 
+JOB = "xmlib.sgraf.experiment:train_and_score"
+
 RSUM = Metric("rSum", "mean", 100.0, 6.0)
 """rSum = 100 × (mean image-to-text hits + mean text-to-image hits), hits counted over K = 1, 5, 10;
 one point on each of its six R@K is 6 rSum points."""
