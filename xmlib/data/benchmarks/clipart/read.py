@@ -144,7 +144,12 @@ def pictures(source: str | os.PathLike = "default") -> Pictures | None:
         return None
     import pandas as pd
 
+    from xmlib.data.assets import asset_root
+    from xmlib.data.sources.openclipart import png_folder
+
     meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
     imgs = pd.read_csv(root / "images.csv", dtype=str, keep_default_na=False)
-    return Pictures(Path(meta["params"]["png_root"]), dict(zip(imgs["img_id"], imgs["png"])),
-                    {q: v["text"] for q, v in meta["queries"].items()})
+    png_root = Path(meta["params"]["png_root"])
+    if not png_root.is_dir():  # the cache moved since the build: the pictures are in this cache's asset
+        png_root = png_folder(asset_root("openclipart-png"))
+    return Pictures(png_root, dict(zip(imgs["img_id"], imgs["png"])), {q: v["text"] for q, v in meta["queries"].items()})
