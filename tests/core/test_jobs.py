@@ -1,11 +1,14 @@
 """Training runs over seeds: cached by config (without analysis fields), seed and code; the same
 numbers with or without worker processes; never stale after a code change."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
 from tests.core.jobs_fixture import ToyConfig
 from xmlib.core import fingerprint, jobs
+from xmlib.core.config import evaluation_field
 from xmlib.core.jobs import Job, run_jobs
 
 FN = "tests.core.jobs_fixture:toy"
@@ -99,3 +102,19 @@ def test_run_seeded_groups_results_by_name_and_runs_single_methods_once(tmp_path
     assert [len(out[n]) for n in ("a", "b", "fixed")] == [2, 2, 1]
     assert [r["seed"] for r in out["a"]] == [3, 4] and out["fixed"][0]["seed"] == 3
     assert out["b"][0]["weights"].shape == (2,)
+
+
+@dataclass(frozen=True)
+class EvalConfig(ToyConfig):
+    subset: int = evaluation_field(0)
+
+
+def test_jobs_sharing_a_work_folder_run_in_turn(tmp_path):
+    """Two tests of one trained model (an evaluation field differs) share its checkpoints and never
+    train it at the same time."""
+    log = tmp_path / "calls.txt"
+    a, b = EvalConfig(log=str(log), subset=1), EvalConfig(log=str(log), subset=2)
+    ja, jb = Job(FN, a, 0, "toy"), Job(FN, b, 0, "toy")
+    assert ja.key() != jb.key() and ja.workdir(tmp_path) == jb.workdir(tmp_path)
+    out = run_jobs([ja, jb, Job(FN, a, 1, "toy")], cache=tmp_path, workers=2)
+    assert len(out) == 3 and out[0].workdir == out[1].workdir != out[2].workdir

@@ -175,9 +175,32 @@ def test_image_features_deterministic_and_cached(tmp_cache, toy_pictures, monkey
     monkeypatch.setattr(F, "_compute", boom)
     d = F.image_features(toy_pictures, "pooled", size=64, cache_key="det")
     assert d.tobytes() == a.tobytes()
-    # another order is another key (rows follow the input order)
-    with pytest.raises(AssertionError, match="cache miss"):
-        F.image_features(toy_pictures[::-1], "pooled", size=64, cache_key="det")
+    # another order, another benchmark, the other kind: no picture goes through the network again
+    # (rows follow the input order; the store holds both kinds from one pass)
+    e = F.image_features(toy_pictures[::-1], "pooled", size=64, cache_key="other")
+    assert e.tobytes() == a[::-1].tobytes()
+    assert F.image_features(toy_pictures[1:3], "grid", size=64, cache_key="other").shape == (2, 4, 1280)
+    with pytest.raises(AssertionError, match="cache miss"):  # a resolution not stored yet is computed
+        F.image_features(toy_pictures, "pooled", size=96, cache_key="det")
+
+
+def test_the_store_computes_each_picture_once_with_the_same_bytes(tmp_cache, toy_pictures, monkeypatch):
+    """Benchmarks share pictures: features computed for one list are reused, bit for bit, by another."""
+    alone = {i: F.image_features([p], "pooled", size=64, use_cache=False)[0] for i, p in enumerate(toy_pictures)}
+    real, seen = F._compute, []
+
+    def counting(paths, *args, **kwargs):
+        seen.extend(paths)
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(F, "_compute", counting)
+    F.image_features(toy_pictures[:3], "pooled", size=64, batch_size=2, cache_key="a")
+    both = F.image_features(toy_pictures[1:], "grid", size=64, batch_size=2, cache_key="b")
+    pooled = F.image_features(toy_pictures, "pooled", size=64, cache_key="c")
+    assert sorted(map(str, seen)) == sorted(map(str, toy_pictures))  # each picture once
+    for i in range(len(toy_pictures)):  # the same bytes whatever the batch it was computed in
+        assert pooled[i].tobytes() == alone[i].tobytes()
+    assert both.shape == (3, 4, 1280)
 
 
 def test_interrupted_feature_run_resumes_from_chunks(tmp_cache, toy_pictures, monkeypatch):
@@ -199,7 +222,7 @@ def test_interrupted_feature_run_resumes_from_chunks(tmp_cache, toy_pictures, mo
     assert calls == [2, 2, 2]  # first chunk not recomputed
     ref = F.image_features(toy_pictures, "pooled", size=64, use_cache=False)
     np.testing.assert_array_equal(out, ref)
-    assert not list((tmp_cache / "features" / "resume").glob("*.chunks"))
+    assert not list((tmp_cache / "features").rglob("*.part*"))  # nothing half-written left behind
 
 
 def test_image_features_bad_arguments(tmp_cache, toy_pictures, tmp_path):

@@ -143,3 +143,20 @@ def test_model_config_is_the_architecture_under_the_same_names():
             cls(similarity="scalar", aggregator="sgr")
         with pytest.raises(ConfigError, match="use_local"):
             cls(use_global=False, use_local=False)
+
+
+def test_checkpoints_are_refused_after_a_code_change_and_kept_across_analysis_fields(tmp_path, monkeypatch):
+    """A checkpoint is keyed by the config's training fields and the training code: editing the code
+    must not hand back the old model as if it were new; changing n_boot or the test subset must not
+    retrain."""
+    from xmlib.core import fingerprint
+
+    train, dev = toy_data(12, 0), toy_data(6, 1)
+    cfg = resolve_config(Config, PROFILES, "smoke", {**TINY, "epochs": 2})
+    _, first = train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path)
+    _, again = train_model(cfg.replace(n_boot=5000, test_images=3), train, dev, 20, checkpoint_dir=tmp_path)
+    assert again.resumed_from == 2 and again.history == first.history  # nothing retrained
+    real = fingerprint.code_hash
+    monkeypatch.setattr(fingerprint, "code_hash", lambda *m: real(*m) + "-edited")
+    with pytest.raises(RuntimeError, match="another configuration"):
+        train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path)

