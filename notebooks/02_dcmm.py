@@ -656,8 +656,9 @@ if best_claimed in grid:
                                    f"k={best_claimed[0]}, depth={best_claimed[1]}", n_boot=cfg.n_boot, seed=cfg.seed))
 replication = chapter_table(judgements)
 replication.to_csv(run.out_dir / "replication.csv")
-scorecard.save("dcmm", profile, judgements, base_seed=cfg.seed, seeds=len(seeds), test_queries=len(queries),
-               folds=len(results["cm"].first.folds))
+scorecard.save("dcmm", profile, judgements, base_seed=cfg.seed, seeds=len(seeds),
+               test=f"{len(queries)} queries, each tested once ({len(results['cm'].first.folds)}-fold CV)",
+               training=f"up to {cfg.epochs} epochs, lr from {tuple(cfg.lr_grid)}; Fig. 2: {len(cells)} cells")
 display(replication)
 
 # %%

@@ -600,8 +600,10 @@ def summarise(name, paper=None):
     ep = R.contrast([p], [1.0], PRECISION, n_boot=cfg.bootstrap, seed=cfg.seed)
     es = R.contrast([s], [1.0], SCORE, n_boot=cfg.bootstrap, seed=cfg.seed)
     in_cls, out_cls = (p.values["triplets"][:, test_type == t].mean() * 100 for t in (0, 1))
+    per_seed = p.per_seed(PRECISION)
     row = {"feature": name, "seeds": p.n_seeds if p.seeds != (None,) else "–",
-           "precision %": ep.estimate, "95% CI": f"{ep.low:.1f}–{ep.high:.1f}", "in-class %": in_cls,
+           "precision %": ep.estimate, "± sd over seeds": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else "–",
+           "95% CI": f"{ep.low:.1f}–{ep.high:.1f}", "in-class %": in_cls,
            "out-of-class %": out_cls, f"score@{K_TEST}": es.estimate, "score CI": f"{es.low:.0f}–{es.high:.0f}"}
     if paper is not None:
         row["paper precision %"], row["paper score@30"] = paper
@@ -614,7 +616,7 @@ PAPER_T1 = {"raw pixels": (None, None), "colour histogram": (62.3, 2935), "wavel
             "DeepRanking, paper's relevance": (85.7, 7004)}
 table1 = pd.DataFrame([summarise(n, paper=PAPER_T1[n]) for n in PAPER_T1]).set_index("feature")
 table1.columns = pd.MultiIndex.from_tuples(
-    [("ours (emoji)", c) for c in table1.columns[:7]] + [("paper (Google triplets)", c) for c in table1.columns[7:]])
+    [("ours (emoji)", c) for c in table1.columns[:8]] + [("paper (Google triplets)", c) for c in table1.columns[8:]])
 table1.to_csv(run.out_dir / "table1.csv")
 display(table1.round(1))
 
@@ -813,7 +815,8 @@ claim("d", "online buffered sampling is no worse than offline sampling", "online
 replication = chapter_table(judgements)
 replication.to_csv(run.out_dir / "replication.csv")
 scorecard.save("deepranking", profile, judgements, base_seed=cfg.seed, seeds=len(seeds),
-               test_triplets=f"{len(test_trip)} ({len(np.unique(groups))} query emoji)", epochs=cfg.epochs)
+               test=f"{len(test_trip)} triplets of {len(np.unique(groups))} query emoji",
+               training=f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps of {cfg.batch_size} triplets")
 display(replication)
 
 # %%

@@ -702,8 +702,9 @@ claim("f", "trained independently and averaged > trained jointly",
       paper_diff("SGRAF (independent, averaged)", "joint SGR + SAF"), "SGRAF (independent, averaged)", "joint SGR + SAF", SA)
 replication = chapter_table(judgements)
 replication.to_csv(run.out_dir / "replication.csv")
-scorecard.save("sgraf", profile, judgements, base_seed=cfg.seed, seeds=len(seeds), test_images=f"{n_test} (ablations {n_abl})",
-               epochs=f"SGR {cfg.epochs}, SAF {cfg.saf_epochs}, ablations {E_abl}")
+scorecard.save("sgraf", profile, judgements, base_seed=cfg.seed, seeds=len(seeds),
+               test=f"{n_test} images / {5 * n_test} captions (ablations: the first {n_abl} images)",
+               training=f"SGR {cfg.epochs}, SAF {cfg.saf_epochs}, ablations {E_abl} epochs")
 display(replication)
 
 # %%

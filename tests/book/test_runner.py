@@ -99,3 +99,25 @@ def test_dependency_stamp_tracks_imported_modules(tmp_path):
     used.write_text("x = 2\n")
     assert not runner.deps_unchanged(stamp, tmp_path)           # imported and changed: stale
     assert not runner.deps_unchanged({}, tmp_path)              # an old stamp without deps: stale
+
+
+def test_dependency_stamp_tracks_recorded_input_files(tmp_path):
+    """A page that read another notebook's results (xmlib.book.inputs.record) is stale when they change."""
+    results = tmp_path / "runs" / "verdicts.json"
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.json"
+    results.parent.mkdir()
+    results.write_text("[1]")
+    outside.write_text("{}")
+    text = runner.DEPS_MARKER + "[]\n" + runner.INPUTS_MARKER + json.dumps([str(results), str(outside)]) + "\n"
+    nb = {"cells": [{"cell_type": "code", "source": runner.DEPS_CELL, "metadata": {}, "execution_count": 1,
+                     "outputs": [{"output_type": "stream", "name": "stdout", "text": text}]}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    deps = runner._pop_deps(path, tmp_path)
+    assert set(deps) == {"runs/verdicts.json", str(outside.resolve())}  # inputs outside the checkout too
+    stamp = {"deps": deps}
+    assert runner.deps_unchanged(stamp, tmp_path)
+    results.write_text("[2]")
+    assert not runner.deps_unchanged(stamp, tmp_path)
+    outside.unlink()

@@ -114,7 +114,7 @@ def test_jobs_sharing_a_work_folder_run_in_turn(tmp_path):
     train it at the same time."""
     log = tmp_path / "calls.txt"
     a, b = EvalConfig(log=str(log), subset=1), EvalConfig(log=str(log), subset=2)
-    ja, jb = Job(FN, a, 0, "toy"), Job(FN, b, 0, "toy")
+    ja, jb = Job(FN, a, 0, "toy"), Job(FN, b, 0, "another name")
     assert ja.key() != jb.key() and ja.workdir(tmp_path) == jb.workdir(tmp_path)
     out = run_jobs([ja, jb, Job(FN, a, 1, "toy")], cache=tmp_path, workers=2)
     assert len(out) == 3 and out[0].workdir == out[1].workdir != out[2].workdir

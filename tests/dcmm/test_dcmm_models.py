@@ -143,3 +143,22 @@ def test_select_by_validation_picks_per_fold_on_validation_only():
     other = cross_validate(pad_queries(qs[:-3], device=CPU), "cm", TINY)
     with pytest.raises(ValueError, match="same folds"):
         select_by_validation({"a": res["K=3"], "b": other}, TINY.select_metric)
+
+
+def test_experiment_outcomes_are_the_per_query_metrics_of_each_seed():
+    """The DCMM chapter's verdicts read each seed's per-query AP; their mean is the run's MAP."""
+    from xmlib.dcmm.experiment import outcomes, to_cv
+    from xmlib.replication import Metric
+
+    runs = []
+    for s, shift in ((0, 0.0), (1, 0.1)):
+        per_query = {"q2": {"map": 0.5 + shift}, "q1": {"map": 0.25 + shift}}
+        runs.append(to_cv({"qids": np.array(list(per_query)), "measures": np.array(["map"]),
+                           "per_query": np.array([[v["map"]] for v in per_query.values()]), "folds": [],
+                           "run": {}, "n_params": 3, "seconds": 0.0, "method": "ltr"}))
+    out = outcomes(runs, (0, 1))
+    assert out.values["queries"].tolist() == [[0.25, 0.5], [0.35, 0.6]]  # queries in id order, one row per seed
+    assert out.per_seed(Metric("MAP")).tolist() == pytest.approx([0.375, 0.475])
+    with pytest.raises(ValueError, match="different queries"):
+        outcomes([runs[0], to_cv({"qids": np.array(["q9"]), "measures": np.array(["map"]), "per_query": np.array([[1.0]]),
+                                  "folds": [], "run": {}, "n_params": 0, "seconds": 0.0, "method": "ltr"})], (0, 1))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmlib.metrics.retrieval import average_metrics, coco_1k, i2t_ranks, retrieval_metrics, t2i_ranks
+from xmlib.metrics.retrieval import average_metrics, coco_1k, i2t_ranks, recall_hits, retrieval_metrics, t2i_ranks
 
 
 def slow_reference(s, c=5):
@@ -85,58 +85,22 @@ def test_bad_shape_is_named():
         retrieval_metrics(np.zeros((3, 14)))
 
 
-def _slow_boot_rsum(s, idx_img, idx_cap, c=5):
-    """One replicate at a time, from the slow reference's ranks and a loop over the resampled queries."""
-    n_img, n_cap = s.shape
-    r_i2t = [min(list(np.argsort(-s[i], kind="stable")).index(j) for j in range(c * i, c * i + c)) for i in range(n_img)]
-    r_t2i = [list(np.argsort(-s[:, j], kind="stable")).index(j // c) for j in range(n_cap)]
-    out = []
-    for b in range(len(idx_img)):
-        total = 0.0
-        for k in (1, 5, 10):
-            total += 100.0 * sum(r_i2t[q] < k for q in idx_img[b]) / n_img
-            total += 100.0 * sum(r_t2i[q] < k for q in idx_cap[b]) / n_cap
-        out.append(total)
-    return np.array(out)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bootstrap_rsum_matches_a_slow_loop(dtype):
-    from xmlib.metrics.retrieval import bootstrap_indices, bootstrap_rsum, paired_bootstrap_rsum
+def test_recall_hits_per_query_give_rsum_and_feed_the_replication_engine():
+    """Each query's hits (K = 1, 5, 10) from the plain ranks; their means are the R@K, and the SGRAF
+    chapter's outcomes give the same rSum through the replication engine."""
+    from xmlib.sgraf.experiment import RSUM, outcomes
 
     rng = np.random.default_rng(5)
-    n = 20
-    s = rng.standard_normal((n, 5 * n)).astype(dtype)
-    s[np.arange(n), 5 * np.arange(n)] += rng.uniform(0, 3, n).astype(dtype)
-    t = s + rng.standard_normal(s.shape).astype(dtype)  # a second, worse "model"
-    n_boot, seed = 50, 7
-    idx_img, idx_cap = bootstrap_indices(n, 5 * n, n_boot, seed)
-    ref = _slow_boot_rsum(s, idx_img, idx_cap)
-    got = bootstrap_rsum(s, n_boot, seed)
-    assert got["estimate"] == pytest.approx(retrieval_metrics(s)["rsum"])
-    lo, hi = np.quantile(ref, [0.025, 0.975])
-    assert got["low"] == pytest.approx(lo) and got["high"] == pytest.approx(hi)
-    assert got["std"] == pytest.approx(ref.std(ddof=1))
-    diff = ref - _slow_boot_rsum(t, idx_img, idx_cap)
-    pair = paired_bootstrap_rsum(s, t, n_boot, seed)
-    assert pair["estimate"] == pytest.approx(retrieval_metrics(s)["rsum"] - retrieval_metrics(t)["rsum"])
-    assert pair["low"] == pytest.approx(np.quantile(diff, 0.025)) and pair["high"] == pytest.approx(np.quantile(diff, 0.975))
-    assert pair["p"] == pytest.approx(np.mean(diff <= 0))
-
-
-def test_paired_bootstrap_of_a_model_with_itself_is_zero_and_bad_input_is_named():
-    from xmlib.metrics.retrieval import bootstrap_rsum, paired_bootstrap_rsum
-
-    rng = np.random.default_rng(0)
-    s = rng.standard_normal((10, 50))
-    same = paired_bootstrap_rsum(s, s.copy(), 20, 0)
-    assert same["estimate"] == pytest.approx(0, abs=1e-9) and same["low"] == 0 and same["high"] == 0 and same["p"] == 1.0
-    perfect = -np.ones((10, 50))
-    for i in range(10):
-        perfect[i, 5 * i:5 * i + 5] = 1
-    b = bootstrap_rsum(perfect, 20, 0)
-    assert b["estimate"] == b["low"] == b["high"] == 600.0
-    with pytest.raises(ValueError, match="different test sets"):
-        paired_bootstrap_rsum(s, rng.standard_normal((12, 60)), 20, 0)
-    with pytest.raises(ValueError, match="n_boot"):
-        bootstrap_rsum(s, 1, 0)
+    n, c = 20, 5
+    s = rng.standard_normal((n, c * n))
+    s[np.arange(n), c * np.arange(n)] += rng.uniform(0, 3, n)
+    r_i2t = [min(list(np.argsort(-s[i], kind="stable")).index(j) for j in range(c * i, c * i + c)) for i in range(n)]
+    r_t2i = [list(np.argsort(-s[:, j], kind="stable")).index(j // c) for j in range(c * n)]
+    h_i, h_t = recall_hits(s)
+    assert (h_i == np.array([[r < k for k in (1, 5, 10)] for r in r_i2t])).all()
+    assert (h_t == np.array([[r < k for k in (1, 5, 10)] for r in r_t2i])).all()
+    rsum = retrieval_metrics(s)["rsum"]
+    assert 100 * (h_i.mean(0).sum() + h_t.mean(0).sum()) == pytest.approx(rsum)
+    t = s + rng.standard_normal(s.shape)
+    two = outcomes([s, t], (0, 1))
+    assert two.per_seed(RSUM) == pytest.approx([rsum, retrieval_metrics(t)["rsum"]])

@@ -15,7 +15,7 @@ jobs and returns their results in order:
   (:func:`~xmlib.core.fingerprint.code_hash`). A finished job is stored under
   ``<cache>/<name>-<key>/`` (``result.npz`` + ``result.json``, written atomically, no pickles) and
   loaded instead of retrained; an edit to the model or its training changes the key and retrains.
-  ``workdir`` (``<cache>/train/<name>-<train key>``) keeps checkpoints, keyed without the
+  ``workdir`` (``<cache>/train/<train key>``) keeps checkpoints, keyed without the
   evaluation-only fields (:func:`~xmlib.core.config.evaluation_field`): an interrupted job resumes, and
   testing a trained model on another subset reuses its checkpoints instead of retraining;
 - **in parallel**: jobs run in ``workers`` spawned processes (default: one per CPU core on a CPU
@@ -93,7 +93,8 @@ class Job:
         return cache / f"{self._slug()}-{self.key()}"
 
     def workdir(self, cache: Path) -> Path:
-        return cache / "train" / f"{self._slug()}-{self.train_key()}"
+        """Keyed by :meth:`train_key` alone: jobs of any name that train the same model share it."""
+        return cache / "train" / self.train_key()
 
 
 class Result(dict):

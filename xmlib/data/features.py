@@ -61,7 +61,7 @@ IMAGE_MODEL = "efficientnet-lite0"
 TEXT_MODEL = "all-MiniLM-L6-v2"
 FEATURE_DIM = 1280  # D: channels of the last feature map
 TEXT_DIM = 384
-_CACHE_VERSION = "v1"  # bump when preprocessing changes: old cache files are then ignored
+_CACHE_VERSION = "v2"  # bump when preprocessing changes: old cache files are then ignored (v2: frozen network)
 _CHUNK = 1024  # images per resumable chunk
 
 
@@ -138,6 +138,30 @@ def _eval_model(device: str) -> EfficientNetLite0:
     return model
 
 
+class _FeatureMap(nn.Module):
+    def __init__(self, model: EfficientNetLite0):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.feature_map(x)
+
+
+@functools.lru_cache(maxsize=4)
+def _frozen_feature_map(device: str, size: int):
+    """:meth:`EfficientNetLite0.feature_map` traced at ``size`` px and frozen (BatchNorm folded into the
+    convolutions, constants inlined): about 1.5× faster on this CPU. It agrees with the eager network to
+    5e-5 absolute (1e-4 of the largest feature), checked by ``tests/data/test_features.py``; the
+    features are computed with it."""
+    import warnings
+
+    model = _eval_model(device)
+    example = torch.zeros(2, 3, size, size, device=device).to(memory_format=torch.channels_last)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the "same" padding is a constant of the traced size: intended
+        return torch.jit.freeze(torch.jit.trace(_FeatureMap(model).eval(), example))
+
+
 # ----------------------------------------------------------------------------------------------
 # Cache keys
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +202,7 @@ def features_cache_path(paths: Sequence[str | os.PathLike], kind: str = "pooled"
 def _compute(paths: Sequence[Path], size: int, batch_size: int, device: torch.device, bar) -> tuple[np.ndarray, np.ndarray]:
     """Both kinds of features of ``paths`` from one pass of the network: pooled (N, 1280) float32 (the
     mean of the float32 map) and grid (N, h*w, 1280) float16."""
-    model = _eval_model(str(device))
+    feature_map = _frozen_feature_map(str(device), size)
     batches = [paths[i: i + batch_size] for i in range(0, len(paths), batch_size)]
     pooled, grid = [], []
     # Load the next batch (PIL / cairo, mostly outside the GIL) while the model runs on this one.
@@ -187,7 +211,7 @@ def _compute(paths: Sequence[Path], size: int, batch_size: int, device: torch.de
         for b in range(len(batches)):
             x = pending.result()  # (B, 3, size, size)
             pending = pool.submit(preprocess, batches[b + 1], size) if b + 1 < len(batches) else None
-            fmap = model.feature_map(x.to(device, memory_format=torch.channels_last))  # (B, 1280, h, w)
+            fmap = feature_map(x.to(device, memory_format=torch.channels_last))  # (B, 1280, h, w)
             pooled.append(fmap.mean(dim=(2, 3)).float().cpu().numpy())  # (B, 1280)
             grid.append(fmap.flatten(2).transpose(1, 2).cpu().numpy().astype(np.float16))  # (B, h*w, 1280)
             bar.update(len(batches[b]))

@@ -152,12 +152,6 @@ class CVResult:
             out[m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0)
         return out
 
-    def summary(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"method": self.method, "params": self.n_params}
-        for m, (mu, sd) in self.mean_std().items():
-            row[m], row[m + "_std"] = mu, sd
-        return row
-
 
 # ----------------------------------------------------------------------------------------- protocol
 def _as_padded(data: Sequence[QueryList] | PaddedQueries, cfg: Config, device) -> PaddedQueries:

@@ -21,7 +21,6 @@ a result significant by a paired t-test over queries. This module is a thin, che
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Sequence
 
 import numpy as np
@@ -114,43 +113,3 @@ def labels_to_qrels(qids: Sequence[str], doc_ids: Sequence[Sequence[str]],
             raise ValueError(f"query {qid!r}: {len(docs)} doc ids but {len(lab)} labels")
         qrels[str(qid)] = {str(d): int(r) for d, r in zip(docs, lab)}
     return qrels
-
-
-@dataclass(frozen=True)
-class TTest:
-    """Result of :func:`paired_t_test`: ``mean_diff`` = mean(a − b) over the shared queries."""
-
-    measure: str
-    n: int
-    mean_diff: float
-    t: float
-    p: float
-
-    def significant(self, alpha: float = 0.05) -> bool:
-        return bool(self.p < alpha)
-
-
-def paired_t_test(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]],
-                  measure: str) -> TTest:
-    """Two-sided paired t-test over queries of ``measure`` for system ``a`` against ``b``.
-
-    Both are per-query results (from :func:`evaluate_run`) over the same queries, as DCMM's Table 1
-    marks "significant vs CM" (``scipy.stats.ttest_rel``). Identical values give t = 0, p = 1.
-    """
-    from scipy import stats
-
-    if set(a) != set(b):
-        raise ValueError(f"the two systems were evaluated on different queries "
-                         f"({len(set(a) - set(b))} only in a, {len(set(b) - set(a))} only in b)")
-    qids = sorted(a)
-    if len(qids) < 2:
-        raise ValueError("a paired t-test needs at least 2 queries")
-    x = np.array([a[q][measure] for q in qids], dtype=np.float64)
-    y = np.array([b[q][measure] for q in qids], dtype=np.float64)
-    d = x - y
-    if np.allclose(d, d[0]):  # zero variance of the differences: scipy returns nan
-        t, p = (0.0, 1.0) if d[0] == 0 else (float(np.sign(d[0]) * np.inf), 0.0)
-    else:
-        res = stats.ttest_rel(x, y)
-        t, p = float(res.statistic), float(res.pvalue)
-    return TTest(measure=measure, n=len(qids), mean_diff=float(d.mean()), t=t, p=p)

@@ -15,9 +15,8 @@ Protocols: Flickr30K 1K is :func:`retrieval_metrics` on the 1000 × 5000 test ma
 same on ``testall``; COCO "1K" (:func:`coco_1k`) averages the five 1000-image folds and computes rSum
 from the **averaged** R@K (the SCAN-family summary prints a wrong fold-5 rSum).
 
-Uncertainty: :func:`bootstrap_rsum` gives a percentile interval for rSum by resampling test queries
-(images for i2t, captions for t2i); :func:`paired_bootstrap_rsum` does the same for the difference of
-two models scored on the same resampled queries.
+Uncertainty: :func:`recall_hits` gives each query's hits (images for i2t, captions for t2i); the
+replication engine (:mod:`xmlib.replication`) resamples them, and the training seeds.
 """
 
 from __future__ import annotations
@@ -108,68 +107,9 @@ def recall_hits(scores: np.ndarray | torch.Tensor, captions_per_image: int = 5,
                 ks: Sequence[int] = KS) -> tuple[np.ndarray, np.ndarray]:
     """Per-query hits: i2t (N_img, len(ks)) and t2i (N_cap, len(ks)) booleans, ``rank < K``.
 
-    R@K of a set of queries is 100 × the mean of its column; the bootstrap resamples rows.
+    R@K of a set of queries is 100 × the mean of its column; the replication engine resamples rows.
     """
     r_i2t = i2t_ranks(scores, captions_per_image)
     r_t2i = t2i_ranks(scores, captions_per_image)
     k = np.asarray(ks)[None, :]
     return r_i2t[:, None] < k, r_t2i[:, None] < k
-
-
-def bootstrap_indices(n_img: int, n_cap: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The resampled queries of every bootstrap replicate: images (n_boot, n_img) for i2t and, drawn
-    independently after them from the same generator, captions (n_boot, n_cap) for t2i."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n_img, size=(n_boot, n_img)), rng.integers(0, n_cap, size=(n_boot, n_cap))
-
-
-def _boot_rsum(hits_i2t: np.ndarray, hits_t2i: np.ndarray, idx_img: np.ndarray, idx_cap: np.ndarray) -> np.ndarray:
-    """(n_boot,) rSum of each replicate: 100 × (Σ_K mean i2t hits + Σ_K mean t2i hits)."""
-    i2t = hits_i2t.sum(1).astype(np.float64)  # (N_img,) hits over the Ks
-    t2i = hits_t2i.sum(1).astype(np.float64)  # (N_cap,)
-    return 100.0 * (i2t[idx_img].mean(1) + t2i[idx_cap].mean(1))
-
-
-def _interval(samples: np.ndarray, estimate: float, level: float) -> dict[str, float]:
-    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2])
-    return {"estimate": float(estimate), "low": float(lo), "high": float(hi), "std": float(samples.std(ddof=1))}
-
-
-def bootstrap_rsum(scores: np.ndarray | torch.Tensor, n_boot: int = 1000, seed: int = 0, *,
-                   captions_per_image: int = 5, level: float = 0.95) -> dict[str, float]:
-    """rSum with a percentile bootstrap interval over test queries.
-
-    Each replicate resamples the N_img image queries (i2t) and the N_cap caption queries (t2i) with
-    replacement (:func:`bootstrap_indices`); the gallery is unchanged, so every query keeps its rank
-    and a replicate's rSum is 100 × the sum of the resampled hit rates. Returns ``estimate`` (the rSum
-    of the full test set), ``low`` / ``high`` (the ``level`` percentile interval) and ``std``.
-    """
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
-    h_i, h_t = recall_hits(scores, captions_per_image)
-    idx_img, idx_cap = bootstrap_indices(len(h_i), len(h_t), n_boot, seed)
-    estimate = 100.0 * (h_i.mean(0).sum() + h_t.mean(0).sum())
-    return _interval(_boot_rsum(h_i, h_t, idx_img, idx_cap), estimate, level)
-
-
-def paired_bootstrap_rsum(scores_a: np.ndarray | torch.Tensor, scores_b: np.ndarray | torch.Tensor,
-                          n_boot: int = 1000, seed: int = 0, *, captions_per_image: int = 5,
-                          level: float = 0.95) -> dict[str, float]:
-    """rSum(a) − rSum(b) on the same test set, with a paired percentile bootstrap interval.
-
-    Both models are scored on the **same** resampled queries in every replicate, so the interval
-    reflects the difference between the models, not the spread of the test set. ``p`` is the share of
-    replicates in which the difference is ≤ 0 (a one-sided bootstrap p-value for "a > b").
-    """
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be >= 2, got {n_boot}")
-    ha_i, ha_t = recall_hits(scores_a, captions_per_image)
-    hb_i, hb_t = recall_hits(scores_b, captions_per_image)
-    if ha_i.shape != hb_i.shape or ha_t.shape != hb_t.shape:
-        raise ValueError(f"the two score matrices cover different test sets: {len(ha_i)} vs {len(hb_i)} images")
-    idx_img, idx_cap = bootstrap_indices(len(ha_i), len(ha_t), n_boot, seed)
-    diff = _boot_rsum(ha_i, ha_t, idx_img, idx_cap) - _boot_rsum(hb_i, hb_t, idx_img, idx_cap)
-    estimate = 100.0 * (ha_i.mean(0).sum() + ha_t.mean(0).sum() - hb_i.mean(0).sum() - hb_t.mean(0).sum())
-    out = _interval(diff, estimate, level)
-    out["p"] = float(np.mean(diff <= 0))
-    return out

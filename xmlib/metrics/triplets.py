@@ -14,8 +14,8 @@ A triplet (q, p+, p−) says p+ is more similar to q than p−. With a distance 
   The query itself is never its own neighbour; equal distances are ordered by image index.
 
 Uncertainty: :func:`triplet_outcomes` gives each triplet's contribution (correct, and its ±1/0 share of
-score-at-top-K) and :func:`bootstrap_ci` resamples them by cluster (e.g. the query's concept: the
-triplets of one concept are not independent), for one model or for the paired difference of two.
+score-at-top-K); the replication engine (:mod:`xmlib.replication`) resamples them by cluster (the
+query's concept: the triplets of one concept are not independent) and over training seeds.
 :func:`scaled_top_k` scales the paper's K = 30 (of a 1,000-image gallery) to another gallery size.
 
 Distances default to squared Euclidean (Eq. 1); pass ``distance(x, y) → (n, m)`` for another (e.g. the
@@ -173,31 +173,3 @@ def triplet_outcomes(embeddings, triplets, k: int = 30, gallery=None,
     correct = (d_pos < d_neg).numpy()
     counted = (rank_p < k) | (rank_n < k)
     return correct, np.where(counted, np.where(correct, 1, -1), 0)
-
-
-def bootstrap_ci(values, groups=None, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
-                 statistic: str = "mean") -> tuple[float, float, float]:
-    """Point estimate and percentile confidence interval of the mean (or sum) of ``values`` (T,),
-    resampling whole ``groups`` (T,) with replacement (each triplet its own group when None).
-
-    For a paired comparison pass the difference of two models' per-triplet values. With ``"sum"`` each
-    resample is rescaled to the original number of triplets. Returns ``(estimate, low, high)``.
-    """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if v.size == 0:
-        raise ValueError("no values to bootstrap")
-    if statistic not in ("mean", "sum"):
-        raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}")
-    g = np.arange(v.size) if groups is None else np.asarray(groups).ravel()
-    if g.shape != v.shape:
-        raise ValueError(f"groups must have one label per value ({v.size}), got shape {g.shape}")
-    _, inv = np.unique(g, return_inverse=True)
-    sums = np.bincount(inv, weights=v)  # (G,) per-cluster sums
-    sizes = np.bincount(inv).astype(np.float64)  # (G,)
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(sums), size=(n_boot, len(sums)))  # (n_boot, G)
-    tot, cnt = sums[pick].sum(1), sizes[pick].sum(1)
-    boot = tot / cnt if statistic == "mean" else tot / cnt * v.size
-    est = float(v.mean() if statistic == "mean" else v.sum())
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return est, float(lo), float(hi)

@@ -25,7 +25,7 @@ __all__ = ["NAME", "VERSION", "build", "out_dir", "relative_to_cache", "from_cac
 
 NAME = "captions"
 #: Bumped when the output changes for the same config (invalidates old builds).
-VERSION = 3
+VERSION = 4  # 4: features from the frozen network (xmlib.data.features)
 INPUTS = tuple(sorted({a for assets_, _ in SOURCES.values() for a in assets_}))
 
 FeatureFn = Callable[[Sequence[Path]], np.ndarray]

@@ -23,7 +23,7 @@ __all__ = ["NAME", "VERSION", "ClipartConfig", "PROFILES", "SPLIT", "FEATURE_DIR
 
 NAME = "clipart"
 #: Bumped when the output changes for the same config (invalidates old builds).
-VERSION = 1
+VERSION = 2  # 2: features from the frozen network (xmlib.data.features)
 INPUTS = ("openclipart-svg", "openclipart-png")
 SPLIT = "train"  # all queries form one split; model selection uses the 5 folds over it
 FEATURE_DIR = "efficientnet_lite0_pooled"

@@ -26,7 +26,7 @@ __all__ = ["NAME", "VERSION", "build", "out_dir"]
 
 NAME = "emoji"
 #: Bumped when the build's output changes for the same config (invalidates old builds).
-VERSION = 2
+VERSION = 3  # 3: features from the frozen network (xmlib.data.features)
 
 FeatureFn = Callable[[Sequence[Path]], np.ndarray]
 
