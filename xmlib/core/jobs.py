@@ -325,15 +325,18 @@ def total_seconds(results: Sequence[Result]) -> float:
 
 
 def run_seeded(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int], *, prefix: str = "",
-               single: Sequence[str] = (), cache: str | Path | None = None, workers: int | None = None,
-               desc: str = "training runs") -> dict[str, list[Result]]:
+               single: Sequence[str] = (), also: Mapping[str, Job] | None = None, cache: str | Path | None = None,
+               workers: int | None = None, desc: str = "training runs") -> dict[str, list[Result]]:
     """Run ``fn`` for every named config and every seed, all in one pool: ``{name: [result per seed]}``.
 
-    Names in ``single`` (deterministic methods, e.g. DCMM's CM) run once, with the first seed."""
+    Names in ``single`` (deterministic methods, e.g. DCMM's CM) run once, with the first seed. ``also``
+    adds other jobs to the same pool (e.g. a reference model), each returned as a one-result list."""
     plan = [(name, s) for name in configs for s in (seeds[:1] if name in single else seeds)]
-    results = run_jobs([Job(fn, configs[name], s, f"{prefix}{name}") for name, s in plan], cache=cache, workers=workers,
-                       desc=desc)
+    jobs = [Job(fn, configs[name], s, f"{prefix}{name}") for name, s in plan] + list((also or {}).values())
+    results = run_jobs(jobs, cache=cache, workers=workers, desc=desc)
     out: dict[str, list[Result]] = {name: [] for name in configs}
     for (name, _), r in zip(plan, results):
         out[name].append(r)
+    for name, r in zip(also or {}, results[len(plan):]):
+        out[name] = [r]
     return out

@@ -80,7 +80,7 @@ class Config(BaseConfig):
     seeds: int = analysis_field(3)           # training seeds per compared model (verdicts over seeds)
     n_boot: int = analysis_field(2000)       # two-level bootstrap replicates of each claim
     fig2_k: tuple[int, ...] = analysis_field((3, 10, 0))
-    fig2_depth: tuple[int, ...] = analysis_field((1, 2, 3))
+    fig2_depth: tuple[int, ...] = analysis_field((1, 3))
     fig2_method: Literal["dcmm-cos", "dcmm-edge"] = analysis_field("dcmm-edge")  # the paper plots its best model
     n_examples: int = analysis_field(3)      # queries shown as images (top 10 before / after re-ranking)
     # ---- CPU ----

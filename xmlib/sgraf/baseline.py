@@ -119,10 +119,11 @@ def train_linear_vse(cfg: LinearVSEConfig, train: tuple[np.ndarray, np.ndarray],
     return model, result
 
 
-def linear_vse_reference(data_dir: str | Path, cfg, *, n_test: int, device: torch.device | None = None) -> np.ndarray:
+def linear_vse_reference(data_dir: str | Path, cfg: LinearVSEConfig, *, n_test: int,
+                         device: torch.device | None = None) -> np.ndarray:
     """Train the linear VSE reference of the SGRAF chapter's Table 1 on a precomp folder and return its
     (n_test, 5·n_test) test score matrix: pooled regions and MiniLM sentence embeddings (cached on disk),
-    ``cfg.baseline_epochs`` epochs, the chapter's margin and seed, the best epoch by dev rSum."""
+    the best epoch by dev rSum."""
     from xmlib.data.features import text_embeddings
     from xmlib.data.formats.scan_precomp import read_split
 
@@ -130,6 +131,5 @@ def linear_vse_reference(data_dir: str | Path, cfg, *, n_test: int, device: torc
     data = {name: (pooled_regions(sp.images),
                    text_embeddings(list(sp.captions), cache_key="captions-baseline", device=device))
             for name, sp in splits.items()}
-    vse_cfg = LinearVSEConfig(epochs=cfg.baseline_epochs, margin=cfg.margin, seed=cfg.seed)
-    model, _ = train_linear_vse(vse_cfg, data["train"], data["dev"], device=device)
+    model, _ = train_linear_vse(cfg, data["train"], data["dev"], device=device)
     return score_linear_vse(model, data["test"][0][:n_test], data["test"][1][:5 * n_test])

@@ -176,7 +176,7 @@ PROFILES: dict[str, dict[str, object]] = {
     # the book's CPU profile: 10 models x 3 seeds on 2 cores, SGR and SAF shared by the ablation tables (see the chapter)
     "default": {
         "word_dim": 100, "embed_size": 64, "sim_dim": 16, "batch_size": 32, "lr": 5e-3, "max_violation": False,
-        "epochs": 4, "lr_step": 3, "saf_epochs": 4, "saf_lr_step": 3, "dev_images": 200,
+        "epochs": 4, "lr_step": 3, "saf_epochs": 4, "saf_lr_step": 3, "dev_images": 100,
         "ablation_test_images": 300, "steps_grid": (1, 3), "ablation_local_steps": (3,), "cpu_threads": 1,
     },
     "paper": {

@@ -11,6 +11,7 @@ image (image-to-text) and each caption (text-to-image) is a query, resampled sep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from xmlib.core.config import BaseConfig
 from xmlib.core.device import get_device
 from xmlib.core.train import count_parameters
 from xmlib.metrics.retrieval import recall_hits
@@ -77,6 +79,42 @@ def train_and_score(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
     scores = score_split(model, test, max_pairs=cfg.eval_pairs, device=device)
     return {"scores": scores.float(), "history": result.history, "best_epoch": result.best_epoch,
             "best_score": result.best_score, "n_params": count_parameters(model)}
+
+
+VSE_JOB = "xmlib.sgraf.experiment:linear_vse"
+
+
+@dataclass(frozen=True)
+class ReferenceConfig(BaseConfig):
+    """Everything the linear VSE reference job reads (its own key: the chapter's SGRAF fields cannot
+    change it). Built from the chapter's config by :func:`reference_config`."""
+
+    seed: int = 0
+    data_dir: str = ""
+    benchmark: str = "default"
+    vocab_path: str = ""
+    max_words: int = 12
+    test_images: int = 0
+    epochs: int = 15
+    margin: float = 0.2
+
+
+def reference_config(cfg: Config) -> ReferenceConfig:
+    return ReferenceConfig(seed=cfg.seed, data_dir=cfg.data_dir, benchmark=cfg.benchmark, vocab_path=cfg.vocab_path,
+                           max_words=cfg.max_words, test_images=cfg.test_images, epochs=cfg.baseline_epochs,
+                           margin=cfg.margin)
+
+
+def linear_vse(cfg: ReferenceConfig, seed: int, workdir: Path) -> dict[str, Any]:
+    """The linear VSE reference of Table 1 as a job (it then trains beside the SGRAF models): its test
+    score matrix on the first ``test_images`` test images."""
+    from xmlib.sgraf.baseline import LinearVSEConfig, linear_vse_reference
+
+    _, _, _, test = load(cfg)
+    n_test = test.first_images(cfg.test_images).n_images
+    vse_cfg = LinearVSEConfig(epochs=cfg.epochs, margin=cfg.margin, seed=seed)
+    return {"scores": np.asarray(linear_vse_reference(data_dir_of(cfg), vse_cfg, n_test=n_test, device=get_device()),
+                                 dtype=np.float32)}
 
 
 def load_model(cfg: Config, result) -> torch.nn.Module:

@@ -192,7 +192,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     train = train.first_images(cfg.max_train_images)
     dev = dev.first_images(cfg.dev_images)
     model = init_model(cfg, vocab_size, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, foreach=True)  # one fused update: faster on CPU
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=lr_step, gamma=cfg.lr_decay) if lr_step > 0 else None
 
     current = {"epoch": 0}
