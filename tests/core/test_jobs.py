@@ -118,3 +118,12 @@ def test_jobs_sharing_a_work_folder_run_in_turn(tmp_path):
     assert ja.key() != jb.key() and ja.workdir(tmp_path) == jb.workdir(tmp_path)
     out = run_jobs([ja, jb, Job(FN, a, 1, "toy")], cache=tmp_path, workers=2)
     assert len(out) == 3 and out[0].workdir == out[1].workdir != out[2].workdir
+
+
+def test_the_scheduler_and_the_verdicts_are_not_part_of_a_model_key():
+    """Editing how runs are scheduled or judged retrains nothing; the model's own code does."""
+    from xmlib.core.fingerprint import describe
+
+    closure = describe("xmlib.dcmm.experiment")
+    assert "xmlib.dcmm.models" in closure and "xmlib.core.train" in closure
+    assert not any(m in closure for m in ("xmlib.core.jobs", "xmlib.replication"))

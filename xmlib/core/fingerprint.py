@@ -21,6 +21,11 @@ from typing import Iterable
 
 PACKAGE = "xmlib"
 
+NEUTRAL = ("xmlib.core.jobs", "xmlib.core.progress", "xmlib.replication", "xmlib.book")
+"""Modules that cannot change a trained model or its test scores (how runs are scheduled and cached,
+progress bars, the verdicts, the book's pages): left out of :func:`code_hash`, so that editing them
+retrains nothing."""
+
 
 def _package_root() -> Path:
     return Path(__file__).resolve().parents[1]  # .../xmlib
@@ -61,12 +66,12 @@ def _imported_xmlib_modules(path: Path, module: str) -> set[str]:
 
 def module_closure(*modules: str) -> dict[str, Path]:
     """Every xmlib module that ``modules`` import, directly or not, with its source file (packages'
-    ``__init__`` included)."""
+    ``__init__`` included), except the :data:`NEUTRAL` ones."""
     seen: dict[str, Path] = {}
     todo = list(modules)
     while todo:
         name = todo.pop()
-        if name in seen or name.split(".")[0] != PACKAGE:
+        if name in seen or name.split(".")[0] != PACKAGE or any(name == n or name.startswith(n + ".") for n in NEUTRAL):
             continue
         path = _module_file(name)
         if path is None or path.suffix != ".py":
