@@ -158,8 +158,11 @@ def forest(judgements: Sequence[Judgement], ax=None, labels: Sequence[str] | Non
     n = len(judgements)
     if ax is None:
         _, ax = plt.subplots(figsize=(7.5, 0.34 * n + 1.2))
-    labels = list(labels) if labels else [f"{j.claim.paper} ({j.claim.key.split('-')[-1]}) {j.claim.statement}"[:58]
-                                          for j in judgements]
+    if not labels:
+        labels = []
+        for j in judgements:
+            text = f"{j.claim.paper} ({j.claim.key.split('-')[-1]}){'†' if j.claim.modified else ''} {j.claim.statement}"
+            labels.append(text if len(text) <= 62 else text[:61] + "…")
     for i, j in enumerate(judgements):
         y = n - 1 - i
         e = j.effect_points
@@ -174,7 +177,9 @@ def forest(judgements: Sequence[Judgement], ax=None, labels: Sequence[str] | Non
     ax.set_xlabel("effect in percentage points of the claim's metric (grey band: the ±1-point margin)")
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLOURS.items()]
     handles.append(plt.Line2D([], [], ls="", marker="D", mfc="none", mec="k", label="the paper's effect"))
-    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06 - 2.0 / max(n, 8)), ncol=3,
+              frameon=False)
+    ax.set_title("† the method departs from the paper's (see the row)", fontsize=7, loc="left")
     return ax
 
 
