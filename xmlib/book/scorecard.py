@@ -194,10 +194,19 @@ def compare(profile: str, seed_a: int, seed_b: int) -> list[dict[str, str]]:
             rows.append({"claim": f"{ja.claim.paper} {ja.claim.key}: {ja.claim.statement}",
                          f"seeds from {seed_a}": f"{ja.verdict} ({effect_text(ja)})",
                          f"seeds from {seed_b}": "–" if other is None else f"{other.verdict} ({effect_text(other)})",
-                         "agree": "–" if other is None else ("yes" if other.verdict == ja.verdict else
-                                                            ("OPPOSITE" if {ja.verdict, other.verdict} ==
-                                                             {HELD, REVERSED} else "no"))})
+                         "agree": "–" if other is None else agreement(ja.verdict, other.verdict)})
     return rows
+
+
+def agreement(a: str, b: str) -> str:
+    """``"yes"`` (the same verdict), ``"OPPOSITE"`` (the claim supported in one — held, or no worse for a
+    ≥ claim — and reversed in the other) or ``"no"`` (one of them not resolved, or held vs no worse)."""
+    if a == b:
+        return "yes"
+    supported = {HELD, NO_WORSE}
+    if (a in supported and b == REVERSED) or (b in supported and a == REVERSED):
+        return "OPPOSITE"
+    return "no"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -216,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r['claim'][:width]:<{width}}  |  {r[keys[1]]:<48}  |  {r[keys[2]]:<48}  |  {r['agree']}")
     agree = sum(r["agree"] == "yes" for r in rows)
     opposite = sum(r["agree"] == "OPPOSITE" for r in rows)
-    print(f"\n{agree} of {len(rows)} verdicts agree; {opposite} opposite (held in one, reversed in the other)")
+    print(f"\n{agree} of {len(rows)} verdicts agree; {opposite} opposite (supported in one, reversed in the other)")
     return 1 if opposite else 0
 
 
