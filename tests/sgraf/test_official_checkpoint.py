@@ -231,6 +231,10 @@ def test_keys_and_shapes_that_do_not_fit_are_named(tmp_path):
     del states[0]["fc.bias"]
     with pytest.raises(OfficialCheckpointError, match="img_enc.fc.bias"):
         load_official_checkpoint(write(tmp_path / "c.pth.tar", states=states))
+    states = official_states("SGR")
+    states[1]["embed.weight"] = [[0.0] * W] * V
+    with pytest.raises(OfficialCheckpointError, match="'embed.weight' holds a list"):
+        load_official_checkpoint(write(tmp_path / "e.pth.tar", states=states))
     torch.save({"state_dict": {}}, tmp_path / "d.pth.tar")
     with pytest.raises(OfficialCheckpointError, match="'model'.*'opt'"):
         load_official_checkpoint(tmp_path / "d.pth.tar")

@@ -143,6 +143,11 @@ def _options(path: Path, ckpt: Any) -> dict[str, Any]:
     if not isinstance(parts, (list, tuple)) or len(parts) != 3 or not all(isinstance(p, dict) for p in parts):
         raise OfficialCheckpointError(f"{path}: 'model' must be a list of three state dicts {list(PARTS)}, "
                                       f"found {type(parts).__name__} of length {len(parts) if hasattr(parts, '__len__') else '?'}")
+    for part, state in enumerate(parts):
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise OfficialCheckpointError(f"{path}: {PARTS[part]} key {key!r} holds a {type(value).__name__}, "
+                                              "not a tensor")
     return dict(vars(ckpt["opt"]))
 
 
