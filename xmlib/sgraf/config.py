@@ -21,6 +21,16 @@ Departure switches (each defaults to the paper; the notebook's admonitions name 
   regions K; ``"region"`` is the official code's BatchNorm1d over the region axis, which needs exactly
   ``num_regions`` regions. The paper does not say which (a code detail), so the K-agnostic form is
   the default; ``"none"`` drops it.
+- ``sim_bias``: False = the paper's Eq. (1), ``s = W|x − y|² / ‖W|x − y|²‖₂``; True = the official
+  code's projections W_g and W_l with a bias, ``s = L2(W|x − y|² + b)`` (SAF reads these nodes too).
+- ``sgr_bias``: False = the paper's SGR step (W_in, W_out, W_r without bias); True = the official code's
+  three step linears with biases, ``e_pq ∝ exp((W_in s_p + b_in)·(W_out s_q + b_out))`` and
+  ``s_p ← ReLU(W_r Σ_q e_pq s_q + b_r)``. b_out cancels in the row softmax (it adds a term that does
+  not depend on q) but is kept as a parameter, so that the official checkpoints load; b_in does not
+  cancel (it adds ``b_in·W_out s_q``, which depends on the key node q).
+- ``norm_eps``: where the ε of every L2 / L1 normalisation goes (:mod:`xmlib.sgraf.normalize`):
+  ``"clamp"`` = xmlib's ``x / max(‖x‖, ε)``; ``"add"`` = the official code's ``x / (‖x‖ + ε)``. The
+  paper writes ``x / ‖x‖``, which both approach; they differ by about 1e-8 relative.
 - ``mask_same_image``: False = the paper (a batch that holds two captions of one image treats the
   other as a negative); True = such pairs are not negatives in the hinge.
 - ``captions_per_epoch``: 5 = the paper's epoch (every caption once); fewer = that many distinct
@@ -30,6 +40,13 @@ Departure switches (each defaults to the paper; the notebook's admonitions name 
 - ``warmup_epochs``: 0 = the paper (hardest negatives from the first step); k > 0 = the first k epochs
   sum the hinge over all negatives, then hardest negatives. A short CPU run needs it: from a random
   start the hardest-negative loss collapses every score to one value and stays there.
+
+The official code's settings of these switches are one preset, :data:`OFFICIAL_CODE`
+(``cfg.replace(**OFFICIAL_CODE)``). ``mask_same_image``, ``captions_per_epoch``, ``max_words`` and
+``warmup_epochs`` are not in it: the official code does what their defaults do (it treats a second
+caption of the same image as a negative, shows every caption once per epoch, keeps whole captions and
+uses the hardest negatives from the first step). ``lambda_softmax`` = 9 and ``dropout`` = 0.4 are
+written into the official code and equal the defaults.
 
 Chapter-level fields (the notebook's budget; they do not change one model): ``test_images`` (images
 of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` /
@@ -48,6 +65,7 @@ from typing import Literal
 from xmlib.core.config import BaseConfig, analysis_field, evaluation_field
 
 Aggregator = Literal["sgr", "saf", "average", "joint"]
+NormEps = Literal["clamp", "add"]  # where a normalisation's ε goes (xmlib.sgraf.normalize)
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,9 @@ class ModelConfig(BaseConfig):
     attn_leaky: float = 0.0
     l2_context: bool = False
     global_norm: Literal["feature", "region", "none"] = "feature"
+    sim_bias: bool = False
+    sgr_bias: bool = False
+    norm_eps: NormEps = "clamp"
     # --- speed only -----------------------------------------------------------------------
     length_buckets: int = 4  # caption length groups per training batch (the same numbers)
 
@@ -165,6 +186,11 @@ class Config(ModelConfig):
             return self.epochs, self.lr_step
         return self.saf_epochs, self.saf_lr_step
 
+
+OFFICIAL_CODE: dict[str, object] = {"attn_leaky": 0.1, "l2_context": True, "global_norm": "region",
+                                    "sim_bias": True, "sgr_bias": True, "norm_eps": "add"}
+"""Overrides that make the model compute what the released code computes (``cfg.replace(**OFFICIAL_CODE)``;
+``global_norm="region"`` also needs ``num_regions`` = the data's K, 36 for the BUTD features)."""
 
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {

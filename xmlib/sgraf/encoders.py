@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from xmlib.distances import l2_normalize
 from xmlib.sgraf.config import ModelConfig
+from xmlib.sgraf.normalize import NormEps, l2_normalize
 
 
 def length_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
@@ -58,10 +58,13 @@ class AttentionPool(nn.Module):
             checks the value.
         num_regions: K of ``global_norm="region"``.
         dropout: of the pooling's hidden activations.
+        norm_eps: where the ε of the final L2 norm goes (:mod:`xmlib.sgraf.normalize`).
     """
 
-    def __init__(self, embed_size: int, *, global_norm: str = "none", num_regions: int = 49, dropout: float = 0.4):
+    def __init__(self, embed_size: int, *, global_norm: str = "none", num_regions: int = 49, dropout: float = 0.4,
+                 norm_eps: NormEps = "clamp"):
         super().__init__()
+        self.norm_eps = norm_eps
         self.local = nn.Linear(embed_size, embed_size)  # W_l
         self.glob = nn.Linear(embed_size, embed_size)  # W_g
         self.common = nn.Linear(embed_size, 1)  # W_c
@@ -89,13 +92,14 @@ class AttentionPool(nn.Module):
             logits = logits.masked_fill(~mask, float("-inf"))
         w = logits.softmax(-1)  # (n, R)
         pooled = torch.einsum("nr,nrd->nd", w, x)  # Σ_r w_r x_r
-        return l2_normalize(pooled), w
+        return l2_normalize(pooled, norm_eps=self.norm_eps), w
 
 
 class ImageEncoder(nn.Module):
     """Region features (n, K, D) → V (n, K, d) L2 per region, and v̄ (n, d).
 
-    Reads from ``cfg``: ``img_dim`` (D), ``embed_size`` (d), ``global_norm``, ``num_regions``, ``dropout``.
+    Reads from ``cfg``: ``img_dim`` (D), ``embed_size`` (d), ``global_norm``, ``num_regions``, ``dropout``,
+    ``norm_eps``.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -105,12 +109,13 @@ class ImageEncoder(nn.Module):
         nn.init.uniform_(self.fc.weight, -bound, bound)
         nn.init.zeros_(self.fc.bias)
         self.pool = AttentionPool(cfg.embed_size, global_norm=cfg.global_norm, num_regions=cfg.num_regions,
-                                  dropout=cfg.dropout)
+                                  dropout=cfg.dropout, norm_eps=cfg.norm_eps)
+        self.norm_eps = cfg.norm_eps
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.ndim != 3:
             raise ValueError(f"images must be (n, K, D) region features, got shape {tuple(images.shape)}")
-        regions = l2_normalize(self.fc(images))  # (n, K, d)
+        regions = l2_normalize(self.fc(images), norm_eps=self.norm_eps)  # (n, K, d)
         glob, _ = self.pool(regions)  # (n, d)
         return regions, glob
 
@@ -118,7 +123,8 @@ class ImageEncoder(nn.Module):
 class TextEncoder(nn.Module):
     """Token ids (n, L) with lengths (n,) → T (n, L, d) L2 per word (zeros on padding), and t̄ (n, d).
 
-    Reads from ``cfg``: ``word_dim``, ``embed_size`` (d), ``dropout``; ``vocab_size`` comes from the data.
+    Reads from ``cfg``: ``word_dim``, ``embed_size`` (d), ``dropout``, ``norm_eps``; ``vocab_size`` comes
+    from the data.
     """
 
     def __init__(self, cfg: ModelConfig, vocab_size: int):
@@ -127,8 +133,9 @@ class TextEncoder(nn.Module):
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         self.dropout = nn.Dropout(cfg.dropout)
         self.gru = nn.GRU(cfg.word_dim, cfg.embed_size, num_layers=1, batch_first=True, bidirectional=True)
-        self.pool = AttentionPool(cfg.embed_size, global_norm="none", dropout=cfg.dropout)
+        self.pool = AttentionPool(cfg.embed_size, global_norm="none", dropout=cfg.dropout, norm_eps=cfg.norm_eps)
         self.embed_size = cfg.embed_size
+        self.norm_eps = cfg.norm_eps
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if tokens.ndim != 2 or lengths.shape != tokens.shape[:1]:
@@ -141,6 +148,6 @@ class TextEncoder(nn.Module):
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=tokens.shape[1])  # (n, L, 2d)
         words = (out[..., : self.embed_size] + out[..., self.embed_size:]) / 2  # mean of both directions
         mask = length_mask(lengths.to(tokens.device), tokens.shape[1])
-        words = l2_normalize(words) * mask.unsqueeze(-1)  # (n, L, d), padding rows are 0
+        words = l2_normalize(words, norm_eps=self.norm_eps) * mask.unsqueeze(-1)  # (n, L, d), padding rows are 0
         glob, _ = self.pool(words, mask)  # (n, d)
         return words, glob

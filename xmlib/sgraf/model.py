@@ -57,9 +57,10 @@ class SGRAFModel(nn.Module):
             below reads its fields under the same names: the encoders (``img_dim``, ``word_dim``,
             ``embed_size``, ``global_norm``, ``num_regions``, ``dropout``), the similarity nodes
             (``sim_dim``, ``similarity``, ``attention``, ``use_global``, ``use_local``,
-            ``lambda_softmax``, ``attn_leaky``, ``l2_context``) and the aggregator (``aggregator``,
-            ``sgr_steps``); ``length_buckets`` groups captions in the training forward (speed only,
-            see :meth:`score_block`).
+            ``lambda_softmax``, ``attn_leaky``, ``l2_context``, ``sim_bias``) and the aggregator
+            (``aggregator``, ``sgr_steps``, ``sgr_bias``); all of them read ``norm_eps``;
+            ``length_buckets`` groups captions in the training forward (speed only, see
+            :meth:`score_block`).
         vocab_size: number of word ids (from the data's vocabulary).
     """
 
@@ -185,12 +186,13 @@ def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: t
 
 @torch.no_grad()
 def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pairs: int = 32768,
-                 image_chunk: int = 128) -> torch.Tensor:
-    """The full (N_img, N_cap) similarity matrix, block by block (eval mode, CPU float32 result).
+                 image_chunk: int = 128, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    """The full (N_img, N_cap) similarity matrix, block by block (eval mode, on the CPU).
 
     Captions are sorted by length and cut into chunks of ``max_pairs // image_chunk`` captions, each
     trimmed to its own longest caption, so memory stays bounded by ``max_pairs`` pairs and padding costs
-    almost nothing.
+    almost nothing. ``dtype``: of the result; float32 (the default) halves a float64 model's matrix,
+    None keeps the dtype the model computes in (float64 checks against a reference need that).
     """
     model.eval()
     regions, img_glob = encoded["regions"], encoded["img_glob"]
@@ -199,7 +201,7 @@ def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pai
     image_chunk = max(1, min(image_chunk, n_img))
     cap_chunk = max(1, max_pairs // image_chunk)
     order = torch.argsort(lengths.cpu(), stable=True)
-    out = torch.empty(n_img, n_cap, dtype=torch.float32)
+    out = torch.empty(n_img, n_cap, dtype=words.dtype if dtype is None else dtype)
     blocks = [(c0, i0) for c0 in range(0, n_cap, cap_chunk) for i0 in range(0, n_img, image_chunk)]
     for c0, i0 in progress(blocks, desc="score matrix"):
         idx = order[c0:c0 + cap_chunk]
@@ -208,6 +210,6 @@ def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pai
         length = int(ln.max())
         s = model.score_block(regions[i0:i0 + image_chunk], img_glob[i0:i0 + image_chunk],
                               words[dev_idx, :length], txt_glob[dev_idx], ln)
-        out[i0:i0 + image_chunk, idx] = s.float().cpu()
+        out[i0:i0 + image_chunk, idx] = s.to(out.dtype).cpu()
     return out
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xmlib.distances import l2_normalize
 from xmlib.sgraf.config import ModelConfig
+from xmlib.sgraf.normalize import NormEps, l1_normalize_positive, l2_normalize
 
 
 class MaskedBatchNorm(nn.Module):
@@ -45,26 +45,28 @@ class MaskedBatchNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
-def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None, *, norm_eps: NormEps = "clamp") -> torch.Tensor:
     """β of SAF from the batch-normalised logits ``BN(W_f s_p)``: ``σ(·)`` L1-normalised over the nodes
     (SGRAF, Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
 
     Args:
         logits: (..., P); mask: (..., P) bool or None.
+        norm_eps: ``"clamp"`` divides by the sum; ``"add"`` by the sum + ε, as the official code
+            (:mod:`xmlib.sgraf.normalize`).
     Returns:
         (..., P) non-negative weights, zero on masked nodes, summing to 1 over each pair's nodes.
     """
     w = torch.sigmoid(logits)
     if mask is not None:
         w = w * mask.to(w.dtype)
-    return w / w.sum(-1, keepdim=True)
+    return l1_normalize_positive(w, norm_eps=norm_eps)
 
 
 class SAF(nn.Module):
     """Similarity attention filtration: nodes (..., P, m), mask (..., P) → scores (...) in (0, 1) (SGRAF,
     Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
 
-    Reads ``sim_dim`` (m) from ``cfg``.
+    Reads ``sim_dim`` (m) and ``norm_eps`` from ``cfg``.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -72,16 +74,17 @@ class SAF(nn.Module):
         self.w_f = nn.Linear(cfg.sim_dim, 1)  # W_f
         self.bn = MaskedBatchNorm()
         self.score = nn.Linear(cfg.sim_dim, 1)  # W_s
+        self.norm_eps = cfg.norm_eps
 
     def weights(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """β (..., P) of every node."""
         logits = self.w_f(nodes).squeeze(-1)  # (..., P)
         full = None if mask is None else mask.expand(logits.shape)
-        return saf_weights(self.bn(logits, full), full)
+        return saf_weights(self.bn(logits, full), full, norm_eps=self.norm_eps)
 
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         beta = self.weights(nodes, mask)  # (..., P)
-        s_f = l2_normalize((beta.unsqueeze(-1) * nodes).sum(-2))  # (..., m)
+        s_f = l2_normalize((beta.unsqueeze(-1) * nodes).sum(-2), norm_eps=self.norm_eps)  # (..., m)
         return torch.sigmoid(self.score(s_f)).squeeze(-1)
 
 
@@ -89,12 +92,13 @@ class AverageAggregation(nn.Module):
     """Table 4's AA: uniform weights over the real nodes.
 
     Vector nodes: ``sigmoid(W_s L2(mean_p s_p))``. Scalar nodes (``similarity="scalar"``, m = 1,
-    cosines): their mean. Reads ``sim_dim`` (m) and ``similarity`` from ``cfg``.
+    cosines): their mean. Reads ``sim_dim`` (m), ``similarity`` and ``norm_eps`` from ``cfg``.
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.similarity = cfg.similarity
+        self.norm_eps = cfg.norm_eps
         self.score = None if cfg.similarity == "scalar" else nn.Linear(cfg.sim_dim, 1)  # W_s
 
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,4 +107,4 @@ class AverageAggregation(nn.Module):
         mean = (nodes * w.unsqueeze(-1)).sum(-2) / w.sum(-1, keepdim=True)  # (..., m)
         if self.similarity == "scalar":
             return mean.squeeze(-1)
-        return torch.sigmoid(self.score(l2_normalize(mean))).squeeze(-1)
+        return torch.sigmoid(self.score(l2_normalize(mean, norm_eps=self.norm_eps))).squeeze(-1)

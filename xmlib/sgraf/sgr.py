@@ -9,12 +9,18 @@ One step, with its own parameters (W_in, W_out, W_r), updates edges and nodes:
 
 After N steps the score is ``sigmoid(W_s s_global)`` (FC m → 1).
 
+The official code's three step linears have biases (``sgr_bias``): the edges become
+``softmax_q((W_in s_p + b_in)·(W_out s_q + b_out))`` and the update ``ReLU(W_r Σ_q e_pq s_q + b_r)``.
+
 :func:`sgr_step` is the plain form (small enough to check by hand on a 3-node graph, see
 :func:`toy_graph_step`). :class:`SGR` computes the same numbers with less arithmetic, which matters on a
 CPU (every image–caption pair has its own graph):
 
 - the logits ``(W_in s_p)·(W_out s_q) = (W_outᵀ W_in s_p)·s_q``: one m × m product per node instead of
   two (``W_outᵀ W_in`` is formed once per forward pass);
+- with biases, ``(W_in s_p + b_in)·(W_out s_q + b_out) = (W_outᵀ W_in s_p + W_outᵀ b_in)·s_q
+  + (W_in s_p + b_in)·b_out``; the last term is the same for every key q of row p, so it cancels in the
+  row softmax and the fast form adds only the vector ``W_outᵀ b_in`` (formed once) to each query;
 - the last step only needs the global node's row of edges and its update.
 """
 
@@ -34,7 +40,8 @@ def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
 
 
 def sgr_step(nodes: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, w_r: torch.Tensor,
-             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             mask: torch.Tensor | None = None, *, b_in: torch.Tensor | None = None, b_out: torch.Tensor | None = None,
+             b_r: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGR step in its plain form: edges then node update (SGRAF, Sec. "Similarity Graph Reasoning";
     chapter labels `eq-sgraf-edge` and `eq-sgraf-node`).
 
@@ -42,14 +49,23 @@ def sgr_step(nodes: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, w_r: 
         nodes: (..., P, m) node vectors s_p.
         w_in, w_out, w_r: (m, m) weights W_in, W_out, W_r of this step.
         mask: (..., P) bool, True on real nodes (None = all real).
+        b_in, b_out, b_r: (m,) biases of the three linears (the official code's; None = the paper).
     Returns:
-        new nodes (..., P, m) ``ReLU(W_r Σ_q e_pq s_q)`` and edges (..., P, P) ``e_pq`` (rows sum to 1).
+        new nodes (..., P, m) ``ReLU(W_r Σ_q e_pq s_q + b_r)`` and edges (..., P, P)
+        ``e_pq = softmax_q((W_in s_p + b_in)·(W_out s_q + b_out))`` (rows sum to 1).
     """
     x = nodes @ w_in.T  # (..., P, m): W_in s_p
     z = nodes @ w_out.T  # (..., P, m): W_out s_q
+    if b_in is not None:
+        x = x + b_in
+    if b_out is not None:
+        z = z + b_out
     logits = x @ z.transpose(-1, -2)  # (..., P, P)
     edges = masked_softmax(logits, None if mask is None else mask.unsqueeze(-2))
-    return torch.relu((edges @ nodes) @ w_r.T), edges
+    update = (edges @ nodes) @ w_r.T  # (..., P, m): W_r Σ_q e_pq s_q
+    if b_r is not None:
+        update = update + b_r
+    return torch.relu(update), edges
 
 
 def toy_graph_step() -> dict[str, torch.Tensor]:
@@ -78,27 +94,40 @@ def toy_graph_step() -> dict[str, torch.Tensor]:
 
 
 class GraphStep(nn.Module):
-    """The parameters of one SGR step (not shared between steps): W_in, W_out, W_r, each m × m."""
+    """The parameters of one SGR step (not shared between steps): W_in, W_out, W_r, each m × m, with
+    biases b_in, b_out, b_r when ``sgr_bias`` is on (the official code, which starts them at zero)."""
 
-    def __init__(self, sim_dim: int):
+    def __init__(self, sim_dim: int, *, sgr_bias: bool = False):
         super().__init__()
-        self.w_in = nn.Linear(sim_dim, sim_dim, bias=False)
-        self.w_out = nn.Linear(sim_dim, sim_dim, bias=False)
-        self.w_r = nn.Linear(sim_dim, sim_dim, bias=False)
+        self.w_in = nn.Linear(sim_dim, sim_dim, bias=sgr_bias)  # W_in (query)
+        self.w_out = nn.Linear(sim_dim, sim_dim, bias=sgr_bias)  # W_out (key)
+        self.w_r = nn.Linear(sim_dim, sim_dim, bias=sgr_bias)  # W_r (node update)
+        if sgr_bias:
+            for lin in (self.w_in, self.w_out, self.w_r):
+                nn.init.zeros_(lin.bias)
 
     def forward(self, nodes: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The plain step (:func:`sgr_step`); returns (new nodes, edges)."""
-        return sgr_step(nodes, self.w_in.weight, self.w_out.weight, self.w_r.weight, mask)
+        return sgr_step(nodes, self.w_in.weight, self.w_out.weight, self.w_r.weight, mask,
+                        b_in=self.w_in.bias, b_out=self.w_out.bias, b_r=self.w_r.bias)
 
     def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
         """The same SGRAF step (Sec. "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`,
-        `eq-sgraf-node`) with one m × m product per node; ``global_only`` updates node 0 only."""
+        `eq-sgraf-node`) with one m × m product per node; ``global_only`` updates node 0 only.
+
+        The key bias b_out is not used: it adds ``(W_in s_p + b_in)·b_out`` to every logit of row p,
+        which the row softmax removes (see the module docstring)."""
         bilinear = self.w_out.weight.T @ self.w_in.weight  # (m, m) = W_outᵀ W_in
         src = nodes[..., :1, :] if global_only else nodes  # (..., P', m)
         u = src @ bilinear.T  # (..., P', m): W_outᵀ W_in s_p
-        logits = u @ nodes.transpose(-1, -2)  # (..., P', P) = (W_in s_p)·(W_out s_q)
+        if self.w_in.bias is not None:
+            u = u + self.w_in.bias @ self.w_out.weight  # + W_outᵀ b_in, (m,)
+        logits = u @ nodes.transpose(-1, -2)  # (..., P', P) = (W_in s_p + b_in)·(W_out s_q) [+ const in q]
         edges = masked_softmax(logits, None if mask is None else mask.unsqueeze(-2))
-        return torch.relu((edges @ nodes) @ self.w_r.weight.T)
+        update = (edges @ nodes) @ self.w_r.weight.T  # (..., P', m)
+        if self.w_r.bias is not None:
+            update = update + self.w_r.bias
+        return torch.relu(update)
 
 
 class SGR(nn.Module):
@@ -106,13 +135,14 @@ class SGR(nn.Module):
     "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`, `eq-sgraf-node`).
 
     Reads from ``cfg``: ``sim_dim`` (m), ``sgr_steps`` (N; 0 = score the global node without
-    reasoning), ``use_global`` (node 0 is the global node s^g; without it, Table 3's "local only", the
-    score reads the mean of the reasoned local nodes: our choice, the paper does not say).
+    reasoning), ``sgr_bias`` (the step linears' biases, official code), ``use_global`` (node 0 is the
+    global node s^g; without it, Table 3's "local only", the score reads the mean of the reasoned local
+    nodes: our choice, the paper does not say).
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.steps = nn.ModuleList(GraphStep(cfg.sim_dim) for _ in range(cfg.sgr_steps))
+        self.steps = nn.ModuleList(GraphStep(cfg.sim_dim, sgr_bias=cfg.sgr_bias) for _ in range(cfg.sgr_steps))
         self.score = nn.Linear(cfg.sim_dim, 1)  # W_s
         self.use_global = cfg.use_global
 

@@ -4,7 +4,8 @@ Every function scores a whole **block** of ``n_i`` images × ``n_c`` captions at
 have a leading ``n_i`` axis, caption tensors a leading ``n_c`` axis, and results are
 (n_i, n_c, ...). A caption's padded words are masked, so a caption scores the same alone or padded.
 
-- :func:`vector_similarity` — Eq. (1): ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂``.
+- :func:`vector_similarity` — Eq. (1): ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (with the official
+  code's bias b inside the norm when ``sim_bias`` is on).
 - :func:`attend_text_to_image` — one attended visual context per word (the paper's choice):
   ``c_ij = cos(v_i, t_j)``, ``c̄_ij = [c_ij]_+ / sqrt(Σ_j [c_ij]_+²)``, ``α_ij = softmax_i(λ c̄_ij)``,
   ``a_j^v = Σ_i α_ij v_i``.
@@ -19,35 +20,46 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xmlib.distances import l2_normalize
 from xmlib.sgraf.config import ModelConfig
+from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize
 
 
-def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                      norm_eps: NormEps = "clamp") -> torch.Tensor:
     """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square); chapter label
     `eq-sgraf-sim`.
 
     Args:
         x, y: (..., d) broadcastable.
         weight: W, (m, d).
+        bias: b, (m,) or None (the paper). The official code's projection has one:
+            ``s = (W|x − y|² + b) / ‖W|x − y|² + b‖₂`` (``sim_bias``).
+        norm_eps: where the ε of the L2 norm goes (:mod:`xmlib.sgraf.normalize`).
     Returns:
         (..., m) the similarity vector (unit L2 norm).
     """
     diff2 = (x - y).pow(2)  # (..., d)
-    return l2_normalize(diff2 @ weight.T)  # (..., m)
+    proj = diff2 @ weight.T  # (..., m): W|x − y|²
+    if bias is not None:
+        proj = proj + bias  # + b (official code)
+    return l2_normalize(proj, norm_eps=norm_eps)  # (..., m)
 
 
-def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, attn_leaky: float) -> torch.Tensor:
-    """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (attn_leaky = 0, the paper) or LeakyReLU(attn_leaky) (official code)."""
+def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, attn_leaky: float,
+                      norm_eps: NormEps = "clamp") -> torch.Tensor:
+    """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (attn_leaky = 0, the paper) or LeakyReLU(attn_leaky) (official
+    code); the ε goes into a clamp (``norm_eps="clamp"``) or is added to the norm (``"add"``, official code)."""
     c = F.relu(c) if attn_leaky == 0.0 else F.leaky_relu(c, attn_leaky)
     if mask is not None:
         c = c * mask
-    return c / c.pow(2).sum(dim, keepdim=True).add(1e-16).sqrt().clamp_min(1e-8)
+    if norm_eps == "add":
+        return c / (c.norm(dim=dim, keepdim=True) + EPS)
+    return c / c.pow(2).sum(dim, keepdim=True).add(1e-16).sqrt().clamp_min(EPS)
 
 
 def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
-                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0,
-                         l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0, l2_context: bool = False,
+                         norm_eps: NormEps = "clamp") -> tuple[torch.Tensor, torch.Tensor]:
     """Text-to-visual attention: for every word j of every caption, a context ``a_j^v`` over the regions
     (SGRAF, Sec. "Similarity Representation Learning"; chapter label `eq-sgraf-attn`).
 
@@ -56,7 +68,8 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
         words: T, (n_c, L, d), L2-normalised rows (padding anything).
         word_mask: (n_c, L) bool, True on real words (None = all real).
         lambda_softmax: λ (inverse temperature); attn_leaky: 0 = ReLU (paper), 0.1 = LeakyReLU (code);
-        l2_context: L2-normalise ``a_j^v`` (official code) or not (paper).
+        l2_context: L2-normalise ``a_j^v`` (official code) or not (paper);
+        norm_eps: where the ε of the normalisations goes (:mod:`xmlib.sgraf.normalize`).
     Returns:
         contexts (n_i, n_c, L, d) and attention α (n_i, n_c, L, K) (softmax over the K regions).
     """
@@ -66,18 +79,18 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T)  # (n_c·L, n_i·K)
     c = c.view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K)
     mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
-    c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky)  # normalised over the words j
+    c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky, norm_eps=norm_eps)  # normalised over the words j
     alpha = torch.softmax(lambda_softmax * c_bar, dim=-1)  # softmax over regions i
     ctx = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
     ctx = ctx.view(n_i, n_c, length, d)
     if l2_context:
-        ctx = l2_normalize(ctx)
+        ctx = l2_normalize(ctx, norm_eps=norm_eps)
     return ctx, alpha
 
 
 def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
-                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0,
-                         l2_context: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                         lambda_softmax: float = 9.0, attn_leaky: float = 0.0, l2_context: bool = False,
+                         norm_eps: NormEps = "clamp") -> tuple[torch.Tensor, torch.Tensor]:
     """Image-to-text attention (Table 4 ablation): for every region i, a context ``a_i^t`` over the words.
 
     ``c̄_ij = [c_ij]_+ / sqrt(Σ_i [c_ij]_+²)`` (normalised over the regions, the query axis),
@@ -90,7 +103,7 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     n_c, length, _ = words.shape
     c = (regions.reshape(n_i * k, d) @ words.reshape(n_c * length, d).T)  # (n_i·K, n_c·L)
     c = c.view(n_i, k, n_c, length).permute(0, 2, 1, 3)  # (n_i, n_c, K, L)
-    c_bar = _normalise_scores(c, None, dim=2, attn_leaky=attn_leaky)  # normalised over the regions i
+    c_bar = _normalise_scores(c, None, dim=2, attn_leaky=attn_leaky, norm_eps=norm_eps)  # normalised over the regions i
     logits = lambda_softmax * c_bar
     if word_mask is not None:
         logits = logits.masked_fill(~word_mask[None, :, None, :], float("-inf"))
@@ -98,7 +111,7 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     # a_i^t = Σ_j α_ij t_j: per caption, (n_i·K, L) @ (L, d)
     ctx = torch.einsum("ickl,cld->ickd", alpha, words)  # (n_i, n_c, K, d)
     if l2_context:
-        ctx = l2_normalize(ctx)
+        ctx = l2_normalize(ctx, norm_eps=norm_eps)
     return ctx, alpha
 
 
@@ -113,20 +126,25 @@ class SimilarityNodes(nn.Module):
     (…, 1) instead of Eq. (1) vectors (Table 4 SS).
 
     Reads from ``cfg``: ``embed_size`` (d), ``sim_dim`` (m), ``similarity``, ``attention``
-    (``"t2i"`` | ``"i2t"``), ``use_global``, ``use_local`` and the attention's ``lambda_softmax``,
-    ``attn_leaky``, ``l2_context`` (see :func:`attend_text_to_image`).
+    (``"t2i"`` | ``"i2t"``), ``use_global``, ``use_local``, ``sim_bias`` (W_g and W_l with a bias, the
+    official code), ``norm_eps`` and the attention's ``lambda_softmax``, ``attn_leaky``, ``l2_context``
+    (see :func:`attend_text_to_image`).
     """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.w_global = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=False)  # W_g of Eq. (1) for s^g
-        self.w_local = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=False)  # W_l of Eq. (1) for s_j^l
+        self.w_global = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=cfg.sim_bias)  # W_g (and b_g) of Eq. (1) for s^g
+        self.w_local = nn.Linear(cfg.embed_size, cfg.sim_dim, bias=cfg.sim_bias)  # W_l (and b_l) of Eq. (1) for s_j^l
+        if cfg.sim_bias:  # the official code starts both biases at zero
+            nn.init.zeros_(self.w_global.bias)
+            nn.init.zeros_(self.w_local.bias)
 
-    def _sim(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _sim(self, x: torch.Tensor, y: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+        norm_eps = self.cfg.norm_eps
         if self.cfg.similarity == "scalar":
-            return (l2_normalize(x) * l2_normalize(y)).sum(-1, keepdim=True)  # cosine, (..., 1)
-        return vector_similarity(x, y, weight)
+            return (l2_normalize(x, norm_eps=norm_eps) * l2_normalize(y, norm_eps=norm_eps)).sum(-1, keepdim=True)  # cosine
+        return vector_similarity(x, y, proj.weight, proj.bias, norm_eps=norm_eps)
 
     def attend(self, regions: torch.Tensor, words: torch.Tensor,
                word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,24 +153,24 @@ class SimilarityNodes(nn.Module):
         for ``"i2t"`` (contexts (n_i, n_c, K, d), α (n_i, n_c, K, L))."""
         attend = attend_text_to_image if self.cfg.attention == "t2i" else attend_image_to_text
         return attend(regions, words, word_mask, lambda_softmax=self.cfg.lambda_softmax,
-                      attn_leaky=self.cfg.attn_leaky, l2_context=self.cfg.l2_context)
+                      attn_leaky=self.cfg.attn_leaky, l2_context=self.cfg.l2_context, norm_eps=self.cfg.norm_eps)
 
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         n_c = words.shape[0]
         parts, masks = [], []
         if self.cfg.use_global:
-            s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global.weight)  # (n_i, n_c, m)
+            s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global)  # (n_i, n_c, m)
             parts.append(s_g.unsqueeze(2))
             masks.append(torch.ones(n_c, 1, dtype=torch.bool, device=words.device))
         if self.cfg.use_local:
             ctx, _ = self.attend(regions, words, word_mask)
             if self.cfg.attention == "t2i":
-                s_l = self._sim(ctx, words.unsqueeze(0), self.w_local.weight)  # (n_i, n_c, L, m)
+                s_l = self._sim(ctx, words.unsqueeze(0), self.w_local)  # (n_i, n_c, L, m)
                 lm = word_mask if word_mask is not None else torch.ones(words.shape[:2], dtype=torch.bool,
                                                                          device=words.device)
             else:
-                s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local.weight)  # (n_i, n_c, K, m)
+                s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local)  # (n_i, n_c, K, m)
                 lm = torch.ones(n_c, regions.shape[1], dtype=torch.bool, device=words.device)
             parts.append(s_l)
             masks.append(lm)
