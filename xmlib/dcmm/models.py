@@ -63,13 +63,13 @@ class DCMM(nn.Module):
 
     ``g``: "cos" (DCMM-cos) or "edge" (DCMM-edge, one learned a ∈ R^D per layer);
     ``k``: graph size (0 = fully connected); ``conv_relu``, ``self_loops``, ``conv_bias``,
-    ``degree_norm``: the paper/code switches documented in :mod:`xmlib.dcmm.config`.
+    ``degree_norm``, ``conv_dropout``: the paper/code switches documented in :mod:`xmlib.dcmm.config`.
     """
 
     def __init__(self, in_dim: int, *, g: Literal["cos", "edge"] = "cos", visual_dim: int | None = None,
                  hidden: int = 16, mlp_layers: int = 2, conv_channels: int = 16, n_conv: int = 2,
                  k: int = 10, dropout: float = 0.2, conv_relu: bool = True, self_loops: bool = True,
-                 conv_bias: bool = False, degree_norm: bool = False) -> None:
+                 conv_bias: bool = False, degree_norm: bool = False, conv_dropout: bool = False) -> None:
         super().__init__()
         if g not in ("cos", "edge"):
             raise ValueError(f"g must be 'cos' or 'edge', got {g!r}")
@@ -84,6 +84,7 @@ class DCMM(nn.Module):
         self.convs = nn.ModuleList(CrossModalConv(sizes[i], sizes[i + 1], conv_relu=conv_relu, conv_bias=conv_bias,
                                                   degree_norm=degree_norm) for i in range(n_conv))
         self.edges = nn.ModuleList(EdgeWeights(visual_dim) for _ in range(n_conv)) if g == "edge" else None
+        self.conv_drop = nn.Dropout(dropout) if conv_dropout else None   # the released code's dropout after each conv
         self.out = nn.Linear(conv_channels, 1)               # s_conv: projection of the last conv layer
 
     def graph(self, batch: PaddedQueries) -> torch.Tensor:
@@ -98,6 +99,8 @@ class DCMM(nn.Module):
         for layer, conv in enumerate(self.convs):
             g = g_cos if self.edges is None else self.edges[layer](batch.visual, adj)
             h = conv(h, g, adj)                              # (B, N, conv_channels): Eq. (5)
+            if self.conv_drop is not None:
+                h = self.conv_drop(h)
         s = s + self.out(h)[..., 0]                          # Eq. (6)
         return s * batch.mask.to(s.dtype)
 
@@ -127,5 +130,6 @@ def build_model(method: str, cfg: Config, *, in_dim: int, visual_dim: int) -> nn
         return DCMM(in_dim, g="cos" if method == "dcmm-cos" else "edge", visual_dim=visual_dim,
                     hidden=cfg.hidden, mlp_layers=cfg.mlp_layers, conv_channels=cfg.conv_channels,
                     n_conv=cfg.n_conv, k=cfg.k, dropout=cfg.dropout, conv_relu=cfg.conv_relu,
-                    self_loops=cfg.self_loops, conv_bias=cfg.conv_bias, degree_norm=cfg.degree_norm)
+                    self_loops=cfg.self_loops, conv_bias=cfg.conv_bias, degree_norm=cfg.degree_norm,
+                    conv_dropout=cfg.conv_dropout)
     raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
