@@ -12,6 +12,7 @@ from xmlib.dcmm.batching import pad_queries
 from xmlib.dcmm.config import OFFICIAL_CODE, Config
 from xmlib.dcmm.data import make_synthetic_queries
 from xmlib.dcmm.graph import knn_adjacency
+from xmlib.dcmm.loss import bpr_loss
 from xmlib.dcmm.models import DCMM, build_model
 from xmlib.dcmm.protocol import switch_configs
 
@@ -143,3 +144,23 @@ def test_switch_ablation_has_one_row_per_official_switch():
     assert variants["official code"].conv_dropout and variants["official code"].zscore_ddof == 1
     assert not variants["paper"].conv_dropout and variants["paper"].zscore_ddof == 0
     assert variants["zscore_ddof=1"].replace(zscore_ddof=0) == variants["paper"]
+
+
+# ----------------------------------------------------------------------------------------- BPR pairs
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bpr_pairs_between_positives_and_negatives_equal_all_node_pairs(dtype):
+    """The loss forms its pairs from each query's positives and negatives moved to the front; the pair
+    terms are those of the (B, N, N) pair mask, in the same order, so the mean is the same number."""
+    from xmlib.dcmm.loss import pair_mask
+    from xmlib.losses import bpr_loss as pair_terms
+
+    qs = make_synthetic_queries(5, 13, seed=8, visual_dim=4, ragged=True)
+    data = pad_queries(qs, device=CPU, dtype=dtype)
+    scores = (torch.randn(data.mask.shape, dtype=dtype) * 2).requires_grad_()
+    for reduction in ("mean", "sum"):
+        want = pair_terms((scores[:, :, None] - scores[:, None, :])[pair_mask(data.rel, data.mask)], reduction)
+        got = bpr_loss(scores, data.rel, data.mask, reduction)
+        assert got.item() == want.item()
+        g_want, = torch.autograd.grad(want, scores)
+        g_got, = torch.autograd.grad(got, scores)
+        torch.testing.assert_close(g_got, g_want, **tol(dtype))

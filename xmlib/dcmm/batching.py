@@ -55,11 +55,15 @@ class PaddedQueries:
         idx = torch.as_tensor(list(index), dtype=torch.long, device=self.device)
         if idx.numel() == 0:
             raise ValueError("select() needs at least one query index")
-        n = int(self.mask[idx].sum(1).max())
+        n = int(self.mask.index_select(0, idx).sum(1).max())
+
+        def rows(t: torch.Tensor) -> torch.Tensor:            # row copies (index_select copies whole rows fast)
+            return t.narrow(1, 0, n).index_select(0, idx)
+
         return PaddedQueries(
             qids=[self.qids[i] for i in index], doc_ids=[self.doc_ids[i] for i in index],
-            text=self.text[idx, :n], s_text=self.s_text[idx, :n], visual=self.visual[idx, :n],
-            sim=self.sim[idx, :n, :n], rel=self.rel[idx, :n], mask=self.mask[idx, :n])
+            text=rows(self.text), s_text=rows(self.s_text), visual=rows(self.visual),
+            sim=rows(self.sim.narrow(2, 0, n)), rel=rows(self.rel), mask=rows(self.mask))
 
     def with_extra_feature(self, feature: torch.Tensor, zscore: bool = True, zscore_ddof: int = 0) -> "PaddedQueries":
         """Append one node feature (B, N) to ``text`` (LTR+CM: the CM score as an LTR feature), z-scored
