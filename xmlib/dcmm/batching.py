@@ -4,7 +4,8 @@ Every query is its own graph G_q (Sect. 3 of DCMM). Rather than a block-sparse e
 lists to the longest one and carry a boolean ``mask`` (B, N): padded nodes have no edges, no BPR
 pairs and no scores. Per-query preprocessing follows the official code:
 
-- text features are z-scored within each query (each feature: mean 0, std 1 over the list);
+- text features are z-scored within each query (each feature: mean 0, std 1 over the list; the
+  population std by default, the released code's sample std + 1e-6 with ``zscore_ddof=1``);
 - visual features are divided by their norm, ``v / (||v|| + 1e-6)``, so that ``sim = v v^T`` is the
   cosine of DCMM-cos (Eq. 5) and the s_V of Eq. (1).
 
@@ -26,6 +27,7 @@ from xmlib.core.device import get_device
 from xmlib.dcmm.data import QueryList
 
 VISUAL_EPS = 1e-6
+ZSCORE_EPS = 1e-6   # added to the sample std by the released code's z-score (zscore_ddof = 1)
 
 
 @dataclass
@@ -53,19 +55,24 @@ class PaddedQueries:
         idx = torch.as_tensor(list(index), dtype=torch.long, device=self.device)
         if idx.numel() == 0:
             raise ValueError("select() needs at least one query index")
-        n = int(self.mask[idx].sum(1).max())
+        n = int(self.mask.index_select(0, idx).sum(1).max())
+
+        def rows(t: torch.Tensor) -> torch.Tensor:            # row copies (index_select copies whole rows fast)
+            return t.narrow(1, 0, n).index_select(0, idx)
+
         return PaddedQueries(
             qids=[self.qids[i] for i in index], doc_ids=[self.doc_ids[i] for i in index],
-            text=self.text[idx, :n], s_text=self.s_text[idx, :n], visual=self.visual[idx, :n],
-            sim=self.sim[idx, :n, :n], rel=self.rel[idx, :n], mask=self.mask[idx, :n])
+            text=rows(self.text), s_text=rows(self.s_text), visual=rows(self.visual),
+            sim=rows(self.sim.narrow(2, 0, n)), rel=rows(self.rel), mask=rows(self.mask))
 
-    def with_extra_feature(self, feature: torch.Tensor, zscore: bool = True) -> "PaddedQueries":
-        """Append one node feature (B, N) to ``text`` (LTR+CM: the CM score as an LTR feature)."""
+    def with_extra_feature(self, feature: torch.Tensor, zscore: bool = True, zscore_ddof: int = 0) -> "PaddedQueries":
+        """Append one node feature (B, N) to ``text`` (LTR+CM: the CM score as an LTR feature), z-scored
+        as :func:`zscore_per_query` does with ``zscore``."""
         if feature.shape != self.mask.shape:
             raise ValueError(f"feature must be (B, N) = {tuple(self.mask.shape)}, got {tuple(feature.shape)}")
         f = feature.to(self.text.dtype)[..., None]
         if zscore:
-            f = zscore_per_query(f, self.mask)
+            f = zscore_per_query(f, self.mask, zscore_ddof)
         return replace(self, text=torch.cat([self.text, f * self.mask[..., None]], dim=-1))
 
     def to(self, device: torch.device | str) -> "PaddedQueries":
@@ -80,25 +87,34 @@ class PaddedQueries:
         return [s[b, :n] for b, n in enumerate(lengths)]
 
 
-def zscore_per_query(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def zscore_per_query(x: torch.Tensor, mask: torch.Tensor, zscore_ddof: int = 0) -> torch.Tensor:
     """z-score each feature over the real nodes of each query. ``x``: (B, N, F), ``mask``: (B, N).
 
-    Population std (ddof = 0); a constant feature becomes 0. Padded rows are set to 0.
+    ``zscore_ddof = 0`` (default): (x − mean) / σ, σ the population standard deviation; a constant
+    feature becomes 0. ``zscore_ddof = 1``: the released code's (x − mean) / (s + 1e-6), s the sample
+    standard deviation (divisor n − 1; a one-candidate list, where the release divides 0 by 0, gets
+    s = 0 here). Padded rows are set to 0.
     """
+    if zscore_ddof not in (0, 1):
+        raise ValueError(f"zscore_ddof must be 0 or 1, got {zscore_ddof}")
     m = mask[..., None].to(x.dtype)                           # (B, N, 1)
     n = m.sum(1, keepdim=True).clamp_min(1)                   # (B, 1, 1)
     mean = (x * m).sum(1, keepdim=True) / n                   # (B, 1, F)
-    var = (((x - mean) * m) ** 2).sum(1, keepdim=True) / n    # (B, 1, F)
-    std = var.sqrt()
+    sq = (((x - mean) * m) ** 2).sum(1, keepdim=True)         # (B, 1, F): Σ_i (x_i − mean)²
+    if zscore_ddof == 1:
+        s = (sq / (n - 1).clamp_min(1)).sqrt()                # sample std
+        return (x - mean) / (s + ZSCORE_EPS) * m
+    std = (sq / n).sqrt()                                     # population std
     std = torch.where(std > 1e-12, std, torch.ones_like(std))
     return (x - mean) / std * m
 
 
 def pad_queries(queries: Sequence[QueryList], *, device: torch.device | None = None,
-                dtype: torch.dtype = torch.float32, zscore_text: bool = True,
+                dtype: torch.dtype = torch.float32, zscore_text: bool = True, zscore_ddof: int = 0,
                 cm_text_feature: int = 0, centre_visual: str = "none") -> PaddedQueries:
     """Stack ``queries`` into a :class:`PaddedQueries` on ``device`` (default: ``get_device()``).
 
+    ``zscore_text``, ``zscore_ddof``: z-score the text features per query, see :func:`zscore_per_query`.
     ``centre_visual``: ``"none"`` (paper and code) or ``"query"`` (subtract each query's mean v_i
     over its real candidates before the L2 normalisation; see the module docstring).
     """
@@ -126,7 +142,7 @@ def pad_queries(queries: Sequence[QueryList], *, device: torch.device | None = N
     mask_t = torch.as_tensor(mask, device=device)
     s_text = text_t[..., cm_text_feature].clone()
     if zscore_text:
-        text_t = zscore_per_query(text_t, mask_t)
+        text_t = zscore_per_query(text_t, mask_t, zscore_ddof)
     vis = torch.as_tensor(visual, dtype=dtype, device=device)
     if centre_visual == "query":
         m = mask_t[..., None].to(dtype)                          # (B, N, 1)

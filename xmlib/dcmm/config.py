@@ -11,6 +11,14 @@ see :data:`OFFICIAL_CODE`):
 - ``conv_bias``: Eq. (5) is ``W h_j`` without a bias; the released conv computes ``W h_j + b``.
 - ``degree_norm``: Eq. (5) sums over neighbours without normalisation, and so does the code
   (no degree normalisation, no softmax). ``True`` divides by |N_i| (a mean), an ablation only.
+- ``conv_dropout``: the paper names no dropout after the convolutions; the released model applies
+  dropout, with the model's rate ``dropout``, to the output of every convolution (after its
+  activation, the last one included, before the score projection). ``False`` keeps dropout in the
+  text MLP only.
+- ``zscore_ddof``: the text features are z-scored within each query (``zscore_text``; the paper
+  does not say how). ``0``: (x − mean) / σ with the population standard deviation σ (a constant
+  feature becomes 0). ``1``: the released code's (x − mean) / (s + 1e-6), s the sample standard
+  deviation (n − 1 in the denominator), the 1e-6 added to s.
 
 ``k = 0`` means a fully connected graph (Fig. 2's "full" column).
 
@@ -50,6 +58,8 @@ class Config(BaseConfig):
     self_loops: bool = True
     conv_bias: bool = False
     degree_norm: bool = False
+    conv_dropout: bool = False  # dropout after every conv (the released code), rate ``dropout``
+    zscore_ddof: int = 0        # 0: population std; 1: sample std + 1e-6 (the released code)
     # ---- data ----
     data: str = "default"       # clipart profile name or a MediaEval'17-layout folder
     data_split: str = "train"   # split read from a MediaEval'17 folder
@@ -98,6 +108,8 @@ class Config(BaseConfig):
         self.require(self.k >= 0, "k", "must be >= 0 (0 = fully connected graph)")
         self.require(self.cm_k >= 1, "cm_k", "must be >= 1")
         self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
+        self.require(self.zscore_ddof in (0, 1), "zscore_ddof",
+                     "must be 0 (population std) or 1 (the released code: sample std + 1e-6)")
         self.require(self.lr > 0, "lr", "must be > 0")
         self.require(self.epochs >= 1, "epochs", "must be >= 1")
         self.require(self.folds >= 2, "folds", "cross-validation needs at least 2 folds")
@@ -112,7 +124,7 @@ class Config(BaseConfig):
 
 
 OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "conv_bias": True,
-                                    "degree_norm": False}
+                                    "degree_norm": False, "conv_dropout": True, "zscore_ddof": 1}
 """Overrides that make the model behave as the released code does (``cfg.replace(**OFFICIAL_CODE)``)."""
 
 PROFILES: dict[str, dict[str, object]] = {

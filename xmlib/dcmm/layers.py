@@ -8,6 +8,10 @@
 
 Dense batched form: with G[b, i, j] = g(v_i, v_j) · [j ∈ N_i] (zero off the graph and on padding),
 the sum over neighbours for every node of every query is one batched product ``G @ (h W^T)``.
+
+DCMM-edge's dense G costs N² D multiply-adds per query and layer; on a k-NN graph with few
+neighbours :func:`xmlib.dcmm.neighbours.edge_weights_on_neighbours` computes only its N·|N_i|
+entries on the graph.
 """
 
 from __future__ import annotations
@@ -30,9 +34,18 @@ class EdgeWeights(nn.Module):
         super().__init__()
         self.a = nn.Parameter(torch.rand(visual_dim))  # a ~ U(0, 1)
 
-    def forward(self, visual: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """``visual``: (B, N, D) normalised v, ``adj``: (B, N, N) bool → G (B, N, N)."""
-        g = (visual * self.a) @ visual.transpose(1, 2)      # (B, N, N): v_i^T diag(a) v_j
+    def forward(self, visual: torch.Tensor, adj: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
+        """``visual``: (B, N, D) normalised v, ``adj``: (B, N, N) bool → G (B, N, N).
+
+        One query at a time, each cut to its ``lengths[b]`` real candidates when given (a ragged batch
+        pays no N² D work for padding), so the (n, D) product v ⊙ a and its gradient also stay small."""
+        B, N, _ = visual.shape
+        blocks = []
+        for b, v in enumerate(visual):
+            n = N if lengths is None else lengths[b]
+            g_b = (v[:n] * self.a) @ v[:n].T                 # (n, n): v_i^T diag(a) v_j
+            blocks.append(nn.functional.pad(g_b, (0, N - n, 0, N - n)) if n < N else g_b)
+        g = torch.stack(blocks)                              # (B, N, N)
         return g * adj.to(g.dtype)
 
 

@@ -25,19 +25,32 @@ def pair_mask(rel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return pos[:, :, None] & neg[:, None, :]
 
 
+def to_front(scores: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each query's ``chosen`` (B, N) scores moved to the front in list order: (B, P) scores and their
+    (B, P) mask, P the largest count of a query."""
+    order = torch.sort((~chosen).to(torch.uint8), dim=1, stable=True).indices   # chosen first, in list order
+    count = chosen.sum(1)                                    # (B,)
+    P = int(count.max()) if count.numel() else 0
+    return scores.gather(1, order[:, :P]), torch.arange(P, device=scores.device)[None] < count[:, None]
+
+
 def bpr_loss(scores: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor,
              reduction: Literal["mean", "sum"] = "mean") -> torch.Tensor:
     """Eq. (7) of DCMM (chapter label `eq-dcmm-bpr`). ``scores``: (B, N) s(q, d); ``rel``: (B, N);
     ``mask``: (B, N) bool → scalar.
 
-    A batch without any pair (every query all-relevant or all-irrelevant) gives a zero loss that is
-    still connected to ``scores`` (so ``backward`` works and changes nothing).
+    The pairs of each query are formed between its positives and its negatives only (a (B, P, Q) table,
+    P and Q the largest counts, rather than all (B, N, N) pairs of nodes); they come out in the order of
+    :func:`pair_mask` (positive, then negative, each in list order). A batch without any pair (every
+    query all-relevant or all-irrelevant) gives a zero loss that is still connected to ``scores`` (so
+    ``backward`` works and changes nothing).
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    pairs = pair_mask(rel, mask)                             # (B, N, N)
-    diff = scores[:, :, None] - scores[:, None, :]           # (B, N, N): s(q, d_i) − s(q, d_j)
-    delta = diff[pairs]                                      # (P,): s(q, d+) − s(q, d−)
+    s_pos, m_pos = to_front(scores, (rel > 0) & mask)        # (B, P): s(q, d+)
+    s_neg, m_neg = to_front(scores, (rel <= 0) & mask)       # (B, Q): s(q, d−)
+    pairs = m_pos[:, :, None] & m_neg[:, None, :]            # (B, P, Q)
+    delta = (s_pos[:, :, None] - s_neg[:, None, :])[pairs]   # (pairs,): s(q, d+) − s(q, d−)
     if delta.numel() == 0:
         return scores.sum() * 0.0
     return bpr_pair_loss(delta, reduction)                   # −log σ(Δ), mean or sum over pairs

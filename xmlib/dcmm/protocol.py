@@ -157,8 +157,8 @@ class CVResult:
 def _as_padded(data: Sequence[QueryList] | PaddedQueries, cfg: Config, device) -> PaddedQueries:
     if isinstance(data, PaddedQueries):
         return data if device is None else data.to(device)
-    return pad_queries(data, device=device, zscore_text=cfg.zscore_text, cm_text_feature=cfg.cm_text_feature,
-                       centre_visual=cfg.centre_visual)
+    return pad_queries(data, device=device, zscore_text=cfg.zscore_text, zscore_ddof=cfg.zscore_ddof,
+                       cm_text_feature=cfg.cm_text_feature, centre_visual=cfg.centre_visual)
 
 
 def default_grid(method: str, cfg: Config) -> dict[str, tuple]:
@@ -225,7 +225,8 @@ def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measure
             row["val_" + cfg.select_metric] = pool_score
             scores = cm_feature(test, K)
         else:
-            fdata = data.with_extra_feature(cm_feature(data, K), cfg.zscore_text) if method == "ltr+cm" else data
+            fdata = (data.with_extra_feature(cm_feature(data, K), cfg.zscore_text, cfg.zscore_ddof)
+                     if method == "ltr+cm" else data)
             fdata_test = fdata.select(test_idx)
             rotated = pool_folds[t % len(pool_folds):] + pool_folds[:t % len(pool_folds)]
             splits = [(sorted(i for j, f in enumerate(rotated) if j != s for i in f), rotated[s])
@@ -269,8 +270,10 @@ def fig2_configs(cfg: Config) -> dict[tuple[int, int], Config]:
             for k in cfg.fig2_k for d in cfg.fig2_depth}
 
 
-PAPER_SWITCHES: dict[str, object] = {"conv_relu": True, "self_loops": True, "conv_bias": False, "degree_norm": False}
-"""The paper's Eq. (5): ReLU, self-loops, no bias, no degree normalisation."""
+PAPER_SWITCHES: dict[str, object] = {"conv_relu": True, "self_loops": True, "conv_bias": False, "degree_norm": False,
+                                     "conv_dropout": False, "zscore_ddof": 0}
+"""The paper's Eq. (5): ReLU, self-loops, no bias, no degree normalisation; no dropout after the
+convolutions; the z-score with the population standard deviation (the paper says neither)."""
 
 
 def switch_configs(cfg: Config, method: str = "dcmm-cos") -> dict[str, Config]:
