@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from xmlib.core.io import atomic_path, atomic_write_json
+from xmlib.core.io import atomic_path, atomic_write_json, remove_stale_parts
 from xmlib.core.paths import project_root
 
 PROFILES = ("smoke", "default", "paper")
@@ -188,6 +188,8 @@ def run(
         raise SystemExit(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     out_dir = executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_parts(out_dir):  # left by a run that was killed (its writer is gone)
+        print(f"[xmlib.book.run] removed {stale.name}, a partial notebook of a run that was killed", file=sys.stderr)
     failures = 0
     summary = []
     for source in sources:

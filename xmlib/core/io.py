@@ -4,6 +4,10 @@ A long run that is interrupted must never leave a half-written file that a later
 writer here writes to a temporary file in the destination folder, flushes it to disk, and renames it
 over the destination (``os.replace`` is atomic on POSIX and Windows). :func:`file_lock` makes a
 second process wait while a first one fills the cache (assets, benchmarks).
+
+Temporary files are named ``.<name>.<pid>.<random>.part<suffix>``: hidden, marked as partial, and
+carrying the writer's process id, so that :func:`remove_stale_parts` can delete those whose writer is
+gone (killed with ``kill -9``, or a machine that lost power) without touching a live writer's file.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{dest.suffix}", dir=dest.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.{os.getpid()}.", suffix=f".part{dest.suffix}", dir=dest.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -40,6 +44,48 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def is_partial(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_path` (never a result to read)."""
+    name = Path(path).name
+    return name.startswith(".") and ".part" in name
+
+
+def _writer_alive(name: str) -> bool | None:
+    """Whether the process that wrote the partial file ``name`` still runs (None: no pid in the name)."""
+    fields = name.split(".")
+    pid = next((int(f) for f in fields[2:-1] if f.isdigit()), None)
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_parts(folder: str | os.PathLike, max_age_s: float = 6 * 3600) -> list[Path]:
+    """Delete the partial files of :func:`atomic_path` in ``folder`` whose writer is gone (or, for a
+    name without a process id, that nobody touched for ``max_age_s``); return what was removed."""
+    import time
+
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        if not (path.is_file() and is_partial(path)):
+            continue
+        alive = _writer_alive(path.name)
+        stale = (alive is False) or (alive is None and time.time() - path.stat().st_mtime > max_age_s)
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _umask() -> int:
