@@ -236,6 +236,23 @@ for dtype in (torch.float32, torch.float64):
 # normalised context, and 136.7 with all three details of the official code (these two and the
 # region-axis batch norm) (a development measurement with `benchmarks/sgraf_sizing.py`, one seed, made on the benchmark's build before its OpenClipart reader was fixed; not re-run by this notebook). One seed cannot separate differences of this size from seed
 # noise.
+#
+# Three more details of the released code are switches too. Its Eq. 1 projections carry a bias,
+# $s = \mathrm{L2}(W|x - y|^2 + b)$ (`sim_bias`); every linear map of an SGR step carries one
+# (`sgr_bias`; the key's bias cancels in the softmax over $q$, the query's does not); and it adds its
+# $\epsilon$ to a norm, $x / (\lVert x \rVert + 10^{-8})$, where we clamp the norm (`norm_eps="add"`).
+# `OFFICIAL_CODE` in `xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
+# `default` profile with seeds 0, 1 and 2 (dev rSum on 100 dev images, 4 epochs; again not re-run
+# here): 207.0, 182.8, 190.4 as in the paper; 198.6, 174.4, 201.6 with both biases (paired difference
+# −1.9 on average, −8.4 to +11.2 per seed); 188.0, 191.0, 199.0 with the added $\epsilon$ (−0.7 on
+# average, −19.0 to +8.6). A change of $10^{-8}$ in a norm moving a seed by 19 points shows how much of
+# these differences is the training's own noise: neither switch has an effect we can see at this size.
+#
+# With these switches an SGR or SAF checkpoint released by the authors loads into `SGRAFModel`:
+# `xmlib.sgraf.official.load_official_checkpoint(path, vocab_json)` reads their file without running
+# any code from it (only tensors and the options' `argparse.Namespace` are accepted), checks every
+# parameter's name and shape, and returns the model with the official switches on; averaging an SGR
+# and an SAF model's matrices with `sgraf_scores` gives their SGRAF.
 # :::
 #
 # ## SGR: reasoning on the graph of similarities
