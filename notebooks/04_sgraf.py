@@ -510,7 +510,7 @@ sgr_model = X.load_model(cfg.replace(aggregator="sgr"), main["SGR"][0])
 ranks_t2i = t2i_ranks(S["SGR"][0])
 
 
-def word_attention(model, img_idx: int, cap_idx: int):
+def attention_of_test_pair(model, img_idx: int, cap_idx: int):
     """α (L, K) of one caption's real words over one image's regions (the model's own attention), and the words."""
     x = torch.from_numpy(np.asarray(test_data.images[img_idx], dtype=np.float32)).to(device)  # (K, D)
     tok = test_data.tokens[cap_idx, : int(test_data.lengths[cap_idx])].to(device)  # (L,)
@@ -524,7 +524,7 @@ if pictures is not None and K == 49:
     good = [j for j in range(len(ranks_t2i)) if ranks_t2i[j] == 0 and int(test_data.lengths[j]) >= 4]
     cap_j = good[0] if good else int(np.argmin(ranks_t2i))
     img_i = cap_j // 5
-    alpha, names = word_attention(sgr_model, img_i, cap_j)
+    alpha, names = attention_of_test_pair(sgr_model, img_i, cap_j)
     picture = np.asarray(load_image(pictures.paths[img_i], 224))
     n = len(names) + 1
     fig, axes = plt.subplots(1, n, figsize=(1.9 * n, 2.3))
