@@ -185,7 +185,7 @@ def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: t
 
 
 @torch.no_grad()
-def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pairs: int = 32768,
+def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pairs: int = 8192,
                  image_chunk: int = 128, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
     """The full (N_img, N_cap) similarity matrix, block by block (eval mode, on the CPU).
 

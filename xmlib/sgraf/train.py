@@ -148,7 +148,7 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
 
 
 @torch.no_grad()
-def score_split(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
+def score_split(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 8192,
                 device: torch.device | None = None) -> torch.Tensor:
     """The (N_img, 5·N_img) score matrix of a split, computed in bounded-memory blocks."""
     device = device or next(model.parameters()).device
@@ -156,7 +156,7 @@ def score_split(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
     return score_matrix(model, enc, max_pairs=max_pairs)
 
 
-def evaluate(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 32768,
+def evaluate(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 8192,
              device: torch.device | None = None) -> dict[str, float]:
     """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split)."""
     scores = score_split(model, data, max_pairs=max_pairs, device=device)
