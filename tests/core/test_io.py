@@ -70,3 +70,6 @@ def test_an_old_partial_file_without_a_pid_is_removed_after_max_age(tmp_path):
     os.utime(old, (past, past))
     assert remove_stale_parts(tmp_path) == [old] and not old.exists()
     assert not is_partial(tmp_path / "nb.ipynb") and not is_partial(tmp_path / ".hidden.ipynb")
+    dotted = tmp_path / ".table.2.999999999.abc.part.csv"  # a stem with a digit field; its writer (pid 999999999) is gone
+    dotted.write_text("")
+    assert remove_stale_parts(tmp_path) == [dotted]

@@ -54,10 +54,11 @@ def is_partial(path: str | os.PathLike) -> bool:
 
 def _writer_alive(name: str) -> bool | None:
     """Whether the process that wrote the partial file ``name`` still runs (None: no pid in the name)."""
-    fields = name.split(".")
-    pid = next((int(f) for f in fields[2:-1] if f.isdigit()), None)
-    if pid is None:
+    head = name[1:].rpartition(".part")[0]  # "<stem>.<pid>.<random>": the stem may hold dots, the others do not
+    parts = head.rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
         return None
+    pid = int(parts[1])
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
