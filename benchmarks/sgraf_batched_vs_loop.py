@@ -47,13 +47,13 @@ def timed(fn, device: torch.device, repeat: int) -> tuple[float, object]:
     return best, out
 
 
-def bench_block_vs_loop(model: SGRAFModel, images, tokens, lengths, device, repeat: int, max_pairs: int) -> dict:
+def bench_block_vs_loop(model: SGRAFModel, images, tokens, lengths, device, repeat: int, max_bytes: int) -> dict:
     enc = encode_split(model, images.numpy(), tokens, lengths, device=device)
     n_pairs = images.shape[0] * tokens.shape[0]
     with torch.no_grad():
         t_loop, loop = timed(lambda: model.score_per_caption(enc["regions"], enc["img_glob"], enc["words"],
                                                              enc["txt_glob"], enc["lengths"]), device, repeat)
-        t_block, block = timed(lambda: score_matrix(model, enc, max_pairs=max_pairs), device, repeat)
+        t_block, block = timed(lambda: score_matrix(model, enc, max_bytes=max_bytes), device, repeat)
     diff = float((loop.float().cpu() - block).abs().max())
     torch.testing.assert_close(block, loop.float().cpu(), rtol=1e-4, atol=1e-5)
     return {"pairs": n_pairs, "loop_pairs_per_s": n_pairs / t_loop, "block_pairs_per_s": n_pairs / t_block,
@@ -86,7 +86,7 @@ def bench_full_eval(model: SGRAFModel, cfg: Config, n_img: int, device, min_len:
     synchronize(device)
     t0 = time.perf_counter()
     enc = encode_split(model, images.numpy(), tokens, lengths, device=device)
-    scores = score_matrix(model, enc, max_pairs=cfg.eval_pairs)
+    scores = score_matrix(model, enc, max_bytes=cfg.eval_mib * 2**20)
     synchronize(device)
     sec = time.perf_counter() - t0
     return {"images": n_img, "captions": 5 * n_img, "seconds": sec, "pairs_per_s": scores.numel() / sec}
@@ -124,7 +124,7 @@ def main() -> None:
             images, tokens, lengths = make_inputs(args.images, args.captions, cfg.num_regions, cfg.img_dim, 1000,
                                                   args.min_len, args.max_len)
             r = res["block_vs_loop"] = bench_block_vs_loop(model, images, tokens, lengths, device, args.repeat,
-                                                           cfg.eval_pairs)
+                                                           cfg.eval_mib * 2**20)
             print(f"{agg}: loop {r['loop_pairs_per_s']:,.0f} pairs/s, block {r['block_pairs_per_s']:,.0f} pairs/s, "
                   f"ratio {r['speedup']:.2f}x (max |diff| {r['max_abs_diff']:.1e})", flush=True)
         if args.train_step:

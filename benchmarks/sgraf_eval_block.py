@@ -1,8 +1,8 @@
 """How the block size of SGRAF's ``score_matrix`` changes its speed (same model, same inputs, one thread).
 
-``score_matrix`` scores ``image_chunk`` images against ``max_pairs // image_chunk`` captions at a time.
-Larger blocks mean fewer Python steps but intermediates of (images, captions, words, d) that no longer
-fit in the CPU's caches. This script trains one small SGR and one SAF model for one epoch on the open
+``score_matrix`` scores tiles of captions of one length against as many images as keep the tile's
+intermediates within ``max_bytes``. Larger tiles mean fewer Python steps and larger matrix products but
+intermediates of (images, captions, words, d) that no longer fit in the CPU's caches. This script trains one small SGR and one SAF model for one epoch on the open
 captions benchmark (``default`` build), encodes the first ``--images`` test images, and times
 ``score_matrix`` for several block sizes, interleaved, printing seconds and the largest difference
 from the first setting's matrix.
@@ -27,7 +27,7 @@ from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.model import encode_split, score_matrix
 from xmlib.sgraf.train import train_model
 
-SETTINGS = [(32768, 128), (16384, 128), (8192, 128), (4096, 128), (8192, 64), (4096, 32)]  # (max_pairs, image_chunk)
+SETTINGS = [4, 8, 16, 32, 64, 256]  # max_bytes in MiB
 
 
 def main() -> None:
@@ -49,16 +49,16 @@ def main() -> None:
         diffs = {}
         ref = None
         for _ in range(args.repeats):
-            for max_pairs, chunk in SETTINGS:
+            for mib in SETTINGS:
                 t0 = time.perf_counter()
-                s = score_matrix(model, enc, max_pairs=max_pairs, image_chunk=chunk)
-                best[(max_pairs, chunk)] = min(best[(max_pairs, chunk)], time.perf_counter() - t0)
+                s = score_matrix(model, enc, max_bytes=mib * 2**20)
+                best[mib] = min(best[mib], time.perf_counter() - t0)
                 ref = s if ref is None else ref
-                diffs[(max_pairs, chunk)] = float((s - ref).abs().max())
+                diffs[mib] = float((s - ref).abs().max())
         base = best[SETTINGS[0]]
-        for (max_pairs, chunk), sec in best.items():
-            print(f"{aggregator}: max_pairs {max_pairs:6d}, image_chunk {chunk:4d} ({max_pairs // chunk:4d} captions): "
-                  f"{sec:6.2f} s, {base / sec:4.2f}x the first setting (max |diff| {diffs[(max_pairs, chunk)]:.1e})")
+        for mib, sec in best.items():
+            print(f"{aggregator}: max_bytes {mib:4d} MiB: {sec:6.2f} s, {base / sec:4.2f}x the first setting "
+                  f"(max |diff| {diffs[mib]:.1e})")
     print(f"load average at end: {os.getloadavg()}; torch {torch.__version__}, 1 thread")
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from xmlib.sgraf.config import ModelConfig
-from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix, sgraf_scores
+from xmlib.sgraf.model import SGRAFModel, encode_split, pair_bytes, plan_tiles, score_matrix, sgraf_scores
 
 VARIANTS = [
     {"aggregator": "sgr"},
@@ -74,8 +74,8 @@ def test_chunked_matrix_equals_one_block(dtype):
     enc = encode_split(model, images.numpy(), tokens, lengths, batch_size=4)
     with torch.no_grad():
         whole = model.score_block(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
-    for max_pairs, image_chunk in [(6, 2), (40, 3), (10_000, 128)]:
-        got = score_matrix(model, enc, max_pairs=max_pairs, image_chunk=image_chunk)
+    for max_bytes in [1, 20_000, 10**9]:  # one pair per tile, a few, everything of one length at once
+        got = score_matrix(model, enc, max_bytes=max_bytes)
         torch.testing.assert_close(got, whole.float(), rtol=1e-5, atol=1e-6)
 
 
@@ -156,3 +156,67 @@ def test_word_attention_uses_the_models_own_settings(dtype):
     assert not torch.allclose(alpha, default)
     with pytest.raises(ValueError, match="attention='t2i'"):
         tiny(dtype, attention="i2t").word_attention(images[0], tokens[0])
+
+
+@pytest.mark.parametrize("max_bytes", [1, 5_000, 40_000, 10**9])
+def test_tiles_cover_every_pair_once_with_one_length_and_within_the_bound(max_bytes):
+    lengths = torch.tensor([3, 5, 3, 1, 5, 5, 2, 3, 3, 3, 5])
+    n_img = 7
+    cfg = ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6)
+    size = lambda n: pair_bytes(cfg, n, 5)  # noqa: E731
+    seen = torch.zeros(n_img, len(lengths), dtype=torch.int64)
+    for length, idx, i0, n_it in plan_tiles(lengths, n_img, size, max_bytes):
+        assert (lengths[idx] == length).all()  # one caption length per tile: nothing computed for padding
+        assert n_it >= 1 and len(idx) >= 1
+        assert len(idx) * n_it == 1 or len(idx) * n_it * size(length) <= max_bytes
+        seen[i0:i0 + n_it, idx] += 1
+    assert (seen == 1).all()
+
+
+def test_pair_bytes_grows_with_the_caption_and_the_dimensions():
+    small = ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6)
+    assert pair_bytes(small, 4, 5) < pair_bytes(small, 8, 5) < pair_bytes(small.replace(embed_size=100), 8, 5)
+    assert pair_bytes(small, 4, 5, itemsize=8) == 2 * pair_bytes(small, 4, 5)
+
+
+def test_score_matrix_rejects_a_bound_that_is_not_positive():
+    model = tiny()
+    images, tokens, lengths = inputs(torch.float32)
+    enc = encode_split(model, images.numpy(), tokens, lengths)
+    with pytest.raises(ValueError, match="max_bytes"):
+        score_matrix(model, enc, max_bytes=0)
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_scoring_without_autograd_gives_the_numbers_of_the_training_path(kw):
+    """The in-place shortcuts taken without autograd change no number: bit for bit in float64."""
+    model = tiny(torch.float64, **kw)
+    images, tokens, lengths = inputs(torch.float64)
+    enc = encode_split(model, images.numpy(), tokens, lengths)
+    args = (enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
+    with torch.no_grad():
+        fast = model.score_block(*args)
+    with torch.enable_grad():  # inputs that need gradients: every operation records its graph
+        slow = model.score_block(*(t.detach().requires_grad_() for t in args[:4]), lengths)
+    assert slow.requires_grad
+    assert torch.equal(fast, slow.detach())
+
+
+def test_cached_graph_weights_follow_an_optimiser_step():
+    """SGR reuses W_outᵀW_in while scoring; a changed weight must never be scored with the old product."""
+    model = tiny(torch.float64, aggregator="sgr", sgr_bias=True)
+    images, tokens, lengths = inputs(torch.float64)
+    enc = encode_split(model, images.numpy(), tokens, lengths)
+    args = (enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
+    with torch.no_grad():
+        before = model.score_block(*args)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.aggregate.steps[0].w_in.weight.grad = torch.ones_like(model.aggregate.steps[0].w_in.weight)
+    model.aggregate.steps[1].w_in.bias.grad = torch.ones_like(model.aggregate.steps[1].w_in.bias)
+    opt.step()
+    with torch.no_grad():
+        after = model.score_block(*args)
+    with torch.enable_grad():
+        fresh = model.score_block(*args)  # computes the products anew
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, fresh.detach(), rtol=0.0, atol=1e-12)

@@ -17,7 +17,7 @@ def toy_data(n_img, seed, k=4, d=10, vocab=20):
 
 
 TINY = dict(img_dim=10, word_dim=8, embed_size=8, sim_dim=4, batch_size=8, lr=1e-3, lr_step=2,
-            captions_per_epoch=2, dev_images=6, eval_pairs=64, sgr_steps=2)
+            captions_per_epoch=2, dev_images=6, eval_mib=1, sgr_steps=2)
 
 
 def test_profiles_resolve_and_bad_values_are_named():

@@ -148,7 +148,7 @@ class Config(ModelConfig):
     max_train_images: int = 0  # 0 = all
     dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
     # --- evaluation cost --------------------------------------------------------------------
-    eval_pairs: int = evaluation_field(8192)  # image × caption pairs scored at once (bounds memory; 8192 ran 2x faster than 32768 on CPU)
+    eval_mib: int = evaluation_field(32)  # MiB of intermediates per scoring tile (bounds memory; small tiles stay near the caches)
     # --- the chapter's budget (see the module docstring) -------------------------------------
     test_images: int = evaluation_field(0)  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
     seeds: int = analysis_field(3)  # training seeds of every compared model (verdicts over seeds)
@@ -163,7 +163,7 @@ class Config(ModelConfig):
 
     def validate(self) -> None:
         super().validate()  # the architecture's rules
-        for name in ("batch_size", "eval_pairs"):
+        for name in ("batch_size", "eval_mib"):
             self.require(getattr(self, name) > 0, name, "must be positive")
         self.require(self.margin >= 0.0, "margin", "must be >= 0")
         self.require(self.lr > 0.0, "lr", "must be positive")
@@ -195,7 +195,7 @@ OFFICIAL_CODE: dict[str, object] = {"attn_leaky": 0.1, "l2_context": True, "glob
 PROFILES: dict[str, dict[str, object]] = {
     "smoke": {
         "word_dim": 32, "embed_size": 32, "sim_dim": 16, "batch_size": 32, "epochs": 1, "lr_step": 1,
-        "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100, "eval_pairs": 8192,
+        "saf_epochs": 1, "saf_lr_step": 1, "max_train_images": 256, "dev_images": 100,
         "lr": 1e-3, "max_violation": False, "steps_grid": (1, 3), "ablation_local_steps": (3,),
         "n_boot": 400, "baseline_epochs": 2, "cpu_threads": 1, "benchmark": "smoke", "seeds": 2,
     },

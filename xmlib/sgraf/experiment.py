@@ -76,7 +76,7 @@ def train_and_score(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
     vocab, train, dev, test = load(cfg)
     model, result = train_model(cfg.replace(seed=seed), train, dev, len(vocab), checkpoint_dir=workdir, device=device)
     test = test.first_images(cfg.test_images)
-    scores = score_split(model, test, max_pairs=cfg.eval_pairs, device=device)
+    scores = score_split(model, test, max_bytes=cfg.eval_mib * 2**20, device=device)
     return {"scores": scores.float(), "history": result.history, "best_epoch": result.best_epoch,
             "best_score": result.best_score, "n_params": count_parameters(model)}
 

@@ -184,32 +184,82 @@ def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: t
             "txt_glob": torch.cat(txt_glob), "lengths": lengths.to(device)}
 
 
-@torch.no_grad()
-def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_pairs: int = 8192,
-                 image_chunk: int = 128, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
-    """The full (N_img, N_cap) similarity matrix, block by block (eval mode, on the CPU).
+def pair_bytes(cfg: ModelConfig, length: int, regions: int, itemsize: int = 4) -> int:
+    """An upper estimate of the bytes that ONE image–caption pair holds at once in :meth:`SGRAFModel.score_block`
+    (no autograd): attention scores, weights and contexts, Eq. (1)'s squared differences, the nodes and
+    the aggregator's buffers, for a caption of ``length`` tokens and images of ``regions`` regions.
 
-    Captions are sorted by length and cut into chunks of ``max_pairs // image_chunk`` captions, each
-    trimmed to its own longest caption, so memory stays bounded by ``max_pairs`` pairs and padding costs
-    almost nothing. ``dtype``: of the result; float32 (the default) halves a float64 model's matrix,
-    None keeps the dtype the model computes in (float64 checks against a reference need that).
+    :func:`score_matrix` sizes its tiles with it, so a tile's intermediates stay within ``max_bytes``.
     """
+    cfg = cfg.model()
+    d, m = cfg.embed_size, (cfg.sim_dim if cfg.similarity == "vector" else 1)
+    ctx_rows = length if cfg.attention == "t2i" else regions  # one context per word (t2i) or per region (i2t)
+    p = int(cfg.use_global) + (ctx_rows if cfg.use_local else 0)
+    floats = 2 * d  # the global difference
+    if cfg.use_local:
+        floats += 3 * length * regions + 3 * ctx_rows * d  # scores / weights; contexts, squared differences
+    floats += 8 * p * m + 3 * p * p  # nodes, their normalised copy, the aggregator's products and edges
+    return itemsize * floats
+
+
+def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int) -> list[tuple[int, torch.Tensor, int, int]]:
+    """Cut an images × captions matrix into tiles of captions of ONE length (no padding at all).
+
+    Args:
+        lengths: (n_cap,) caption lengths; n_img: number of images.
+        bytes_of_pair: ``length -> bytes`` one pair of that caption length holds (:func:`pair_bytes`).
+        max_bytes: the bound on one tile's intermediates.
+    Returns:
+        ``(length, caption indices, first image, number of images)`` per tile. Captions are grouped by
+        exact length; within a group a tile takes up to ``max_bytes // bytes_of_pair(length)`` pairs,
+        as several captions × as many images as fit (at least one pair, whatever the bound).
+    """
+    lengths = lengths.cpu()
+    tiles = []
+    for length in torch.unique(lengths).tolist():
+        idx = torch.nonzero(lengths == length).squeeze(1)
+        pairs = max(1, int(max_bytes) // max(1, bytes_of_pair(length)))
+        n_ct = max(1, min(len(idx), TILE_CAPTIONS, pairs))  # a few captions per tile: bigger matrix products
+        n_it = max(1, min(n_img, pairs // n_ct))
+        for c0 in range(0, len(idx), n_ct):
+            for i0 in range(0, n_img, n_it):
+                tiles.append((int(length), idx[c0:c0 + n_ct], i0, min(n_it, n_img - i0)))
+    return tiles
+
+
+TILE_CAPTIONS = 8
+"""Captions per tile in :func:`plan_tiles` (more captions of one length per tile make the attention's
+matrix products larger; measured in ``benchmarks/sgraf_paper_speed.py``)."""
+
+EVAL_BYTES = 32 * 2**20
+"""Default bound of :func:`score_matrix` on one tile's intermediates (32 MiB: tiles that stay near the
+CPU's caches ran faster than larger ones)."""
+
+
+@torch.no_grad()
+def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_bytes: int = EVAL_BYTES,
+                 dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+    """The full (N_img, N_cap) similarity matrix, tile by tile (eval mode).
+
+    Captions are grouped by exact length, so no tile computes anything for padding; each tile scores
+    several captions of one length against as many images as keep its intermediates within
+    ``max_bytes`` (:func:`plan_tiles`, :func:`pair_bytes`). Peak memory is then the encoded inputs, the
+    (N_img, N_cap) result and about ``max_bytes``. ``dtype``: of the result; float32 (the default)
+    halves a float64 model's matrix, None keeps the dtype the model computes in (float64 checks
+    against a reference need that).
+    """
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes}")
     model.eval()
     regions, img_glob = encoded["regions"], encoded["img_glob"]
     words, txt_glob, lengths = encoded["words"], encoded["txt_glob"], encoded["lengths"]
     n_img, n_cap = regions.shape[0], words.shape[0]
-    image_chunk = max(1, min(image_chunk, n_img))
-    cap_chunk = max(1, max_pairs // image_chunk)
-    order = torch.argsort(lengths.cpu(), stable=True)
+    itemsize = regions.element_size()
     out = torch.empty(n_img, n_cap, dtype=words.dtype if dtype is None else dtype)
-    blocks = [(c0, i0) for c0 in range(0, n_cap, cap_chunk) for i0 in range(0, n_img, image_chunk)]
-    for c0, i0 in progress(blocks, desc="score matrix"):
-        idx = order[c0:c0 + cap_chunk]
+    tiles = plan_tiles(lengths, n_img, lambda n: pair_bytes(model.cfg, n, regions.shape[1], itemsize), max_bytes)
+    for length, idx, i0, n_it in progress(tiles, desc="score matrix"):
         dev_idx = idx.to(words.device)
-        ln = lengths[dev_idx]
-        length = int(ln.max())
-        s = model.score_block(regions[i0:i0 + image_chunk], img_glob[i0:i0 + image_chunk],
-                              words[dev_idx, :length], txt_glob[dev_idx], ln)
-        out[i0:i0 + image_chunk, idx] = s.to(out.dtype).cpu()
+        s = model.score_block(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[dev_idx, :length],
+                              txt_glob[dev_idx], lengths[dev_idx])
+        out[i0:i0 + n_it, idx] = s.to(out.dtype).cpu()
     return out
-

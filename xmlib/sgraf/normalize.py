@@ -34,6 +34,16 @@ def l2_normalize(x: torch.Tensor, dim: int = -1, *, norm_eps: NormEps = "clamp")
     raise ValueError(f"norm_eps must be 'clamp' (xmlib) or 'add' (official code), got {norm_eps!r}")
 
 
+def l2_normalize_(x: torch.Tensor, dim: int = -1, *, norm_eps: NormEps = "clamp") -> torch.Tensor:
+    """:func:`l2_normalize` in place (the same numbers, no new buffer): for scoring without autograd."""
+    norm = x.norm(dim=dim, keepdim=True)
+    if norm_eps == "clamp":
+        return x.div_(norm.clamp_min_(EPS))
+    if norm_eps == "add":
+        return x.div_(norm.add_(EPS))
+    raise ValueError(f"norm_eps must be 'clamp' (xmlib) or 'add' (official code), got {norm_eps!r}")
+
+
 def l1_normalize_positive(w: torch.Tensor, dim: int = -1, *, norm_eps: NormEps = "clamp") -> torch.Tensor:
     """Non-negative weights ``w`` divided by their sum along ``dim``: ``w / Σ w`` (``"clamp"``: SAF's
     weights are sigmoids of at least one real node, so the sum is positive and xmlib needs no ε) or

@@ -27,6 +27,7 @@ CPU (every image–caption pair has its own graph):
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xmlib.sgraf.config import ModelConfig
@@ -111,23 +112,42 @@ class GraphStep(nn.Module):
         return sgr_step(nodes, self.w_in.weight, self.w_out.weight, self.w_r.weight, mask,
                         b_in=self.w_in.bias, b_out=self.w_out.bias, b_r=self.w_r.bias)
 
+    def bilinear(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(W_outᵀ W_in, W_outᵀ b_in or None)`` of the fast step. Without autograd (scoring) they are
+        computed once and reused until a weight changes (an optimiser step or a loaded state bumps the
+        tensors' version counters; a dtype or device move makes new tensors)."""
+        w_in, w_out, b_in = self.w_in.weight, self.w_out.weight, self.w_in.bias
+
+        def compute():
+            return w_out.T @ w_in, (None if b_in is None else b_in @ w_out)
+
+        if torch.is_grad_enabled() and (w_in.requires_grad or w_out.requires_grad):
+            return compute()
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in (w_in, w_out, b_in) if t is not None)
+        cached = self.__dict__.get("_bilinear")
+        if cached is None or cached[0] != key:
+            cached = (key, compute())
+            self.__dict__["_bilinear"] = cached
+        return cached[1]
+
     def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
         """The same SGRAF step (Sec. "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`,
-        `eq-sgraf-node`) with one m × m product per node; ``global_only`` updates node 0 only.
+        `eq-sgraf-node`) with one m × m product per node for the edges; ``global_only`` updates node 0 only.
 
         The key bias b_out is not used: it adds ``(W_in s_p + b_in)·b_out`` to every logit of row p,
-        which the row softmax removes (see the module docstring)."""
-        bilinear = self.w_out.weight.T @ self.w_in.weight  # (m, m) = W_outᵀ W_in
-        src = nodes[..., :1, :] if global_only else nodes  # (..., P', m)
-        u = src @ bilinear.T  # (..., P', m): W_outᵀ W_in s_p
-        if self.w_in.bias is not None:
-            u = u + self.w_in.bias @ self.w_out.weight  # + W_outᵀ b_in, (m,)
-        logits = u @ nodes.transpose(-1, -2)  # (..., P', P) = (W_in s_p + b_in)·(W_out s_q) [+ const in q]
-        edges = masked_softmax(logits, None if mask is None else mask.unsqueeze(-2))
-        update = (edges @ nodes) @ self.w_r.weight.T  # (..., P', m)
-        if self.w_r.bias is not None:
-            update = update + self.w_r.bias
-        return torch.relu(update)
+        which the row softmax removes (see the module docstring). A full step multiplies every node by
+        W_r before the edges (``Σ_q e_pq (W_r s_q + b_r) = W_r Σ_q e_pq s_q + b_r``, as each row of edges
+        sums to 1); the global-only step aggregates first (one row of edges)."""
+        bilinear, q_bias = self.bilinear()  # W_outᵀ W_in, W_outᵀ b_in
+        keys = None if mask is None else mask.unsqueeze(-2)
+        if global_only:
+            u = F.linear(nodes[..., :1, :], bilinear, q_bias)  # (..., 1, m)
+            edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., 1, P)
+            return torch.relu(F.linear(edges @ nodes, self.w_r.weight, self.w_r.bias))  # (..., 1, m)
+        u = F.linear(nodes, bilinear, q_bias)  # (..., P, m): W_outᵀ W_in s_p (+ W_outᵀ b_in)
+        v = F.linear(nodes, self.w_r.weight, self.w_r.bias)  # (..., P, m): W_r s_q (+ b_r)
+        edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., P, P); logits (W_in s_p + b_in)·(W_out s_q) [+ const in q]
+        return torch.relu(edges @ v)  # (..., P, m)
 
 
 class SGR(nn.Module):

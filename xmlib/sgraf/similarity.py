@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xmlib.sgraf.config import ModelConfig
-from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize
+from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize, l2_normalize_
 
 
 def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
@@ -38,17 +38,34 @@ def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bi
     Returns:
         (..., m) the similarity vector (unit L2 norm).
     """
-    diff2 = (x - y).pow(2)  # (..., d)
-    proj = diff2 @ weight.T  # (..., m): W|x − y|²
-    if bias is not None:
-        proj = proj + bias  # + b (official code)
+    if _no_grad(x, y, weight):  # scoring: square in place, one (…, d) buffer instead of two
+        diff2 = torch.sub(x, y)
+        diff2.square_()  # the same numbers as .pow(2)
+    else:
+        diff2 = (x - y).pow(2)  # (..., d)
+    proj = F.linear(diff2, weight, bias)  # (..., m): W|x − y|² (+ b, official code)
+    del diff2
+    if _no_grad(proj):
+        return l2_normalize_(proj, norm_eps=norm_eps)
     return l2_normalize(proj, norm_eps=norm_eps)  # (..., m)
+
+
+def _no_grad(*tensors: torch.Tensor) -> bool:
+    """True when no autograd graph is being recorded for these tensors (in-place shortcuts are safe)."""
+    return not torch.is_grad_enabled() or not any(t.requires_grad for t in tensors)
 
 
 def _normalise_scores(c: torch.Tensor, mask: torch.Tensor | None, dim: int, attn_leaky: float,
                       norm_eps: NormEps = "clamp") -> torch.Tensor:
     """``[c]_+ / sqrt(Σ_dim [c]_+²)`` with ReLU (attn_leaky = 0, the paper) or LeakyReLU(attn_leaky) (official
     code); the ε goes into a clamp (``norm_eps="clamp"``) or is added to the norm (``"add"``, official code)."""
+    if _no_grad(c):  # scoring: the same numbers in place
+        c = F.relu_(c) if attn_leaky == 0.0 else F.leaky_relu_(c, attn_leaky)
+        if mask is not None:
+            c.mul_(mask)
+        if norm_eps == "add":
+            return c.div_(c.norm(dim=dim, keepdim=True).add_(EPS))
+        return c.div_(c.square().sum(dim, keepdim=True).add_(1e-16).sqrt_().clamp_min_(EPS))
     c = F.relu(c) if attn_leaky == 0.0 else F.leaky_relu(c, attn_leaky)
     if mask is not None:
         c = c * mask
@@ -84,7 +101,7 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     ctx = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
     ctx = ctx.view(n_i, n_c, length, d)
     if l2_context:
-        ctx = l2_normalize(ctx, norm_eps=norm_eps)
+        ctx = l2_normalize_(ctx, norm_eps=norm_eps) if _no_grad(ctx) else l2_normalize(ctx, norm_eps=norm_eps)
     return ctx, alpha
 
 

@@ -34,7 +34,7 @@ from xmlib.core.train import FitResult, fit
 from xmlib.metrics.retrieval import retrieval_metrics
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix
+from xmlib.sgraf.model import EVAL_BYTES, SGRAFModel, encode_split, score_matrix
 
 
 @dataclass(frozen=True)
@@ -148,18 +148,19 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
 
 
 @torch.no_grad()
-def score_split(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 8192,
+def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
                 device: torch.device | None = None) -> torch.Tensor:
-    """The (N_img, 5·N_img) score matrix of a split, computed in bounded-memory blocks."""
+    """The (N_img, 5·N_img) score matrix of a split, tile by tile (:func:`~xmlib.sgraf.model.score_matrix`:
+    ``max_bytes`` bounds one tile's intermediates)."""
     device = device or next(model.parameters()).device
     enc = encode_split(model, data.images, data.tokens, data.lengths, device=device)
-    return score_matrix(model, enc, max_pairs=max_pairs)
+    return score_matrix(model, enc, max_bytes=max_bytes)
 
 
-def evaluate(model: SGRAFModel, data: CaptionData, *, max_pairs: int = 8192,
+def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
              device: torch.device | None = None) -> dict[str, float]:
     """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split)."""
-    scores = score_split(model, data, max_pairs=max_pairs, device=device)
+    scores = score_split(model, data, max_bytes=max_bytes, device=device)
     return retrieval_metrics(scores, data.captions_per_image)
 
 
@@ -206,7 +207,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
         return cfg.max_violation and current["epoch"] >= cfg.warmup_epochs
 
     result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest),
-                 evaluate=lambda: evaluate(model, dev, max_pairs=cfg.eval_pairs, device=device), select="rsum",
+                 evaluate=lambda: evaluate(model, dev, max_bytes=cfg.eval_mib * 2**20, device=device), select="rsum",
                  scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
                  fingerprint=checkpoint_key(cfg, __name__), desc=f"train {cfg.aggregator}")
     model.eval()
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     test = load_precomp(cfg.data_dir, args.test_split, vocab, max_words=cfg.max_words)
     model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir)
     print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score,
-                      "test": evaluate(model, test, max_pairs=cfg.eval_pairs)}, indent=2))
+                      "test": evaluate(model, test, max_bytes=cfg.eval_mib * 2**20)}, indent=2))
 
 
 if __name__ == "__main__":
