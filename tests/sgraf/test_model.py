@@ -109,14 +109,23 @@ def test_image_pooling_works_for_any_number_of_regions():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("aggregator", ["sgr", "saf"])
-def test_length_buckets_change_nothing_in_training_mode(dtype, aggregator):
-    model = tiny(dtype, aggregator=aggregator, dropout=0.0, length_buckets=3)
+@pytest.mark.parametrize("aggregator", ["sgr", "saf", "joint", "average"])
+@pytest.mark.parametrize("buckets", [3, 0])
+@pytest.mark.parametrize("training", [True, False])
+def test_length_buckets_change_nothing(dtype, aggregator, buckets, training):
+    """Groups of similar (3) or equal (0) length give the numbers and gradients of one padded block, in
+    training (SAF's batch norm on the whole block's statistics) and in evaluation."""
+    model = tiny(dtype, aggregator=aggregator, dropout=0.0, length_buckets=buckets)
     images, tokens, lengths = inputs(dtype, n_img=9, n_cap=9)
-    model.train()  # SAF's BatchNorm uses the block's statistics here
+    model.train(training)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     whole = model.score_block(*model.encode_images(images), *model.encode_captions(tokens, lengths), lengths)
-    bucketed = model(images, tokens, lengths)  # the training forward: 3 length buckets
-    torch.testing.assert_close(bucketed, whole)
+    (g_whole,) = torch.autograd.grad(whole.square().sum(), model.nodes.w_local.weight)
+    model.load_state_dict(state)  # the same running statistics before the second call
+    grouped = model(images, tokens, lengths)  # the training forward groups captions by length
+    (g_grouped,) = torch.autograd.grad(grouped.square().sum(), model.nodes.w_local.weight)
+    torch.testing.assert_close(grouped, whole)
+    torch.testing.assert_close(g_grouped, g_whole)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -220,3 +229,8 @@ def test_cached_graph_weights_follow_an_optimiser_step():
         fresh = model.score_block(*args)  # computes the products anew
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, fresh.detach(), rtol=0.0, atol=1e-12)
+
+
+def test_a_negative_number_of_length_buckets_is_named():
+    with pytest.raises(ValueError, match="length_buckets"):
+        ModelConfig(length_buckets=-1)

@@ -100,11 +100,12 @@ class ModelConfig(BaseConfig):
     sgr_bias: bool = False
     norm_eps: NormEps = "clamp"
     # --- speed only -----------------------------------------------------------------------
-    length_buckets: int = 4  # caption length groups per training batch (the same numbers)
+    length_buckets: int = 4  # caption length groups per training batch; 0 = one per distinct length (the same numbers)
 
     def validate(self) -> None:
-        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions", "length_buckets"):
+        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions"):
             self.require(getattr(self, name) > 0, name, "must be positive")
+        self.require(self.length_buckets >= 0, "length_buckets", "must be >= 0 (0 = one group per caption length)")
         self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
         self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")
         self.require(self.use_global or self.use_local, "use_local", "use_global and use_local cannot both be False")
@@ -209,5 +210,6 @@ PROFILES: dict[str, dict[str, object]] = {
         # Flickr30K settings; COCO: epochs=20, lr_step=10, saf_epochs=20, saf_lr_step=10
         "img_dim": 2048, "embed_size": 1024, "sim_dim": 256, "num_regions": 36, "epochs": 40, "lr_step": 30,
         "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0, "seeds": 5,
+        "length_buckets": 0,  # captions 6-80 tokens: one group per length (benchmarks/sgraf_paper_speed.py --train-step)
     },
 }

@@ -43,6 +43,9 @@ class JointAggregation(nn.Module):
         return (self.sgr(nodes, mask) + self.saf(nodes, mask)) / 2
 
 
+BATCH_STATISTICS = ("saf", "joint")
+"""Aggregators whose training forward uses statistics of the whole block (SAF's batch norm)."""
+
 AGGREGATORS: dict[str, type[nn.Module]] = {"sgr": SGR, "saf": SAF, "average": AverageAggregation,
                                            "joint": JointAggregation}
 """The module of each ``aggregator`` value."""
@@ -88,28 +91,40 @@ class SGRAFModel(nn.Module):
         """S(v, t) for every image × caption of the block: (n_i, n_c), all at once.
 
         regions (n_i, K, d), img_glob (n_i, d), words (n_c, L, d), txt_glob (n_c, d), lengths (n_c,).
-        ``buckets`` > 1 builds the nodes of captions of similar length together (each group trimmed to
-        its longest caption, so padding costs little), then aggregates the whole block in one call (so
-        SAF's batch statistics still cover the whole block): the same numbers, less arithmetic.
+        ``buckets`` groups captions by length (the same numbers, less arithmetic): 1 = one group padded
+        to the longest caption; k > 1 = k groups of similar length, each trimmed to its longest caption;
+        0 = one group per distinct length (no padding at all). Each group's nodes are aggregated on their
+        own, except for SAF in training, whose batch statistics must cover the whole block: its groups'
+        nodes are padded to one width and aggregated together.
         """
         lengths = lengths.to(words.device)
-        if buckets <= 1 or words.shape[0] < 2 * buckets:
+        n_c = words.shape[0]
+        if buckets == 1 or (buckets > 1 and n_c < 2 * buckets):
             mask = length_mask(lengths, words.shape[1])  # (n_c, L)
             nodes, node_mask = self.nodes(regions, img_glob, words, txt_glob, mask)  # (n_i, n_c, P, m), (n_c, P)
             return self.aggregate(nodes, node_mask)  # (n_i, n_c)
+        if buckets < 0:
+            raise ValueError(f"buckets must be 0 (one group per caption length) or a positive number, got {buckets}")
         order = torch.argsort(lengths, stable=True)
+        if buckets == 0:
+            groups = list(torch.split(order, torch.unique_consecutive(lengths[order], return_counts=True)[1].tolist()))
+        else:
+            groups = list(order.chunk(buckets))
+        joint_stats = self.training and self.cfg.aggregator in BATCH_STATISTICS
         parts, masks = [], []
-        for idx in order.chunk(buckets):
+        for idx in groups:
             n = int(lengths[idx].max())
             nodes, node_mask = self.nodes(regions, img_glob, words[idx, :n], txt_glob[idx], length_mask(lengths[idx], n))
-            parts.append(nodes)
+            parts.append(nodes if joint_stats else self.aggregate(nodes, node_mask))
             masks.append(node_mask)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        if not joint_stats:
+            return torch.cat(parts, dim=1)[:, inverse]  # back to the callers' caption order
         width = max(p.shape[2] for p in parts)
         nodes = torch.cat([nn.functional.pad(p, (0, 0, 0, width - p.shape[2])) for p in parts], dim=1)
         node_mask = torch.cat([nn.functional.pad(m, (0, width - m.shape[1])) for m in masks], dim=0)
-        inverse = torch.empty_like(order)
-        inverse[order] = torch.arange(len(order), device=order.device)
-        return self.aggregate(nodes, node_mask)[:, inverse]  # back to the callers' caption order
+        return self.aggregate(nodes, node_mask)[:, inverse]
 
     def score_per_caption(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
                           txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
