@@ -2,9 +2,10 @@
 
 ``score_matrix`` scores tiles of captions of one length against as many images as keep the tile's
 intermediates within ``max_bytes``. Larger tiles mean fewer Python steps and larger matrix products but
-intermediates of (images, captions, words, d) that no longer fit in the CPU's caches. This script trains one small SGR and one SAF model for one epoch on the open
-captions benchmark (``default`` build), encodes the first ``--images`` test images, and times
-``score_matrix`` for several block sizes, interleaved, printing seconds and the largest difference
+intermediates of (images, captions, words, d) that no longer fit in the CPU's caches. This script
+trains one small SGR and one SAF model for one epoch on the open captions benchmark (``default``
+build), encodes the first ``--images`` test images, and times ``score_matrix`` for several bounds,
+interleaved, printing seconds and the largest difference
 from the first setting's matrix.
 
     python benchmarks/sgraf_eval_block.py                 # default profile sizes, 300 test images

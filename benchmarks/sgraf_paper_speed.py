@@ -229,7 +229,8 @@ def main() -> None:
     ln = enc["lengths"].float()
     print(f"{args.images} images x {args.captions} captions, lengths {int(ln.min())}..{int(ln.max())} tokens "
           f"(mean {ln.mean():.1f}); d={args.dim}, m={args.sim_dim}, K={args.regions}", flush=True)
-    report = {"peak_gflops": peak, "load_start": os.getloadavg(), "results": {}}
+    report = {"peak_gflops": peak, "load_start": os.getloadavg(), "results": {}, "batch": args.batch,
+              "images": args.images, "captions": args.captions}
     for agg in args.aggregators.split(","):
         cfg = resolve_config(Config, PROFILES, "paper", {"aggregator": agg, "embed_size": args.dim,
                                                          "sim_dim": args.sim_dim, "num_regions": args.regions,

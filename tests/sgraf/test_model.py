@@ -234,3 +234,20 @@ def test_cached_graph_weights_follow_an_optimiser_step():
 def test_a_negative_number_of_length_buckets_is_named():
     with pytest.raises(ValueError, match="length_buckets"):
         ModelConfig(length_buckets=-1)
+
+
+@pytest.mark.parametrize("aggregator", ["sgr", "average"])
+def test_training_tiles_of_one_pair_give_the_block_and_its_gradients(monkeypatch, aggregator):
+    """``length_buckets=0`` cuts the training block into tiles bounded in bytes; with a bound of one
+    byte every tile is one pair, and the scores and gradients are still those of one padded block."""
+    import xmlib.sgraf.model as model_module
+
+    monkeypatch.setattr(model_module, "EVAL_BYTES", 1)
+    model = tiny(torch.float64, aggregator=aggregator, dropout=0.0, length_buckets=0).train()
+    images, tokens, lengths = inputs(torch.float64, n_img=4, n_cap=6)
+    whole = model.score_block(*model.encode_images(images), *model.encode_captions(tokens, lengths), lengths)
+    (g_whole,) = torch.autograd.grad(whole.square().sum(), model.nodes.w_global.weight)
+    tiled = model(images, tokens, lengths)
+    (g_tiled,) = torch.autograd.grad(tiled.square().sum(), model.nodes.w_global.weight)
+    torch.testing.assert_close(tiled, whole, rtol=0.0, atol=1e-12)
+    torch.testing.assert_close(g_tiled, g_whole, rtol=0.0, atol=1e-12)

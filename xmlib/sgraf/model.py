@@ -111,6 +111,8 @@ class SGRAFModel(nn.Module):
         else:
             groups = list(order.chunk(buckets))
         joint_stats = self.training and self.cfg.aggregator in BATCH_STATISTICS
+        if buckets == 0 and not joint_stats:
+            return self._score_tiles(regions, img_glob, words, txt_glob, lengths)
         parts, masks = [], []
         for idx in groups:
             n = int(lengths[idx].max())
@@ -125,6 +127,29 @@ class SGRAFModel(nn.Module):
         nodes = torch.cat([nn.functional.pad(p, (0, 0, 0, width - p.shape[2])) for p in parts], dim=1)
         node_mask = torch.cat([nn.functional.pad(m, (0, width - m.shape[1])) for m in masks], dim=0)
         return self.aggregate(nodes, node_mask)[:, inverse]
+
+    def _score_tiles(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                     txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The block in tiles of captions of one length × as many images as keep a tile's intermediates
+        within :data:`EVAL_BYTES` (:func:`plan_tiles`): no padding, and working sets near the caches.
+        Differentiable (the training forward of ``buckets=0``)."""
+        k, itemsize = regions.shape[1], regions.element_size()
+        tiles = plan_tiles(lengths, regions.shape[0], lambda n: pair_bytes(self.cfg, n, k, itemsize), EVAL_BYTES)
+        cols, col_idx, rows = [], [], []
+        for length, idx, i0, n_it in tiles:
+            dev_idx = idx.to(words.device)
+            mask = length_mask(lengths[dev_idx], length)
+            nodes, node_mask = self.nodes(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[dev_idx, :length],
+                                          txt_glob[dev_idx], mask)
+            rows.append(self.aggregate(nodes, node_mask))  # (n_it, len(idx))
+            if i0 + n_it == regions.shape[0]:  # the last image tile of these captions
+                cols.append(torch.cat(rows, dim=0))
+                col_idx.append(dev_idx)
+                rows = []
+        order = torch.cat(col_idx)
+        inverse = torch.empty_like(order)
+        inverse[order] = torch.arange(len(order), device=order.device)
+        return torch.cat(cols, dim=1)[:, inverse]
 
     def score_per_caption(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
                           txt_glob: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
