@@ -3,17 +3,25 @@ line and column, or the row) and the fix; the repaired file reads."""
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 
 import numpy as np
 import pytest
 
-from tests.faults.helpers import message_of
+from tests.faults.helpers import assert_fault, message_of
 from tests.faults.test_text_faults import mediaeval, precomp
-from xmlib.core.io import DataFormatError, load_json_checked, load_npy, load_npy_checked
+from xmlib.core.io import DataFormatError, load_json_checked, load_npy, load_npy_checked, require_finite
 from xmlib.data.formats import mediaeval as me
 from xmlib.data.formats import scan_precomp as sp
 from xmlib.data.formats import vocab as vb
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
 
 
 # ----------------------------------------------------------------------------------------- JSON
@@ -21,67 +29,41 @@ from xmlib.data.formats import vocab as vb
 def test_mediaeval_truncated_json(tmp_path, name):
     mediaeval(tmp_path)
     path = tmp_path / name
-    good = path.read_bytes()
-    path.write_bytes(good[: len(good) // 2])
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, path, "line ", "column", "expected a complete JSON document", "write_mediaeval")
-    path.write_bytes(good)
-    assert me.read_mediaeval(tmp_path, "train").meta == {"source": "test"}
+    data = assert_fault(path, lambda good: good[: len(good) // 2], lambda: me.read_mediaeval(tmp_path, "train"),
+                        path, "line ", "column", "expected a complete JSON document", "write_mediaeval")
+    assert data.meta == {"source": "test"}
 
 
 def test_truncated_vocabulary(tmp_path):
     path = vb.save_vocab(vb.build_vocab(["a dog runs"] * 4), tmp_path / "vocab.json")
-    good = path.read_text()
-    path.write_text(good[:-10])
-    with pytest.raises(DataFormatError) as e:
-        vb.load_vocab(path)
-    msg = message_of(e, path, "save_vocab")
-    n_lines = good[:-10].count("\n") + 1
-    assert f"line {n_lines}" in msg  # the end of the cut file, where the parser gave up
-    path.write_text(good)
-    assert len(vb.load_vocab(path)) == 7
+    cut = path.read_text()[:-10]
+    vocab = assert_fault(path, cut, lambda: vb.load_vocab(path), path, "save_vocab",
+                         f"line {cut.count(chr(10)) + 1}")  # the end of the cut file, where the parser gave up
+    assert len(vocab) == 7
 
 
 def test_empty_json_file(tmp_path):
     mediaeval(tmp_path)
     path = me.qrels_path(tmp_path, "train")
-    good = path.read_bytes()
-    path.write_bytes(b"")
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, path, "the file is empty")
-    path.write_bytes(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(path, b"", lambda: me.read_mediaeval(tmp_path, "train"), path, "the file is empty")
 
 
 def test_qrels_with_a_grade_that_is_not_an_integer(tmp_path):
     mediaeval(tmp_path)
     path = me.qrels_path(tmp_path, "train")
-    good = path.read_text()
-    path.write_text(json.dumps({"1": {"a": "high", "b": 0}, "2": {"c": 1}}))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, path, "query '1' image 'a'", "integer rel")
-    path.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(path, json.dumps({"1": {"a": "high", "b": 0}, "2": {"c": 1}}), lambda: me.read_mediaeval(tmp_path, "train"),
+                 path, "query '1' image 'a'", "integer rel")
 
 
 def test_folds_that_are_not_lists(tmp_path):
     mediaeval(tmp_path)
     path = tmp_path / "folds.json"
-    good = path.read_text()
-    path.write_text(json.dumps({"split": "train", "folds": "1,2"}))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, path, "field 'folds'", "list of lists", "write_folds")
-    path.write_text(good)
-    assert me.read_mediaeval(tmp_path, "train").folds == [["1"], ["2"]]
+    data = assert_fault(path, json.dumps({"split": "train", "folds": "1,2"}), lambda: me.read_mediaeval(tmp_path, "train"),
+                        path, "field 'folds'", "list of lists", "write_folds")
+    assert data.folds == [["1"], ["2"]]
 
 
 def test_json_error_keeps_its_parts_across_processes(tmp_path):
-    import pickle
-
     path = tmp_path / "x.json"
     path.write_text('{"a": 1,\n "b": }\n')
     with pytest.raises(DataFormatError) as e:
@@ -94,49 +76,34 @@ def test_json_error_keeps_its_parts_across_processes(tmp_path):
 def test_precomp_garbled_npy_header(tmp_path):
     precomp(tmp_path)
     ip = sp.ims_path(tmp_path, "test")
-    good = ip.read_bytes()
-    ip.write_bytes(good[:10] + b"not a dict" + good[20:])  # the header's first characters overwritten
-    with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test")
-    message_of(e, ip, "not a readable .npy array", "rebuild the precomp features")
-    ip.write_bytes(good)
-    assert sp.read_split(tmp_path, "test").n_images == 2
+    split = assert_fault(ip, lambda good: good[:10] + b"not a dict" + good[20:],  # the header's first characters
+                         lambda: sp.read_split(tmp_path, "test"), ip, "not a readable .npy array",
+                         "rebuild the precomp features")
+    assert split.n_images == 2
 
 
 @pytest.mark.parametrize("mmap", [True, False])
 def test_precomp_truncated_npy_data(tmp_path, mmap):
     precomp(tmp_path)
     ip = sp.ims_path(tmp_path, "test")
-    good = ip.read_bytes()
-    ip.write_bytes(good[:-8])  # the last two float32 values are gone
-    with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test", mmap=mmap)
-    message_of(e, ip, "matches its header", "write_split")
-    ip.write_bytes(good)
-    assert sp.read_split(tmp_path, "test", mmap=mmap).feature_dim == 4
+    split = assert_fault(ip, lambda good: good[:-8], lambda: sp.read_split(tmp_path, "test", mmap=mmap),  # 2 values gone
+                         ip, "matches its header", "write_split")
+    assert split.feature_dim == 4
 
 
 def test_mediaeval_empty_npy(tmp_path):
     mediaeval(tmp_path)
     npy = tmp_path / "DeepFeatures/train/inception_resnet/2_PreLogits.npy"
-    good = npy.read_bytes()
-    npy.write_bytes(b"")
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, npy, "the file is empty", "write_mediaeval")
-    npy.write_bytes(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(npy, b"", lambda: me.read_mediaeval(tmp_path, "train"), npy, "the file is empty", "write_mediaeval")
 
 
 def test_npz_archive_instead_of_npy(tmp_path):
     path = tmp_path / "features.npy"
-    with open(path, "wb") as fh:
-        np.savez(fh, a=np.ones(3))
-    with pytest.raises(DataFormatError) as e:
-        load_npy(path)
-    message_of(e, path, ".npz archive", "fix:")
     np.save(path, np.ones(3))
-    np.testing.assert_array_equal(load_npy(path), np.ones(3))
+    npz = io.BytesIO()
+    np.savez(npz, a=np.ones(3))
+    out = assert_fault(path, npz.getvalue(), lambda: load_npy(path), path, ".npz archive", "fix:")
+    np.testing.assert_array_equal(out, np.ones(3))
 
 
 def test_pickled_object_array_is_not_unpickled(tmp_path):
@@ -159,21 +126,15 @@ def test_missing_npy_names_the_fix(tmp_path):
 def test_precomp_non_finite_features(tmp_path, dtype, mmap, value):
     precomp(tmp_path, n_images=3, dtype=dtype)
     ip = sp.ims_path(tmp_path, "test")
-    good = ip.read_bytes()
     arr = np.load(ip)
     arr[2, 1, 3] = value
-    np.save(ip, arr)
-    with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test", mmap=mmap)
-    message_of(e, ip, "row 2", "NaN" if np.isnan(value) else "inf", "expected finite numbers", "fix:")
-    ip.write_bytes(good)
-    assert sp.read_split(tmp_path, "test", mmap=mmap).n_images == 3
+    split = assert_fault(ip, _npy_bytes(arr), lambda: sp.read_split(tmp_path, "test", mmap=mmap),
+                         ip, "row 2", "NaN" if np.isnan(value) else "inf", "expected finite numbers", "fix:")
+    assert split.n_images == 3
 
 
 def test_non_finite_check_is_chunked_and_finds_the_first_bad_row(tmp_path):
     """A chunk smaller than one row still finds the row (the reference: a plain loop over rows)."""
-    from xmlib.core.io import require_finite
-
     arr = np.zeros((50, 2, 3), np.float32)
     arr[[17, 40], 1, 2] = np.nan
     first = next(r for r in range(len(arr)) if not np.isfinite(arr[r]).all())
@@ -185,26 +146,16 @@ def test_non_finite_check_is_chunked_and_finds_the_first_bad_row(tmp_path):
 def test_mediaeval_nan_in_visual_features(tmp_path):
     mediaeval(tmp_path)
     npy = tmp_path / "DeepFeatures/train/inception_resnet/1_PreLogits.npy"
-    good = npy.read_bytes()
-    np.save(npy, np.array([[1, 1, 1], [1, np.nan, 1]], np.float32))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, npy, "row 1", "visual features of query '1' hold NaN", "write_mediaeval")
-    npy.write_bytes(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(npy, _npy_bytes(np.array([[1, 1, 1], [1, np.nan, 1]], np.float32)), lambda: me.read_mediaeval(tmp_path, "train"),
+                 npy, "row 1", "visual features of query '1' hold NaN", "write_mediaeval")
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", ""])
 def test_mediaeval_non_finite_ltr_feature(tmp_path, value):
     mediaeval(tmp_path)
     csv = me.interactions_path(tmp_path, "train")
-    good = csv.read_text()
-    lines = good.split("\n")
+    lines = csv.read_text().split("\n")
     assert lines[0].split(",")[-1] == "bm25_feature"
     lines[2] = lines[2].rsplit(",", 1)[0] + "," + value  # data row 1, the last column
-    csv.write_text("\n".join(lines))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, csv, "data row 1 (line 3 of the CSV)", "'bm25_feature'", "finite number", "fix:")
-    csv.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(csv, "\n".join(lines), lambda: me.read_mediaeval(tmp_path, "train"),
+                 csv, "data row 1 (line 3 of the CSV)", "'bm25_feature'", "finite number", "fix:")

@@ -7,88 +7,57 @@ import json
 import numpy as np
 import pytest
 
-from tests.faults.helpers import message_of
+from tests.faults.helpers import assert_fault
 from tests.faults.test_text_faults import mediaeval, precomp
-from xmlib.core.io import DataFormatError
+from xmlib.data.assets import EMOJI_JSON, OPENMOJI_JSON
 from xmlib.data.formats import deepranking_triplets as dr
 from xmlib.data.formats import mediaeval as me
 from xmlib.data.formats import scan_precomp as sp
+from xmlib.data.sources.emoji import read_emoji
 
 
 def test_precomp_captions_and_images_do_not_line_up(tmp_path):
     precomp(tmp_path, n_images=2)
     cp = sp.caps_path(tmp_path, "test")
-    good = cp.read_text()
-    cp.write_text(good + "one caption too many\n")
-    with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test")
-    message_of(e, cp, sp.ims_path(tmp_path, "test"), "11 captions", "2 images", "rewrite them together")
-    cp.write_text(good)
-    assert sp.read_split(tmp_path, "test").n_captions == 10
+    split = assert_fault(cp, lambda good: good + b"one caption too many\n", lambda: sp.read_split(tmp_path, "test"),
+                         cp, sp.ims_path(tmp_path, "test"), "11 captions", "2 images", "rewrite them together")
+    assert split.n_captions == 10
 
 
 def test_precomp_empty_captions_file(tmp_path):
     precomp(tmp_path, n_images=2)
     cp = sp.caps_path(tmp_path, "test")
-    good = cp.read_text()
-    cp.write_text("")
-    with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test")
-    message_of(e, cp, "0 captions", "10 captions")
-    cp.write_text(good)
-    sp.read_split(tmp_path, "test")
+    assert_fault(cp, b"", lambda: sp.read_split(tmp_path, "test"), cp, "0 captions", "10 captions")
 
 
 def test_mediaeval_feature_rows_and_image_list_do_not_line_up(tmp_path):
     mediaeval(tmp_path)
     iml = tmp_path / "DeepFeatures/train/imlist/1_imlist.txt"
-    good = iml.read_text()
-    iml.write_text(good + "z\n")
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, iml, "1_PreLogits.npy", "2 rows", "3 images")
-    iml.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(iml, lambda good: good + b"z\n", lambda: me.read_mediaeval(tmp_path, "train"),
+                 iml, "1_PreLogits.npy", "2 rows", "3 images")
 
 
 def test_mediaeval_ragged_csv_row(tmp_path):
     mediaeval(tmp_path)
     csv = me.interactions_path(tmp_path, "train")
-    good = csv.read_text()
-    lines = good.split("\n")
+    lines = csv.read_text().split("\n")
     lines[3] += ",7,8"
-    csv.write_text("\n".join(lines))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, csv, "line 4", "not valid CSV", "same number of comma-separated fields")
-    csv.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(csv, "\n".join(lines), lambda: me.read_mediaeval(tmp_path, "train"),
+                 csv, "line 4", "not valid CSV", "same number of comma-separated fields")
 
 
 def test_mediaeval_empty_csv(tmp_path):
     mediaeval(tmp_path)
     csv = me.interactions_path(tmp_path, "train")
-    good = csv.read_text()
-    csv.write_text("\n")
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, csv, "the file is empty", "query_id,img_id,rel")
-    csv.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(csv, "\n", lambda: me.read_mediaeval(tmp_path, "train"), csv, "the file is empty", "query_id,img_id,rel")
 
 
 def test_mediaeval_query_id_that_leads_out_of_the_folder(tmp_path):
     mediaeval(tmp_path)
-    secret = tmp_path / "secret_PreLogits.npy"
-    np.save(secret, np.ones((1, 3), np.float32))
+    np.save(tmp_path / "secret_PreLogits.npy", np.ones((1, 3), np.float32))
     csv = me.interactions_path(tmp_path, "train")
-    good = csv.read_text()
-    csv.write_text(good.replace("\n2,", "\n../../../../secret,"))
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, csv, "'../../../../secret'", "cannot name files")
-    csv.write_text(good)
-    me.read_mediaeval(tmp_path, "train")
+    assert_fault(csv, lambda good: good.replace(b"\n2,", b"\n../../../../secret,"), lambda: me.read_mediaeval(tmp_path, "train"),
+                 csv, "'../../../../secret'", "cannot name files")
 
 
 def test_mediaeval_feature_dir_argument_that_leads_out(tmp_path):
@@ -100,58 +69,41 @@ def test_mediaeval_feature_dir_argument_that_leads_out(tmp_path):
 
 @pytest.mark.parametrize("ref", ["../outside.png", "a/../../outside.png", "/etc/passwd"])
 def test_triplet_image_outside_the_folder(tmp_path, ref):
-    folder = tmp_path / "data"
-    path = dr.write_query_and_triplets(folder / "t.txt", [("a dog", "q.png", "p.png", "n.png"),
-                                                           ("a cat", "c/q.png", "c/p.png", "c/n.png")])
-    good = path.read_text()
-    path.write_text(good.replace("c/n.png", ref))
-    with pytest.raises(DataFormatError) as e:
-        dr.read_query_and_triplets(path)
-    message_of(e, path, "line 8", "negative image of record 2", repr(ref), "points outside", "relative to it")
-    path.write_text(good.replace("c/n.png", "c/../n.png"))  # a '..' that stays inside is fine
+    path = dr.write_query_and_triplets(tmp_path / "data" / "t.txt", [("a dog", "q.png", "p.png", "n.png"),
+                                                                       ("a cat", "c/q.png", "c/p.png", "c/n.png")])
+    assert_fault(path, lambda good: good.replace(b"c/n.png", ref.encode()), lambda: dr.read_query_and_triplets(path),
+                 path, "line 8", "negative image of record 2", repr(ref), "points outside", "relative to it")
+    path.write_text(path.read_text().replace("c/n.png", "c/../n.png"))  # a '..' that stays inside is fine
     assert dr.read_query_and_triplets(path)[1].negative == "c/../n.png"
 
 
-def _emoji_roots(tmp_path, google_records):
-    from xmlib.data.assets import EMOJI_JSON, OPENMOJI_JSON
-
+def _emoji_roots(tmp_path):
+    """Three tiny emoji packages with one concept, 1F600, that OpenMoji annotates 'grin'."""
     roots = {a: tmp_path / a for a in ("emoji-google", "emoji-twitter", "openmoji")}
-    for a in ("emoji-google", "emoji-twitter"):
-        (roots[a] / EMOJI_JSON).parent.mkdir(parents=True)
-        (roots[a] / EMOJI_JSON).write_text(json.dumps(google_records))
-    (roots["openmoji"] / OPENMOJI_JSON).parent.mkdir(parents=True)
-    (roots["openmoji"] / OPENMOJI_JSON).write_text(json.dumps([{"hexcode": "1F600", "annotation": "grin"}]))
+    for a, name, records in (("emoji-google", EMOJI_JSON, [{"unified": "1F600", "image": "1f600.png"}]),
+                             ("emoji-twitter", EMOJI_JSON, [{"unified": "1F600", "image": "1f600.png"}]),
+                             ("openmoji", OPENMOJI_JSON, [{"hexcode": "1F600", "annotation": "grin"}])):
+        (roots[a] / name).parent.mkdir(parents=True)
+        (roots[a] / name).write_text(json.dumps(records))
     return roots
 
 
 @pytest.mark.parametrize("record,expected", [
-    ({"unified": "1F600", "image": "../../../../../secret.png"}, "points outside"),
-    ({"unified": "1F600"}, "field(s) ['image'] missing"),
-    ("1F600", "field(s) ['unified', 'image'] missing"),
+    ({"unified": "1F601", "image": "../../../../../secret.png"}, "points outside"),
+    ({"unified": "1F601"}, "field(s) ['image'] missing"),
+    ("1F601", "field(s) ['unified', 'image'] missing"),
 ])
 def test_emoji_records(tmp_path, record, expected):
-    from xmlib.data.assets import EMOJI_JSON
-    from xmlib.data.sources.emoji import read_emoji
-
-    roots = _emoji_roots(tmp_path, [{"unified": "1F601", "image": "1f601.png"}, record])
-    with pytest.raises(DataFormatError) as e:
-        read_emoji(roots)
-    message_of(e, roots["emoji-google"] / EMOJI_JSON, "record 1", expected)
-    roots = _emoji_roots(tmp_path / "fixed", [{"unified": "1F600", "image": "1f600.png"}])
-    concepts, counts = read_emoji(roots)
+    roots = _emoji_roots(tmp_path)
+    path = roots["emoji-google"] / EMOJI_JSON
+    concepts, counts = assert_fault(path, json.dumps([{"unified": "1F600", "image": "1f600.png"}, record]),
+                                    lambda: read_emoji(roots), path, "record 1", expected)
     assert [c.concept for c in concepts] == ["1F600"] and counts["emoji_json_records"] == 1
 
 
 def test_emoji_truncated_json(tmp_path):
-    from xmlib.data.assets import OPENMOJI_JSON
-    from xmlib.data.sources.emoji import read_emoji
-
-    roots = _emoji_roots(tmp_path, [{"unified": "1F600", "image": "1f600.png"}])
+    roots = _emoji_roots(tmp_path)
     om = roots["openmoji"] / OPENMOJI_JSON
-    good = om.read_text()
-    om.write_text(good[:-3])
-    with pytest.raises(DataFormatError) as e:
-        read_emoji(roots)
-    message_of(e, om, "line 1", "column", "fetch it again (`python -m xmlib.data fetch openmoji`)")
-    om.write_text(good)
-    assert read_emoji(roots)[0][0].annotation == "grin"
+    concepts, _ = assert_fault(om, lambda good: good[:-3], lambda: read_emoji(roots),
+                               om, "line 1", "column", "fetch it again (`python -m xmlib.data fetch openmoji`)")
+    assert concepts[0].annotation == "grin"

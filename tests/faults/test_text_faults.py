@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.data.conftest import draw_picture
-from tests.faults.helpers import inject_byte, message_of
+from tests.faults.helpers import assert_fault, insert_byte, message_of
 from xmlib.core.io import DataFormatError, read_text_checked
 from xmlib.data.assets import TUXPAINT_STAMPS_DIR
 from xmlib.data.formats import deepranking_triplets as dr
@@ -21,12 +21,14 @@ from xmlib.data.sources import tuxpaint
 
 
 def precomp(root, n_images=2, dtype=np.float32):
+    """A tiny SCAN precomp split ``test`` under ``root``: features (n_images, 3, 4), 5 captions each."""
     caps = [f"image {i} caption {k}" for i in range(n_images) for k in range(5)]
     ims = np.arange(n_images * 3 * 4, dtype=np.float32).reshape(n_images, 3, 4).astype(dtype)
     return sp.write_split(root, "test", ims, caps)
 
 
 def mediaeval(root):
+    """A tiny MediaEval split ``train`` under ``root``: queries 1 (images a, b) and 2 (image c), D = 3."""
     df = pd.DataFrame({"query_id": ["1", "1", "2"], "img_id": ["a", "b", "c"], "rel": [1, 0, 1],
                        "bm25_feature": [0.5, 0.25, 1.0]})
     visual = {"1": (["a", "b"], np.ones((2, 3), np.float32)), "2": (["c"], np.zeros((1, 3), np.float32))}
@@ -36,55 +38,46 @@ def mediaeval(root):
 def test_precomp_captions(tmp_path):
     precomp(tmp_path)
     caps = sp.caps_path(tmp_path, "test")
-    good = inject_byte(caps, line=3, col=7)
+    split = assert_fault(caps, insert_byte(line=3, col=7), lambda: sp.read_split(tmp_path, "test"),
+                         caps, "line 3", "byte 7 of the line", "0xff", "UTF-8", "fix:")
+    assert split.n_captions == 10
+
+
+def test_error_parts_are_attributes(tmp_path):
+    path = tmp_path / "x.txt"
+    path.write_bytes(b"ok\n\xff\n")
     with pytest.raises(DataFormatError) as e:
-        sp.read_split(tmp_path, "test")
-    message_of(e, caps, "line 3", "byte 7 of the line", "0xff", "UTF-8", "fix:")
-    assert e.value.path == caps and e.value.line == 3
-    caps.write_bytes(good)
-    assert sp.read_split(tmp_path, "test").n_captions == 10
+        read_text_checked(path)
+    assert (e.value.path, e.value.line, e.value.expected) == (path, 2, "UTF-8 text")
 
 
 def test_mediaeval_interactions_csv(tmp_path):
     mediaeval(tmp_path)
     csv = me.interactions_path(tmp_path, "train")
-    good = inject_byte(csv, line=2, col=1, byte=b"\xe9")  # a Latin-1 'é'
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, csv, "line 2", "byte 1 of the line", "0xe9", "write_mediaeval")
-    csv.write_bytes(good)
-    assert me.read_mediaeval(tmp_path, "train").query_ids == ["1", "2"]
+    data = assert_fault(csv, insert_byte(line=2, col=1, byte=b"\xe9"), lambda: me.read_mediaeval(tmp_path, "train"),
+                        csv, "line 2", "byte 1 of the line", "0xe9", "write_mediaeval")  # a Latin-1 'é'
+    assert data.query_ids == ["1", "2"]
 
 
 def test_mediaeval_image_list(tmp_path):
     mediaeval(tmp_path)
     iml = tmp_path / "DeepFeatures/train/imlist/1_imlist.txt"
-    good = inject_byte(iml, line=2, col=2)
-    with pytest.raises(DataFormatError) as e:
-        me.read_mediaeval(tmp_path, "train")
-    message_of(e, iml, "line 2", "byte 2 of the line")
-    iml.write_bytes(good)
-    assert len(me.read_mediaeval(tmp_path, "train")["1"]) == 2
+    data = assert_fault(iml, insert_byte(line=2, col=2), lambda: me.read_mediaeval(tmp_path, "train"),
+                        iml, "line 2", "byte 2 of the line")
+    assert len(data["1"]) == 2
 
 
 def test_triplets_file(tmp_path):
     path = dr.write_query_and_triplets(tmp_path / "t.txt", [("a dog", "q.png", "p.png", "n.png")])
-    good = inject_byte(path, line=1, col=3)
-    with pytest.raises(DataFormatError) as e:
-        dr.read_query_and_triplets(path)
-    message_of(e, path, "line 1", "byte 3 of the line", "offset 2 in the file")
-    path.write_bytes(good)
-    assert dr.read_query_and_triplets(path)[0].query_text == "a dog"
+    recs = assert_fault(path, insert_byte(line=1, col=3), lambda: dr.read_query_and_triplets(path),
+                        path, "line 1", "byte 3 of the line", "offset 2 in the file")
+    assert recs[0].query_text == "a dog"
 
 
 def test_vocabulary_json(tmp_path):
     path = vb.save_vocab(vb.build_vocab(["a dog runs"] * 4), tmp_path / "vocab.json")
-    good = inject_byte(path, line=2, col=5)
-    with pytest.raises(DataFormatError) as e:
-        vb.load_vocab(path)
-    message_of(e, path, "line 2", "save_vocab")
-    path.write_bytes(good)
-    assert "dog" in vb.load_vocab(path)
+    vocab = assert_fault(path, insert_byte(line=2, col=5), lambda: vb.load_vocab(path), path, "line 2", "save_vocab")
+    assert "dog" in vocab
 
 
 def test_tuxpaint_caption(tmp_path):
@@ -92,12 +85,9 @@ def test_tuxpaint_caption(tmp_path):
     draw_picture(stamps / "dog.png")
     txt = stamps / "dog.txt"
     txt.write_text("A dog.\nfr_FR.utf8=Un chien.\n", encoding="utf-8")
-    good = inject_byte(txt, line=1, col=3, byte=b"\xc3")  # the start of a two-byte sequence, cut short
-    with pytest.raises(DataFormatError) as e:
-        tuxpaint.read_stamps(tmp_path)
-    message_of(e, txt, "line 1", "byte 3 of the line", "0xc3", "fetch it again")
-    txt.write_bytes(good)
-    assert [s.caption for s in tuxpaint.read_stamps(tmp_path)] == ["A dog."]
+    read = assert_fault(txt, insert_byte(line=1, col=3, byte=b"\xc3"),  # a two-byte sequence cut short
+                        lambda: tuxpaint.read_stamps(tmp_path), txt, "line 1", "byte 3 of the line", "0xc3", "fetch it again")
+    assert [s.caption for s in read] == ["A dog."]
 
 
 def test_position_counts_bytes_after_multibyte_characters(tmp_path):
@@ -120,10 +110,7 @@ def test_gzip_idx_truncated(tmp_path):
     from xmlib.data.sources.fashion_mnist import read_idx
 
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    payload = bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes([1, 2, 3, 4])
-    path.write_bytes(gzip.compress(payload)[:-6])
-    with pytest.raises(AssetError) as e:
-        read_idx(path)
-    message_of(e, path, "damaged", "fetch it again")
-    path.write_bytes(gzip.compress(payload))
-    np.testing.assert_array_equal(read_idx(path), [1, 2, 3, 4])
+    path.write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + (4).to_bytes(4, "big") + bytes([1, 2, 3, 4])))
+    labels = assert_fault(path, lambda good: good[:-6], lambda: read_idx(path), path, "damaged", "fetch it again",
+                          error=AssetError)
+    np.testing.assert_array_equal(labels, [1, 2, 3, 4])
