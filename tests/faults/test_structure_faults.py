@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +108,21 @@ def test_emoji_truncated_json(tmp_path):
     concepts, _ = assert_fault(om, lambda good: good[:-3], lambda: read_emoji(roots),
                                om, "line 1", "column", "fetch it again (`python -m xmlib.data fetch openmoji`)")
     assert concepts[0].annotation == "grin"
+
+
+def test_captions_picture_list_that_leads_out_of_the_cache(tmp_path, monkeypatch):
+    from xmlib.data.benchmarks._build import STAMP
+    from xmlib.data.benchmarks.captions import read as captions
+    from xmlib.data.benchmarks.captions.builder import NAME, VERSION
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XMLIB_CACHE", str(cache))
+    built = cache / "benchmarks" / "captions-test"
+    built.mkdir(parents=True)
+    stamp = {"benchmark": NAME, "version": VERSION, "config": {}, "fingerprint": "", "seed": 0, "inputs": {}}
+    (built / STAMP).write_text(json.dumps(stamp))
+    listing = built / "test_images.txt"
+    listing.write_text("assets/a.png\n/elsewhere/b.png\n")
+    paths = assert_fault(listing, b"assets/a.png\n../../outside.png\n", lambda: captions.image_paths(built, "test"),
+                         listing, "line 2", "picture '../../outside.png' points outside", "inside the data folder")
+    assert paths == [cache.resolve() / "assets/a.png", Path("/elsewhere/b.png")]

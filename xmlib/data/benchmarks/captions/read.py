@@ -11,7 +11,7 @@ import numpy as np
 
 from xmlib.core.io import load_json_checked, read_text_checked, require_inside
 from xmlib.core.paths import cache_dir
-from xmlib.data.benchmarks._build import locate
+from xmlib.data.benchmarks._build import locate, rebuild_hint
 from xmlib.data.benchmarks.captions.builder import NAME, VERSION, build, from_cache
 from xmlib.data.benchmarks.captions.config import N_CAP, PROFILES, SPLITS
 from xmlib.data.formats import scan_precomp
@@ -19,7 +19,7 @@ from xmlib.data.formats import vocab as vocab_fmt
 
 __all__ = ["load", "folder", "stats", "examples", "image_paths", "pictures"]
 
-_REBUILD = "rebuild the benchmark (`python -m xmlib.data prepare --profile PROFILE --only captions --force`)"
+_REBUILD = rebuild_hint(NAME)
 
 
 def _folder(source: str | os.PathLike) -> Path:
