@@ -124,6 +124,19 @@ def _pop_deps(nb_path: Path, root: Path) -> dict[str, str]:
     return deps
 
 
+def read_stamp(path: Path) -> dict[str, Any]:
+    """The stamp of an executed notebook; ``{}`` (the notebook runs again) when it is missing or
+    unreadable, e.g. cut short by a full disk."""
+    if not path.exists():
+        return {}
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        print(f"[xmlib.book.run] ignoring the unreadable stamp {path} ({exc}); the notebook runs again", file=sys.stderr)
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
 def executed_dir(root: Path, profile: str) -> Path:
     return root / "_build" / "executed" / profile
 
@@ -199,7 +212,7 @@ def run(
         out = out_dir / (source.stem + ".ipynb")
         stamp_path = out.with_suffix(".stamp.json")
         key = source_key(source, profile, overrides)
-        stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
+        stamp = read_stamp(stamp_path)
         if not force and out.exists() and stamp.get("key") == key and deps_unchanged(stamp, root):
             summary.append((source.name, "unchanged", stamp.get("seconds", 0.0)))
             continue

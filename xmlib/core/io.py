@@ -8,6 +8,11 @@ second process wait while a first one fills the cache (assets, benchmarks).
 Temporary files are named ``.<name>.<pid>.<random>.part<suffix>``: hidden, marked as partial, and
 carrying the writer's process id, so that :func:`remove_stale_parts` can delete those whose writer is
 gone (killed with ``kill -9``, or a machine that lost power) without touching a live writer's file.
+
+Checked reading (:func:`read_text_checked`, :func:`load_json_checked`, :func:`load_npy_checked`,
+:func:`require_finite`, :func:`require_inside`) is the other half: every reader of a user's file goes
+through these, so a damaged file ends in one :class:`DataFormatError` that names the file, the line or
+record, what was expected and the fix, instead of a traceback from deep inside a library.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import os
 import tempfile
+import tokenize
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -121,11 +127,121 @@ def atomic_save_npy(dest: str | os.PathLike, array: np.ndarray) -> Path:
 
 
 def load_npy(path: str | os.PathLike, *, mmap: bool = False) -> np.ndarray:
-    """Load a ``.npy`` file without unpickling anything; a clear error names a missing file."""
+    """Load a ``.npy`` file without unpickling anything; a clear error names a missing or damaged file."""
+    return load_npy_checked(path, mmap_mode="r" if mmap else None)
+
+
+# --------------------------------------------------------------------------------- checked reading
+class DataFormatError(ValueError):
+    """A file that cannot be read as what it should hold.
+
+    Built from a ready message, or from its parts: ``path``, ``line`` (1-based) or ``record`` (e.g.
+    ``"record 3"``, ``"row 5"``), the ``problem``, what was ``expected`` and the ``fix``; the message then
+    reads ``"{path}, line {line}: {problem}; expected {expected}; fix: {fix}"``. The parts stay
+    attributes (None when not given) and survive pickling (errors cross worker processes).
+    """
+
+    def __init__(self, message: str | None = None, *, path: str | os.PathLike | None = None,
+                 line: int | None = None, record: str | None = None, problem: str = "",
+                 expected: str | None = None, fix: str | None = None) -> None:
+        if message is None:
+            where = ", ".join(str(w) for w in (path, f"line {line}" if line is not None else None, record)
+                              if w is not None)
+            message = "; ".join(p for p in (f"{where or 'input'}: {problem}",
+                                             expected and f"expected {expected}", fix and f"fix: {fix}") if p)
+        super().__init__(message)
+        self.path, self.line, self.record, self.expected, self.fix = path, line, record, expected, fix
+
+
+_REFETCH = "restore the file from its source (fetch or build it again), or delete it so it is rebuilt"
+
+
+def read_text_checked(path: str | os.PathLike, *, fix: str | None = None) -> str:
+    """The text of a UTF-8 file (a leading byte-order mark removed).
+
+    A byte that is not UTF-8 raises :class:`DataFormatError` naming the file, the line, the byte's
+    position in that line and in the file, and the fix (re-save as UTF-8)."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line_start = data.rfind(b"\n", 0, start) + 1
+        raise DataFormatError(
+            path=path, line=data.count(b"\n", 0, start) + 1,
+            problem=f"byte {start - line_start + 1} of the line (offset {start} in the file) is 0x{data[start]:02x}, "
+                    "which is not UTF-8",
+            expected="UTF-8 text",
+            fix=fix or "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        ) from exc
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def load_json_checked(path: str | os.PathLike, *, fix: str | None = None) -> Any:
+    """The JSON value in ``path``; bad text raises :class:`DataFormatError` naming the file, line and column."""
+    path = Path(path)
+    text = read_text_checked(path, fix=fix)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = "the file is empty" if not text.strip() else f"invalid JSON at column {exc.colno} ({exc.msg})"
+        raise DataFormatError(path=path, line=exc.lineno, problem=problem, expected="a complete JSON document",
+                              fix=fix or _REFETCH) from exc
+
+
+def load_npy_checked(path: str | os.PathLike, mmap_mode: str | None = None, *, fix: str | None = None) -> np.ndarray:
+    """One array from a ``.npy`` file, never unpickling (``allow_pickle=False``).
+
+    A missing file raises ``FileNotFoundError``; a garbled header, truncated data, an ``.npz`` archive or
+    an object array raise :class:`DataFormatError` naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix or _REFETCH}")
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:  # numpy parses the header as Python
+        reason = "the file is empty" if path.stat().st_size == 0 else f"header or data damaged ({exc})"
+        raise DataFormatError(path=path, problem=f"not a readable .npy array: {reason}",
+                              expected="a plain numeric .npy file whose size matches its header",
+                              fix=fix or _REFETCH) from exc
+    if not isinstance(arr, np.ndarray):  # an .npz archive loads as NpzFile
+        arr.close()
+        raise DataFormatError(path=path, problem="holds an .npz archive, not one array",
+                              expected="a single-array .npy file", fix=fix or _REFETCH)
+    return arr
+
+
+def require_finite(array: np.ndarray, path: str | os.PathLike, what: str, *, fix: str | None = None,
+                   chunk_bytes: int = 1 << 24) -> np.ndarray:
+    """``array`` if every value is finite, else :class:`DataFormatError` naming the file and the first
+    row (index along axis 0) holding NaN or inf. Memory-mapped arrays are checked ``chunk_bytes`` at a
+    time, so a large file is never loaded whole."""
+    if array.dtype.kind not in "fc":
+        return array
+    rows = max(1, chunk_bytes // max(1, array[:1].nbytes))
+    for start in range(0, len(array), rows):
+        bad = ~np.isfinite(np.asarray(array[start:start + rows]))
+        if bad.any():
+            r = start + int(bad.reshape(len(bad), -1).any(axis=1).argmax())
+            kind = "NaN" if np.isnan(np.asarray(array[r])).any() else "inf"
+            raise DataFormatError(path=path, record=f"row {r}", problem=f"{what} hold {kind}",
+                                  expected="finite numbers", fix=fix or "recompute or repair these features")
+    return array
+
+
+def require_inside(ref: str, base: str | os.PathLike, *, source: str | os.PathLike, line: int | None = None,
+                   what: str = "path") -> Path:
+    """``base / ref`` made absolute, if it stays inside ``base``; else :class:`DataFormatError` naming the
+    file ``source`` (and ``line``) that holds the record. The check is on the path's text (``..`` and
+    absolute paths), not through symbolic links, so a data folder may link to pictures kept elsewhere."""
+    base = Path(os.path.abspath(base))
+    target = Path(os.path.abspath(base / ref))
+    if not target.is_relative_to(base):
+        raise DataFormatError(path=source, line=line, problem=f"{what} {ref!r} points outside {base}",
+                              expected=f"a relative path inside {base}",
+                              fix="keep the files inside the data folder and write paths relative to it")
+    return target
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

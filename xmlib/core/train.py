@@ -11,12 +11,14 @@ What it takes care of, so each chapter's notebook only says what is specific to 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
+import numpy as np
 import torch
 
 from xmlib.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -104,7 +106,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss = step(batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}; lower the learning rate")
+                raise FloatingPointError(_non_finite_loss_message(loss, epoch, batch, model))
             loss.backward()
             if clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
@@ -152,3 +154,29 @@ def fit(
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters, as the papers' tables count them."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _non_finite_values(obj: Any, where: str = "batch") -> str | None:
+    """Where a batch (tensors, arrays, nested tuples / lists / dicts / dataclasses) holds NaN or inf, or None."""
+    if isinstance(obj, torch.Tensor):
+        return where if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else None
+    if isinstance(obj, np.ndarray):
+        return where if obj.dtype.kind in "fc" and not np.isfinite(obj).all() else None
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        items = ((f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj))
+    else:
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (tuple, list)) else ()
+    return next((w for k, v in items if (w := _non_finite_values(v, f"{where}[{k!r}]"))), None)
+
+
+def _non_finite_loss_message(loss: torch.Tensor, epoch: int, batch: Any, model: torch.nn.Module) -> str:
+    """Why the loss is NaN / inf: the inputs (name the data to check), the weights, or the step size."""
+    head = f"loss became {loss.item()} at epoch {epoch}"
+    bad_input = _non_finite_values(batch)
+    if bad_input is not None:
+        return (f"{head}: the inputs hold NaN or inf ({bad_input}); the data is at fault, not the training. "
+                "Check the features the data files hold (the readers of xmlib.data.formats reject them)")
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return f"{head}: the model's weights hold NaN or inf after the previous step; lower the learning rate (lr)"
+    return f"{head} with finite inputs and weights; lower the learning rate (lr) or check the loss function"
+

@@ -132,15 +132,15 @@ def load_queries(source="default", *, feature_set: str | list[str] | None = "wea
     if hasattr(source, "queries"):
         data = source
     else:
-        import json
         from pathlib import Path
 
+        from xmlib.core.io import load_json_checked
         from xmlib.data.benchmarks import clipart
 
         p = Path(source)
         if not p.exists():
             data = clipart.load(str(source))
-        elif (p / "meta.json").is_file() and json.loads((p / "meta.json").read_text()).get("benchmark") == "clipart":
+        elif (p / "meta.json").is_file() and load_json_checked(p / "meta.json").get("benchmark") == "clipart":
             data = clipart.load(p)
         else:
             from xmlib.data.formats.mediaeval import read_mediaeval

@@ -78,6 +78,11 @@ def make_stamp(name: str, version: int, cfg: BaseConfig, seed: int, inputs: Mapp
 _STAMP_KEYS = ("benchmark", "version", "config", "fingerprint", "seed", "inputs")
 
 
+def rebuild_hint(name: str) -> str:
+    """The fix for a damaged file of a built benchmark ``name``: the command that builds it again."""
+    return f"rebuild the benchmark (`python -m xmlib.data prepare --profile PROFILE --only {name} --force`)"
+
+
 def read_stamp(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The stamp of a built folder, or None (no build there, an unreadable stamp, or one in another
     format, e.g. written before the benchmarks shared this module)."""

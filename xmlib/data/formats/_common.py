@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from xmlib.core.io import DataFormatError, read_text_checked
 
-class FormatError(ValueError):
-    """A file does not follow the on-disk format it is read as (the message names the file and the fix)."""
+#: A file does not follow the on-disk format it is read as (the message names the file and the fix);
+#: the one error type of :mod:`xmlib.core.io`'s checked readers.
+FormatError = DataFormatError
 
 
 def require_file(path: Path, what: str, fix: str) -> None:
@@ -22,9 +24,7 @@ def read_lines(path: str | os.PathLike) -> list[str]:
     Splits on ``\\n`` only (not on the Unicode separators ``str.splitlines`` also honours), and drops
     the single empty string after a final newline.
     """
-    text = Path(path).read_text(encoding="utf-8")
-    if text.startswith("\ufeff"):  # a byte-order mark some editors add
-        text = text[1:]
+    text = read_text_checked(path)  # a byte-order mark some editors add is dropped; a non-UTF-8 byte names its line
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -15,7 +15,8 @@ Format
 Plain text, 4 lines a record, no separators: the text query, then the query image, the image the
 raters judged more similar to it (positive), and the less similar one (negative). The released file
 has thumbnail URLs (many dead by now); the project's emoji triplets use the same layout with image
-paths relative to the file's folder (``google/1f600.png``), so one reader serves both. Blank lines at
+paths relative to the file's folder (``google/1f600.png``), so one reader serves both (a path that
+leads outside that folder is refused, naming its line). Blank lines at
 the very end of the file are ignored; a blank line anywhere else is an error, and so is a query-text
 line that is a URL (the usual sign that a record lost or gained a line).
 """
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
-from xmlib.core.io import atomic_write_text
+from xmlib.core.io import atomic_write_text, require_inside
 from xmlib.data.formats._common import FormatError, check_single_line, read_lines
 
 __all__ = [
@@ -98,6 +99,9 @@ def read_query_and_triplets(path: str | os.PathLike) -> list[TripletRecord]:
                 f"{path}, line {start + 1}: record {k + 1} should start with the query text but starts with "
                 f"a URL ({vals[0]!r}); a line is missing or extra at or before this record"
             )
+        for j, v in enumerate(vals[1:], start=1):
+            if not is_url(v):  # an image path must stay inside the file's folder
+                require_inside(v, path.parent, source=path, line=start + j + 1, what=f"{FIELDS[j]} image of record {k + 1}")
         records.append(TripletRecord(*vals, line=start + 1))
     rest = len(lines) - 4 * n_full
     if rest:

@@ -34,7 +34,7 @@ image absent from the qrels counts as rel 0, pytrec_eval's rule).
 
 from __future__ import annotations
 
-import json
+import io
 import os
 import random
 import re
@@ -45,7 +45,16 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from xmlib.core.io import atomic_path, atomic_save_npy, atomic_write_json, atomic_write_text
+from xmlib.core.io import (
+    atomic_path,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_text,
+    load_json_checked,
+    load_npy_checked,
+    read_text_checked,
+    require_finite,
+)
 from xmlib.data.formats._common import FormatError, check_single_line, read_lines, require_file
 
 __all__ = [
@@ -184,11 +193,14 @@ def read_folds(root: str | os.PathLike, split: str) -> list[list[str]] | None:
     path = Path(root) / "folds.json"
     if not path.is_file():
         return None
-    obj = json.loads(path.read_text(encoding="utf-8"))
+    obj = load_json_checked(path, fix=_REWRITE)
     if not isinstance(obj, dict) or "folds" not in obj or "split" not in obj:
         raise FormatError(f"{path}: expected {{\"split\": ..., \"folds\": [[query ids], ...]}}")
     if obj["split"] != split:
         return None
+    if not isinstance(obj["folds"], list) or not all(isinstance(f, list) for f in obj["folds"]):
+        raise FormatError(path=path, record="field 'folds'", problem=f"is {obj['folds']!r:.60}",
+                          expected="a list of lists of query ids", fix="rewrite it with write_folds")
     return [[str(q) for q in f] for f in obj["folds"]]
 
 
@@ -244,7 +256,10 @@ def _normalise_interactions(df: pd.DataFrame, where: str) -> tuple[pd.DataFrame,
             raise FormatError(f"{where}: column {c!r} must be numeric ({exc})") from exc
         if not np.isfinite(vals.to_numpy()).all():
             bad = int((~np.isfinite(vals.to_numpy())).argmax())
-            raise FormatError(f"{where}: column {c!r} has a missing or non-finite value at data row {bad}")
+            raise FormatError(path=where, record=f"data row {bad} (line {bad + 2} of the CSV)",
+                              problem=f"column {c!r} has a missing or non-finite value ({df[c].iloc[bad]})",
+                              expected="a finite number",
+                              fix="fill in or drop the row (a missing LTR feature has no default)")
         df[c] = vals
     rel = df["rel"].to_numpy()
     if not (rel == np.round(rel)).all():
@@ -345,6 +360,22 @@ def write_mediaeval(
 
 
 # ------------------------------------------------------------------------------------------ reader
+_REWRITE = "restore the split's files, or rewrite the split with write_mediaeval"
+
+
+def _bad_qrels_entry(raw: object) -> str | None:
+    """Where a qrels object breaks ``{qid: {img_id: int}}`` (None when it does not)."""
+    if not isinstance(raw, dict):
+        return f"the top level ({type(raw).__name__})"
+    for q, d in raw.items():
+        if not isinstance(d, dict):
+            return f"query {q!r}"
+        for i, r in d.items():
+            if isinstance(r, bool) or not isinstance(r, int):
+                return f"query {q!r} image {i!r} ({r!r})"
+    return None
+
+
 def _find_feature_dir(root: Path, split: str) -> str:
     base = _features_root(root, split)
     if not base.is_dir():
@@ -361,20 +392,40 @@ def _find_feature_dir(root: Path, split: str) -> str:
     return dirs[0]
 
 
+def _read_interactions(csv: Path) -> pd.DataFrame:
+    """The interactions CSV as read by pandas (ids as str); a non-UTF-8 byte, an empty file or a row
+    with the wrong number of fields raise :class:`FormatError` naming the file and the line."""
+    text = read_text_checked(csv, fix=_REWRITE)
+    if not text.strip():
+        raise FormatError(path=csv, problem="the file is empty",
+                          expected="a header query_id,img_id,rel,<name>_feature... and one row per candidate",
+                          fix=_REWRITE)
+    try:
+        header = pd.read_csv(io.StringIO(text), nrows=0).columns
+        return pd.read_csv(
+            io.StringIO(text),
+            dtype={c: str for c in _ID_COLS if c in header},
+            keep_default_na=False,
+            na_values={c: _NA for c in header if c not in _ID_COLS},
+        )
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise FormatError(path=csv, line=int(m.group(1)) if m else None, problem=f"not valid CSV ({exc})",
+                          expected="the same number of comma-separated fields on every line as in the header",
+                          fix=_REWRITE) from exc
+
+
 def read_mediaeval(root: str | os.PathLike, split: str, *, feature_dir: str | None = None) -> MediaEvalData:
     """Read one split, aligning each query's visual rows to its interactions rows through the image list."""
     root = Path(root)
     csv = interactions_path(root, split)
     require_file(csv, "the interactions CSV (query_id, img_id, rel, *_feature)",
                  f"The MediaEval layout keeps it under {root}/interactions/")
-    header = pd.read_csv(csv, nrows=0).columns
-    df = pd.read_csv(
-        csv,
-        dtype={c: str for c in _ID_COLS if c in header},
-        keep_default_na=False,
-        na_values={c: _NA for c in header if c not in _ID_COLS},
-    )
-    df, feats = _normalise_interactions(df, str(csv))
+    df, feats = _normalise_interactions(_read_interactions(csv), str(csv))
+    for q in dict.fromkeys(df["query_id"]):
+        _check_qid(q, str(csv))  # a query id names files: it must not lead out of the folder
+    if feature_dir is not None and (not _QID_RE.fullmatch(feature_dir) or feature_dir in (".", "..", "imlist")):
+        raise ValueError(f"feature_dir must be a plain folder name under {_features_root(root, split)}, got {feature_dir!r}")
     feature_dir = feature_dir or _find_feature_dir(root, split)
 
     queries: dict[str, MediaEvalQuery] = {}
@@ -383,13 +434,11 @@ def read_mediaeval(root: str | os.PathLike, split: str, *, feature_dir: str | No
         require_file(npy, f"the visual features of query {q!r}", f"Every query in {csv.name} needs one")
         require_file(iml, f"the image list (row order of {npy.name}) of query {q!r}",
                      f"Every query in {csv.name} needs one")
-        try:
-            arr = np.load(npy, allow_pickle=False)
-        except ValueError as exc:
-            raise FormatError(f"{npy} is not a plain numeric .npy file ({exc})") from exc
+        arr = load_npy_checked(npy, fix=_REWRITE)
         ids = [line.strip() for line in read_lines(iml)]
         if arr.ndim != 2:
             raise FormatError(f"{npy} has shape {arr.shape}; expected (n_imgs, D)")
+        require_finite(arr, npy, f"the visual features of query {q!r}", fix=_REWRITE)
         if arr.shape[0] != len(ids):
             raise FormatError(
                 f"{npy} has {arr.shape[0]} rows but {iml} lists {len(ids)} images; "
@@ -421,9 +470,11 @@ def read_mediaeval(root: str | os.PathLike, split: str, *, feature_dir: str | No
 
     qp = qrels_path(root, split)
     if qp.is_file():
-        raw = json.loads(qp.read_text(encoding="utf-8"))
-        if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-            raise FormatError(f"{qp}: expected pytrec_eval qrels {{query_id: {{img_id: rel}}}}")
+        raw = load_json_checked(qp, fix=_REWRITE)
+        bad = _bad_qrels_entry(raw)
+        if bad is not None:
+            raise FormatError(path=qp, record=bad, problem="is not a relevance grade",
+                              expected="pytrec_eval qrels {query_id: {img_id: integer rel}}", fix=_REWRITE)
         qrels = {str(q): {str(i): int(r) for i, r in d.items()} for q, d in raw.items()}
         _check_qrels_agree(qrels, df, str(qp))
     else:
@@ -433,6 +484,6 @@ def read_mediaeval(root: str | os.PathLike, split: str, *, feature_dir: str | No
     if folds is not None:
         folds = _check_folds(folds, list(queries), str(root / "folds.json"))
     mp = root / "meta.json"
-    meta = json.loads(mp.read_text(encoding="utf-8")) if mp.is_file() else {}
+    meta = load_json_checked(mp, fix=_REWRITE) if mp.is_file() else {}
     return MediaEvalData(root=root, split=split, feature_names=tuple(feats), queries=queries,
                          qrels=qrels, folds=folds, meta=meta)

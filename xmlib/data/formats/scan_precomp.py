@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from xmlib.core.io import atomic_save_npy, atomic_write_text
+from xmlib.core.io import atomic_save_npy, atomic_write_text, load_npy_checked, require_finite
 from xmlib.data.formats._common import FormatError, check_single_line, read_lines, require_file
 
 __all__ = [
@@ -215,10 +215,8 @@ def read_split(root: str | os.PathLike, split: str, *, mmap: bool = True) -> Pre
     require_file(ip, "the image region features (N_img, R, D)", fix)
     require_file(cp, f"one caption a line, {CAPTIONS_PER_IMAGE} per image", fix)
 
-    try:
-        ims = np.load(ip, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except ValueError as exc:  # object arrays or a damaged header
-        raise FormatError(f"{ip} is not a plain numeric .npy file ({exc}); rewrite it with write_split") from exc
+    rebuild = "rewrite the split with write_split (or download / rebuild the precomp features)"
+    ims = load_npy_checked(ip, mmap_mode="r" if mmap else None, fix=rebuild)
     if ims.ndim != 3:
         raise FormatError(
             f"{ip} has shape {ims.shape}; expected (N_img, R, D) region features. A 2-D file of global "
@@ -228,6 +226,7 @@ def read_split(root: str | os.PathLike, split: str, *, mmap: bool = True) -> Pre
         raise FormatError(f"{ip} has dtype {ims.dtype}; expected float32 (or float16)")
     if ims.shape[0] == 0 or ims.shape[1] == 0 or ims.shape[2] == 0:
         raise FormatError(f"{ip} has shape {ims.shape}; an empty split cannot be used")
+    _require_finite_cached(ims, ip, rebuild)
 
     caps = [line.strip() for line in read_lines(cp)]
     empty = [i for i, c in enumerate(caps) if not c]
@@ -257,11 +256,24 @@ def read_split(root: str | os.PathLike, split: str, *, mmap: bool = True) -> Pre
             raise FormatError(
                 f"{cp} has {n_caps} captions but {ip} has {n_rows} images; the format needs exactly "
                 f"{CAPTIONS_PER_IMAGE} captions per image ({CAPTIONS_PER_IMAGE * n_rows} captions). "
-                "Check that both files belong to the same split"
+                "Check that both files belong to the same split, and rewrite them together with write_split"
             )
     if not mmap:
         ims = np.ascontiguousarray(ims, dtype=np.float32)
     return PrecompSplit(root=root, split=split, images=ims, captions=caps, image_stride=stride)
+
+
+_FINITE_CHECKED: set[tuple[str, int, int]] = set()  # (file, size, mtime) found finite in this process
+
+
+def _require_finite_cached(ims: np.ndarray, path: Path, fix: str) -> None:
+    """:func:`xmlib.core.io.require_finite` on the region features, once per file version per process
+    (a memory-mapped split is scanned in chunks; reading it again does not rescan it)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FINITE_CHECKED:
+        require_finite(ims, path, "image region features", fix=fix)
+        _FINITE_CHECKED.add(key)
 
 
 def coco_1k_folds(split: PrecompSplit | int, fold_size: int = 1000) -> list[Fold]:

@@ -39,7 +39,6 @@ copied). Pass ``tokenizer=functools.partial(tokenize, punctuation=True)`` to ``b
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import unicodedata
@@ -50,7 +49,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from xmlib.core.io import atomic_write_json
+from xmlib.core.io import atomic_write_json, load_json_checked
 from xmlib.data.formats._common import FormatError
 
 __all__ = [
@@ -177,10 +176,7 @@ def load_vocab(path: str | os.PathLike) -> Vocabulary:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: expected a vocabulary JSON (write one with save_vocab)")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{path} is not valid JSON ({exc})") from exc
+    obj = load_json_checked(path, fix="rewrite it with save_vocab (or build_vocab from the training captions)")
     if not isinstance(obj, dict):
         raise FormatError(f"{path}: expected a JSON object with word2idx, idx2word and idx")
     for key in ("word2idx", "idx2word", "idx"):

@@ -28,11 +28,11 @@ Public API: :func:`read_emoji`, :func:`normalize_code`, :class:`EmojiConcept`, :
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from xmlib.core.io import DataFormatError, load_json_checked, require_inside
 from xmlib.data.assets import ASSETS, EMOJI_IMG_DIR, EMOJI_JSON, OPENMOJI_JSON, OPENMOJI_SVG_DIR
 from xmlib.data.sources._text import clean_text
 
@@ -89,12 +89,26 @@ def default_roots() -> dict[str, Path]:
     return {a: Path(fetch(a)) for a in ASSET_OF.values()}
 
 
-def _read_json(path: Path, asset: str) -> Any:
+def _read_json(path: Path, asset: str, pictures: Path) -> Any:
+    """The records of an asset's JSON file, each with the fields the matching rule reads, and each
+    picture name inside ``pictures``."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: fetch the asset with `python -m xmlib.data fetch {asset}`, "
                                 f"or pass roots= with the extracted {asset!r} folder (the one holding package/)")
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    fix = f"delete the extracted {asset!r} folder and fetch it again (`python -m xmlib.data fetch {asset}`)"
+    records = load_json_checked(path, fix=fix)
+    if not isinstance(records, list):
+        raise DataFormatError(path=path, problem=f"holds a JSON {type(records).__name__}",
+                              expected="a list of emoji records", fix=fix)
+    keys = ("hexcode",) if asset == "openmoji" else ("unified", "image")
+    for n, rec in enumerate(records):
+        lacking = [k for k in keys if not (isinstance(rec, dict) and isinstance(rec.get(k), str) and rec[k])]
+        if lacking:
+            raise DataFormatError(path=path, record=f"record {n}", problem=f"field(s) {lacking} missing or not text",
+                                  expected=f"an object with {list(keys)}", fix=fix)
+        name = rec["hexcode"] + ".svg" if asset == "openmoji" else rec["image"]
+        require_inside(name, pictures, source=path, what=f"the picture of record {n}")
+    return records
 
 
 def _split_tags(*fields: str) -> tuple[str, ...]:
@@ -123,8 +137,9 @@ def read_emoji(roots: Mapping[str, str | Path] | None = None) -> tuple[list[Emoj
     if missing:
         raise KeyError(f"roots= lacks {missing}; give the extracted folder of each of {list(ASSET_OF.values())}")
     root = {d: Path(roots[a]) for d, a in ASSET_OF.items()}
-    records = {d: _read_json(root[d] / EMOJI_JSON, ASSET_OF[d]) for d in ("google", "twitter")}
-    om_records = _read_json(root["openmoji"] / OPENMOJI_JSON, "openmoji")
+    records = {d: _read_json(root[d] / EMOJI_JSON, ASSET_OF[d], root[d] / EMOJI_IMG_DIR[ASSET_OF[d]])
+               for d in ("google", "twitter")}
+    om_records = _read_json(root["openmoji"] / OPENMOJI_JSON, "openmoji", root["openmoji"] / OPENMOJI_SVG_DIR)
     om_by_key: dict[str, list[dict]] = {}
     for rec in om_records:
         om_by_key.setdefault(normalize_code(rec["hexcode"]), []).append(rec)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,8 +43,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an idx file (optionally gzipped): big-endian magic, dims, then uint8 data."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:  # a truncated or damaged archive
+        raise AssetError(f"{path}: the gzip data is damaged ({exc}); delete the extracted 'fashion-mnist' folder "
+                         "and fetch it again (`python -m xmlib.data fetch fashion-mnist`)") from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise AssetError(f"{path} is not an idx file of unsigned bytes (magic {data[:4].hex()})")
     ndim = data[3]

@@ -17,12 +17,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from xmlib.core.io import read_text_checked
 from xmlib.data.assets import TUXPAINT_STAMPS_DIR
 from xmlib.data.sources._text import clean_text
 
 __all__ = ["Stamp", "read_stamps", "stamps_folder", "default_root"]
 
 _LOCALE_LINE = re.compile(r"^[A-Za-z_@]+\.utf8=")
+_REFETCH = "delete the extracted 'tuxpaint-stamps' folder and fetch it again (`python -m xmlib.data fetch tuxpaint-stamps`)"
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def read_stamps(root: str | os.PathLike | None = None) -> list[Stamp]:
         image = next((p for p in (txt.with_suffix(".png"), txt.with_suffix(".svg")) if p.is_file()), None)
         if image is None or (image.suffix == ".svg" and svg_declares_entities(image)):
             continue
-        lines = [ln.strip() for ln in txt.read_text(encoding="utf-8", errors="replace").splitlines()]
+        lines = [ln.strip() for ln in read_text_checked(txt, fix=_REFETCH).splitlines()]
         english = next((ln for ln in lines if ln and not _LOCALE_LINE.match(ln)), "")
         out.append(Stamp(txt.relative_to(stamps).with_suffix("").as_posix(), image, clean_text(english)))
     return out

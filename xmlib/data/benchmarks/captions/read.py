@@ -3,20 +3,23 @@ data card, :func:`examples` (images with their captions) and :func:`image_paths`
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from xmlib.data.benchmarks._build import locate
+from xmlib.core.io import load_json_checked, read_text_checked, require_inside
+from xmlib.core.paths import cache_dir
+from xmlib.data.benchmarks._build import locate, rebuild_hint
 from xmlib.data.benchmarks.captions.builder import NAME, VERSION, build, from_cache
 from xmlib.data.benchmarks.captions.config import N_CAP, PROFILES, SPLITS
 from xmlib.data.formats import scan_precomp
 from xmlib.data.formats import vocab as vocab_fmt
 
 __all__ = ["load", "folder", "stats", "examples", "image_paths", "pictures"]
+
+_REBUILD = rebuild_hint(NAME)
 
 
 def _folder(source: str | os.PathLike) -> Path:
@@ -36,8 +39,14 @@ def load(profile_or_path: str | os.PathLike = "default", split: str = "test", *,
 
 
 def image_paths(source: str | os.PathLike, split: str) -> list[Path]:
-    """The picture files of ``split``, one per image row (``{split}_images.txt``)."""
-    lines = (_folder(source) / f"{split}_images.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    """The picture files of ``split``, one per image row (``{split}_images.txt``): an absolute path, or
+    a path relative to the cache that must stay inside it."""
+    listing = _folder(source) / f"{split}_images.txt"
+    lines = read_text_checked(listing, fix=_REBUILD).split("\n")[:-1]
+    cache = cache_dir()
+    for n, p in enumerate(lines, start=1):
+        if not Path(p).is_absolute():
+            require_inside(p, cache, source=listing, line=n, what="picture")
     return [from_cache(p) for p in lines]
 
 
@@ -46,7 +55,7 @@ def stats(source: str | os.PathLike = "default") -> dict:
     (words), the share of test word tokens never seen in train captions and the share mapped to
     ``<unk>``, and images per source. ``source``: a profile name or a built folder."""
     path = _folder(source)
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    meta = load_json_checked(path / "meta.json", fix=_REBUILD)
     vocab = vocab_fmt.load_vocab(path / "vocab.json")
     caps = {s: scan_precomp.read_split(path, s).captions for s in SPLITS}
     toks = {s: [vocab_fmt.tokenize(c) for c in caps[s]] for s in SPLITS}
@@ -71,7 +80,7 @@ def examples(source: str | os.PathLike = "default", n: int = 8, *, split: str = 
     """``n`` images of ``split`` picked with ``seed``: dicts with ``path`` (Path), ``captions`` (5),
     ``source``, ``concept`` and ``index`` (row in the split), for the chapter's pictures."""
     path = _folder(source)
-    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    meta = load_json_checked(path / "meta.json", fix=_REBUILD)
     paths = image_paths(path, split)
     caps = scan_precomp.read_split(path, split).captions
     rng = np.random.default_rng(seed)

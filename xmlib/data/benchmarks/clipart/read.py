@@ -3,7 +3,6 @@ for the data card and :func:`examples` (pictures of candidate lists)."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from xmlib.data.benchmarks._build import locate, read_stamp
+from xmlib.core.io import load_json_checked
+from xmlib.data.benchmarks._build import locate, read_stamp, rebuild_hint
 from xmlib.data.benchmarks.clipart.builder import FEATURE_DIR, NAME, PROFILES, SPLIT, VERSION, build
 from xmlib.data.benchmarks.clipart.lists import rank_scores
 
 __all__ = ["load", "stats", "examples", "pictures"]
+
+_REBUILD = rebuild_hint(NAME)
 
 
 def _folder(source: str | os.PathLike) -> Path:
@@ -92,7 +94,7 @@ def examples(source: str | os.PathLike = "default", n: int = 4, *, n_images: int
     import pandas as pd
 
     root = _folder(source)
-    meta = json.loads((root / "meta.json").read_text())
+    meta = load_json_checked(root / "meta.json", fix=_REBUILD)
     imgs = pd.read_csv(root / "images.csv", dtype=str, keep_default_na=False).set_index("img_id")
     inter = pd.read_csv(root / "interactions" / f"interactions_{SPLIT}.csv", dtype={"query_id": str, "img_id": str},
                         usecols=["query_id", "img_id", "rel", "first_stage_rank_feature"])
@@ -147,7 +149,7 @@ def pictures(source: str | os.PathLike = "default") -> Pictures | None:
     from xmlib.data.assets import asset_root
     from xmlib.data.sources.openclipart import png_folder
 
-    meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+    meta = load_json_checked(root / "meta.json", fix=_REBUILD)
     imgs = pd.read_csv(root / "images.csv", dtype=str, keep_default_na=False)
     png_root = Path(meta["params"]["png_root"])
     if not png_root.is_dir():  # the cache moved since the build: the pictures are in this cache's asset

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xmlib.core.io import load_json_checked
+from xmlib.data.benchmarks._build import rebuild_hint
 from xmlib.data.benchmarks.emoji.config import SPLITS, EmojiConfig
 
 __all__ = ["EmojiBenchmark"]
+
+_REBUILD = rebuild_hint("emoji")
 
 
 @dataclass
@@ -99,7 +102,7 @@ class EmojiBenchmark:
     def near_duplicates(self) -> list[tuple[str, str]]:
         """Concept pairs one designer draws (nearly) identically (``near_duplicates.json``)."""
         path = Path(self.root) / "near_duplicates.json"
-        return [tuple(p) for p in json.loads(path.read_text())] if path.is_file() else []
+        return [tuple(p) for p in load_json_checked(path, fix=_REBUILD)] if path.is_file() else []
 
     def label(self, i: int) -> str:
         """``"name · designer"`` of image ``i``."""

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xmlib.data.benchmarks._build import locate, read_stamp
+from xmlib.core.io import load_json_checked
+from xmlib.data.benchmarks._build import locate, read_stamp, rebuild_hint
 from xmlib.data.benchmarks.emoji.baselines import baseline_precisions
 from xmlib.data.benchmarks.emoji.bench import EmojiBenchmark
 from xmlib.data.benchmarks.emoji.builder import NAME, VERSION, build
@@ -18,6 +18,8 @@ from xmlib.data.benchmarks.emoji.config import PAIR_KINDS, PROFILES, SPLITS, TRI
 from xmlib.data.sources.emoji import DESIGNERS
 
 __all__ = ["load", "stats", "examples"]
+
+_REBUILD = rebuild_hint(NAME)
 
 
 def load(profile_or_path: str | os.PathLike = "default") -> EmojiBenchmark:
@@ -36,7 +38,7 @@ def stats(source: EmojiBenchmark | str | os.PathLike = "default", *, with_baseli
     if not isinstance(source, EmojiBenchmark):
         root = locate(NAME, PROFILES, source, VERSION, build)
         if (root / "stats.json").is_file():
-            return json.loads((root / "stats.json").read_text())
+            return load_json_checked(root / "stats.json", fix=_REBUILD)
         source = load(root)
     bench = source
     m = bench.meta
@@ -56,7 +58,7 @@ def stats(source: EmojiBenchmark | str | os.PathLike = "default", *, with_baseli
     }
     dup_file = Path(bench.root) / "near_duplicates.json"
     if dup_file.is_file():
-        out["near_duplicate_concept_pairs_count"] = len(json.loads(dup_file.read_text()))
+        out["near_duplicate_concept_pairs_count"] = len(load_json_checked(dup_file, fix=_REBUILD))
     for split in ("val", "test"):
         t, ty, pk = bench.triplets_of(split)
         out[f"{split}_triplets"] = {"total": int(len(t)),
