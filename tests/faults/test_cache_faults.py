@@ -107,11 +107,18 @@ def test_bad_chunk_is_named_and_recomputed_alone(cache, capsys, damage, problem)
     assert F.image_features(pics, "pooled", size=64, cache_key="c").shape == (4, 1280)
 
 
-def test_changed_byte_is_caught_by_the_full_check(cache, capsys):
+def other_chunks_content(path):
+    """Another chunk's file (the next two pictures' features: same shape, same size) in this one's place."""
+    others = [p for p in path.parent.glob("grid-*.npy") if p != path]
+    path.write_bytes(others[0].read_bytes())
+
+
+@pytest.mark.parametrize("damage", [flip_byte, other_chunks_content])
+def test_changed_content_is_caught_by_the_full_check(cache, capsys, damage):
     pics, seen = cache
     clean = features(pics, "a")
     path, _ = first_chunk(pics)
-    flip_byte(path)
+    damage(path)
     assert F.verify_cache() == [(path, "its sha256 differs from the manifest's (the content changed)")]
     assert str(path) in capsys.readouterr().out
     seen.clear()

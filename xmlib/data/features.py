@@ -327,15 +327,13 @@ class FeatureStore:
                                   f"({int(bad.sum())} of {len(keys)} pictures in this batch); nothing was stored",
                                   expected="finite features", fix="check that the picture opens and is not degenerate")
         name = _list_hash(list(keys))
-        files = {}
-        for kind, arr in (("pooled", pooled), ("grid", grid)):
-            path = atomic_save_npy(self._file(kind, name), arr)
-            files[kind] = array_entry(path, arr)
         inputs = hashlib.sha256("".join(sha256_file(p) for p in sources).encode()).hexdigest() if sources else None
-        atomic_write_json(self._manifest_path(name), {
-            "keys": list(keys), "files": files, "model": IMAGE_MODEL, "size": self.size, "version": _CACHE_VERSION,
-            "code": code_hash(__name__), "inputs_sha256": inputs})
-        with file_lock(self.root / ".lock"):
+        meta = {"keys": list(keys), "model": IMAGE_MODEL, "size": self.size, "version": _CACHE_VERSION,
+                "code": code_hash(__name__), "inputs_sha256": inputs}
+        with file_lock(self.root / ".lock"):  # a verify() in another process never sees half a chunk
+            files = {kind: array_entry(atomic_save_npy(self._file(kind, name), arr), arr)
+                     for kind, arr in (("pooled", pooled), ("grid", grid))}
+            atomic_write_json(self._manifest_path(name), {**meta, "files": files})
             index = self._index()
             index.update({k: [name, row] for row, k in enumerate(keys)})
             atomic_write_json(self.root / "index.json", index)
@@ -361,31 +359,35 @@ class FeatureStore:
 
     def drop(self, name: str, path: Path, problem: str) -> None:
         """Report chunk ``name`` as bad (``path``: the failing file), delete its files and its index entries."""
-        _report(path, problem, "deleting the chunk; its pictures are computed again")
         with file_lock(self.root / ".lock"):
-            for p in (self._file("pooled", name), self._file("grid", name), self._manifest_path(name)):
-                p.unlink(missing_ok=True)
-            index = self._index()
-            kept = {k: v for k, v in index.items() if v[0] != name}
-            if len(kept) != len(index):
-                atomic_write_json(self.root / "index.json", kept)
+            self._delete(name, path, problem)
+
+    def _delete(self, name: str, path: Path, problem: str) -> None:  # the caller holds the lock
+        _report(path, problem, "deleting the chunk; its pictures are computed again")
+        for p in (self._file("pooled", name), self._file("grid", name), self._manifest_path(name)):
+            p.unlink(missing_ok=True)
+        index = self._index()
+        kept = {k: v for k, v in index.items() if v[0] != name}
+        if len(kept) != len(index):
+            atomic_write_json(self.root / "index.json", kept)
 
     def verify(self, *, full: bool = True) -> list[tuple[Path, str]]:
         """Check every chunk (with the sha256 when ``full``) and every index entry; drop what fails and
         return ``(path, problem)`` for each piece dropped."""
         remove_stale_parts(self.root)
         bad = []
-        index = self._index()
-        names = self._chunk_names() | {v[0] for v in index.values()}
-        for name in sorted(names):
-            found = self.problem(name, full=full)
-            if found is None:
-                rows = self._manifest(name)["files"]["pooled"]["shape"][0]
-                if any(v[0] == name and not 0 <= v[1] < rows for v in index.values()):
-                    found = (self.root / "index.json", f"rows outside chunk {name}")
-            if found:
-                self.drop(name, *found)
-                bad.append(found)
+        with file_lock(self.root / ".lock"):
+            index = self._index()
+            for name in sorted(self._chunk_names() | {v[0] for v in index.values()}):
+                found = self.problem(name, full=full)
+                if found is None:
+                    rows = self._manifest(name)["files"]["pooled"]["shape"][0]
+                    if any(v[0] == name and not 0 <= v[1] < rows for v in index.values()):
+                        found = (self.root / "index.json", f"rows outside chunk {name}")
+                if found:
+                    self._delete(name, *found)
+                    bad.append(found)
+                    index = self._index()
         return bad
 
     def gather(self, keys: Sequence[str], kind: str) -> np.ndarray:
