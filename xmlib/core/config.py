@@ -13,6 +13,19 @@ named profiles to the values that differ::
 
 Unknown names, wrong types and bad values are errors that name the parameter, what was given and the
 fix, never silently ignored.
+
+A field's allowed values are declared once, next to the field, and checked for every config by
+:class:`BaseConfig` (before the config's own ``validate``, which keeps the rules that tie fields
+together)::
+
+    lr: float = positive(1e-3)                                # > 0, finite; default 1e-3
+    dropout: float = between(0.0, 1.0, 0.2, high_open=True)   # [0, 1); bounds first, then the default
+    folds: int = at_least(2, 5, why="cross-validation needs two folds")
+    zscore_ddof: int = one_of((0, 1), 0)
+    seeds: int = analysis_field(3, domain=Range(1))  # roles and domains combine
+
+A tuple field's domain applies to every item (and the tuple may not be empty). A bad value raises
+:class:`ConfigError` naming the field, the value and the allowed range.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar
@@ -34,6 +48,88 @@ C = TypeVar("C", bound="BaseConfig")
 
 
 @dataclasses.dataclass(frozen=True)
+class Range:
+    """Finite numbers from ``low`` to ``high`` (either end may be open or absent), optionally multiples
+    of ``step``; ``why`` says where the bounds come from."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    step: int | None = None
+    why: str = ""
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return self.step is None or value % self.step == 0
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            text = f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {self.low}"
+        elif self.high is not None:
+            text = f"{'<' if self.high_open else '<='} {self.high}"
+        else:
+            text = "finite"
+        if self.step is not None:
+            text = f"a multiple of {self.step} {text}"
+        return text + (f" ({self.why})" if self.why else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class OneOf:
+    """One of a few ``values`` (for numbers that are really choices, e.g. 0 or 1)."""
+
+    values: tuple
+    why: str = ""
+
+    def contains(self, value: Any) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
+
+    def describe(self) -> str:
+        return f"one of {list(self.values)}" + (f" ({self.why})" if self.why else "")
+
+
+Domain = Range | OneOf
+
+
+def _field(default: Any, *, domain: Domain | None = None, role: str | None = None) -> Any:
+    metadata = {k: v for k, v in (("domain", domain), ("role", role)) if v is not None}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def field(default: Any, domain: Domain) -> Any:
+    """A config field whose values must lie in ``domain`` (:class:`Range` or :class:`OneOf`)."""
+    return _field(default, domain=domain)
+
+
+def positive(default: Any, why: str = "") -> Any:
+    """A field that must be a finite number > 0."""
+    return _field(default, domain=Range(0, low_open=True, why=why))
+
+
+def at_least(low: float, default: Any, why: str = "") -> Any:
+    """A field that must be a finite number >= ``low``."""
+    return _field(default, domain=Range(low, why=why))
+
+
+def between(low: float, high: float, default: Any, *, low_open: bool = False, high_open: bool = False, why: str = "") -> Any:
+    """A field that must lie between ``low`` and ``high`` (closed ends unless said open)."""
+    return _field(default, domain=Range(low, high, low_open, high_open, why=why))
+
+
+def one_of(values: tuple, default: Any, why: str = "") -> Any:
+    """A field that must be one of ``values``."""
+    return _field(default, domain=OneOf(tuple(values), why=why))
+
+
+@dataclasses.dataclass(frozen=True)
 class BaseConfig:
     """Base for chapter configs: type-checked on creation, ``validate`` hook for value checks."""
 
@@ -44,7 +140,28 @@ class BaseConfig:
             coerced = _coerce(type(self).__name__, f.name, hints[f.name], value)
             if coerced is not value:
                 object.__setattr__(self, f.name, coerced)
+        self.check_domains()
         self.validate()
+
+    def check_domains(self) -> None:
+        """Check every field declared with a domain; the error names the field and the allowed range."""
+        for f in dataclasses.fields(self):
+            domain = f.metadata.get("domain")
+            if domain is None:
+                continue
+            value = getattr(self, f.name)
+            items = value if isinstance(value, tuple) else (value,)
+            if not items:
+                raise ConfigError(f"{type(self).__name__}.{f.name} = (): needs at least one value, each {domain.describe()}")
+            for item in items:
+                if not domain.contains(item):
+                    each = f" (the item {item!r})" if isinstance(value, tuple) else ""
+                    raise ConfigError(f"{type(self).__name__}.{f.name} = {value!r}{each}: must be {domain.describe()}")
+
+    @classmethod
+    def domains(cls) -> dict[str, str]:
+        """``{field: allowed values}`` of the fields declared with a domain (for docs and error pages)."""
+        return {f.name: f.metadata["domain"].describe() for f in dataclasses.fields(cls) if "domain" in f.metadata}
 
     def validate(self) -> None:
         """Override to check values; raise :class:`ConfigError` via :meth:`require`."""
@@ -86,16 +203,18 @@ class BaseConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def analysis_field(default: Any) -> Any:
+def analysis_field(default: Any, domain: Domain | None = None) -> Any:
     """A config field that only changes the analysis (bootstrap replicates, plots, how many seeds a table
-    uses): left out of :meth:`BaseConfig.model_fingerprint`, so changing it retrains nothing."""
-    return dataclasses.field(default=default, metadata={"role": "analysis"})
+    uses): left out of :meth:`BaseConfig.model_fingerprint`, so changing it retrains nothing. ``domain``:
+    its allowed values, as for :func:`field`."""
+    return _field(default, domain=domain, role="analysis")
 
 
-def evaluation_field(default: Any) -> Any:
+def evaluation_field(default: Any, domain: Domain | None = None) -> Any:
     """A config field that changes how a trained model is tested (e.g. the test subset), not the model:
-    checkpoints are keyed without it (``model_fingerprint(evaluation=False)``), results with it."""
-    return dataclasses.field(default=default, metadata={"role": "evaluation"})
+    checkpoints are keyed without it (``model_fingerprint(evaluation=False)``), results with it.
+    ``domain``: its allowed values, as for :func:`field`."""
+    return _field(default, domain=domain, role="evaluation")
 
 
 def resolve_config(

@@ -8,6 +8,8 @@ second process wait while a first one fills the cache (assets, benchmarks).
 Temporary files are named ``.<name>.<pid>.<random>.part<suffix>``: hidden, marked as partial, and
 carrying the writer's process id, so that :func:`remove_stale_parts` can delete those whose writer is
 gone (killed with ``kill -9``, or a machine that lost power) without touching a live writer's file.
+Temporary folders (:func:`temp_dir`, filled and then renamed into place) are named the same way and
+removed the same way.
 
 Checked reading (:func:`read_text_checked`, :func:`load_json_checked`, :func:`load_npy_checked`,
 :func:`require_finite`, :func:`require_inside`) is the other half: every reader of a user's file goes
@@ -74,9 +76,19 @@ def _writer_alive(name: str) -> bool | None:
     return True
 
 
+def temp_dir(parent: str | os.PathLike, stem: str) -> Path:
+    """A new empty folder ``parent/.<stem>.<pid>.<random>.part`` to fill and rename into place: named
+    like :func:`atomic_path`'s files, so that :func:`remove_stale_parts` removes it once its writer is gone."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{stem}.{os.getpid()}.", suffix=".part", dir=parent))
+
+
 def remove_stale_parts(folder: str | os.PathLike, max_age_s: float = 6 * 3600) -> list[Path]:
-    """Delete the partial files of :func:`atomic_path` in ``folder`` whose writer is gone (or, for a
-    name without a process id, that nobody touched for ``max_age_s``); return what was removed."""
+    """Delete the partial files of :func:`atomic_path` and folders of :func:`temp_dir` in ``folder``
+    whose writer is gone (or, for a name without a process id, that nobody touched for ``max_age_s``);
+    return what was removed."""
+    import shutil
     import time
 
     folder = Path(folder)
@@ -84,13 +96,16 @@ def remove_stale_parts(folder: str | os.PathLike, max_age_s: float = 6 * 3600) -
     if not folder.is_dir():
         return removed
     for path in folder.iterdir():
-        if not (path.is_file() and is_partial(path)):
+        if not is_partial(path) or path.is_symlink():
             continue
         alive = _writer_alive(path.name)
-        stale = (alive is False) or (alive is None and time.time() - path.stat().st_mtime > max_age_s)
-        if stale:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            stale = (alive is False) or (alive is None and time.time() - path.stat().st_mtime > max_age_s)
+            if stale:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 removed.append(path)
     return removed
 

@@ -18,16 +18,19 @@ BENCHMARKS = ("clipart", "emoji", "captions")
 
 def prepare(profile: str, seed: int = 0, benchmarks: tuple[str, ...] = BENCHMARKS, *,
             force: bool = False) -> dict[str, float]:
-    """Fetch the assets and build ``benchmarks`` for ``profile`` (``paper`` builds ``default``: the open
+    """Fetch the assets, verify them and the cached features in full and build ``benchmarks`` for ``profile`` (``paper`` builds ``default``: the open
     data holds no more); return seconds per step."""
     import importlib
 
-    from xmlib.data import assets
+    from xmlib.data import assets, features
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    assets.fetch_all()
+    assets.fetch_all(verify=True)  # every extracted file against its sha256; a changed asset is extracted again
     timings["fetch"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    features.verify_cache(full=True)  # every cached feature file against its sha256; bad ones are deleted
+    timings["verify"] = time.perf_counter() - t
     build_profile = "smoke" if profile == "smoke" else "default"
     for name in benchmarks:
         module = importlib.import_module(f"xmlib.data.benchmarks.{name}")

@@ -6,13 +6,21 @@ packages), checked against a pinned sha256, and extracted into the cache::
 
     cache_dir()/downloads/<file>           the downloaded .deb / .tgz (kept, so a re-extract is offline)
     cache_dir()/assets/<name>/             the extracted package
+    cache_dir()/assets/<name>/.manifest.json  size and sha256 of every extracted file (link: its target)
     cache_dir()/assets/<name>/.complete    stamp holding the sha256; written last
 
 Every step is atomic. A download goes to a temporary folder and is renamed into ``downloads/`` only
 when the client succeeded; it is trusted only when its sha256 matches. An extraction goes to a
 temporary folder that is renamed into place, and the stamp is written after the rename, so a folder
-without a stamp (an interrupted run) is never trusted: the next call extracts again. A second call on
-a complete asset does no work.
+without a stamp (an interrupted run) is never trusted: the next call extracts again. Temporary folders
+are named ``.<name>.<pid>.<random>.part`` (:func:`xmlib.core.io.temp_dir`) and every fetch first removes
+those whose writer is gone (:func:`xmlib.core.io.remove_stale_parts`), so a killed run leaves no debris
+for good.
+
+The stamp alone is not trusted: every use checks the manifest cheaply (each file present, with its
+size), and ``fetch(..., verify=True)`` (``python -m xmlib.data prepare``) checks every sha256. An
+asset that fails is named (the file and what is wrong) and extracted again from the kept download. A
+second call on a complete asset does no other work.
 
 Command line: ``python -m xmlib.data fetch [NAME ...]``.
 """
@@ -23,12 +31,12 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Literal
 
-from xmlib.core.io import atomic_write_text, file_lock, sha256_file
+from xmlib.core.io import atomic_write_json, atomic_write_text, file_lock, load_json_checked, remove_stale_parts, sha256_file, temp_dir
+from xmlib.core.manifest import file_entry, file_problem
 from xmlib.core.paths import cache_dir
 from xmlib.core.progress import progress
 
@@ -161,6 +169,7 @@ _CLIENT_INSTALL_HINT = {
     "npm": "install Node.js and npm (`apt-get install npm`, or https://nodejs.org)",
 }
 _STAMP = ".complete"
+_MANIFEST = ".manifest.json"
 
 #: A downloader takes (asset, empty folder) and leaves the downloaded file in that folder, returning
 #: its path. The default runs the registry client; tests inject fakes.
@@ -240,7 +249,7 @@ def _download_verified(asset: Asset, downloads: Path, downloader: Downloader) ->
     n_downloads = 0
     while True:
         if not dest.exists():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{asset.name}.", suffix=".part", dir=downloads))
+            tmp = temp_dir(downloads, asset.name)
             try:
                 got = Path(downloader(asset, tmp))
                 if not got.is_file():
@@ -300,6 +309,50 @@ def _extract(asset: Asset, archive: Path, target: Path) -> None:
         extract_tgz(archive, target)
 
 
+def _describe_tree(folder: Path) -> dict[str, dict]:
+    """The manifest of an extracted folder: ``{relative path: {"bytes", "sha256"}}`` per file and
+    ``{"link": target}`` per symbolic link."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if path.is_symlink():
+                out[rel] = {"link": os.readlink(path)}
+            elif path.is_file():
+                out[rel] = file_entry(path)
+    return out
+
+
+def _tree_problem(folder: Path, *, full: bool) -> str | None:
+    """What is wrong with an extracted folder against its manifest (None: nothing): the first file
+    missing, of another size, or (``full``) with another sha256, named by its path."""
+    try:
+        files = load_json_checked(folder / _MANIFEST)["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{folder / _MANIFEST}: the manifest is missing or unreadable"
+    for rel, entry in files.items():
+        path = folder / rel
+        if "link" in entry:
+            problem = None if path.is_symlink() and os.readlink(path) == entry["link"] else "the link is missing or changed"
+        else:
+            problem = file_problem(path, entry, full=full)
+        if problem:
+            return f"{path}: {problem}"
+    return None
+
+
+def _problem(asset: Asset, folder: Path, *, full: bool = False) -> str | None:
+    """None when ``folder`` holds ``asset`` extracted as its stamp and manifest say, else what is wrong
+    (``"not extracted"`` when there is no matching stamp)."""
+    try:
+        if (folder / _STAMP).read_text().strip() != asset.sha256:
+            return "not extracted"
+    except OSError:
+        return "not extracted"
+    return _tree_problem(folder, full=full)
+
+
 # ----------------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------------
@@ -314,14 +367,10 @@ def _root(cache: str | os.PathLike | None) -> Path:
     return Path(cache).expanduser().resolve() if cache is not None else cache_dir()
 
 
-def is_fetched(name: str, *, cache: str | os.PathLike | None = None) -> bool:
-    """True when ``name`` is extracted and stamped with its pinned sha256."""
-    asset = _get(name)
-    stamp = _root(cache) / "assets" / name / _STAMP
-    try:
-        return stamp.read_text().strip() == asset.sha256
-    except OSError:
-        return False
+def is_fetched(name: str, *, cache: str | os.PathLike | None = None, full: bool = False) -> bool:
+    """True when ``name`` is extracted, stamped with its pinned sha256 and every file is there with its
+    recorded size (``full``: and its recorded sha256)."""
+    return _problem(_get(name), _root(cache) / "assets" / name, full=full) is None
 
 
 def fetch(
@@ -329,32 +378,41 @@ def fetch(
     *,
     cache: str | os.PathLike | None = None,
     downloader: Downloader | None = None,
+    verify: bool = False,
 ) -> Path:
     """Make asset ``name`` available and return its extracted folder ``<cache>/assets/<name>/``.
 
     ``cache`` defaults to :func:`xmlib.core.paths.cache_dir`. ``downloader`` replaces the registry
     client (see :data:`Downloader`); the default is :func:`client_download`. Idempotent: an asset
-    already stamped is returned at once.
+    already stamped, whose files are all there with their recorded sizes (``verify``: and sha256), is
+    returned at once; one whose files changed is named and extracted again.
     """
     asset = _get(name)
     root = _root(cache)
     dest = root / "assets" / name
-    if is_fetched(name, cache=root):
-        return dest
-    if downloader is None:
-        _require_clients(asset)
-        downloader = client_download
     assets_dir = root / "assets"
+    for folder in (assets_dir, root / "downloads"):  # temporary folders of killed runs
+        remove_stale_parts(folder)
+    problem = _problem(asset, dest, full=verify)
+    if problem is None:
+        return dest
+    if problem != "not extracted":
+        print(f"[xmlib.data] asset {name!r}: {problem}; extracting it again", flush=True)
+    if downloader is None:
+        if not (root / "downloads" / asset.filename).is_file():  # a kept download is extracted again offline
+            _require_clients(asset)
+        downloader = client_download
     assets_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(assets_dir / f".{name}.lock"):  # two processes fetching at once: the second waits
-        if is_fetched(name, cache=root):
+        if is_fetched(name, cache=root, full=verify):
             return dest
         archive = _download_verified(asset, root / "downloads", downloader)
-        for stale in assets_dir.glob(f".{name}.*.part"):  # left by an interrupted extraction
+        for stale in assets_dir.glob(f".{name}.*.part"):  # left by an interrupted extraction (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=assets_dir))
+        tmp = temp_dir(assets_dir, name)
         try:
             _extract(asset, archive, tmp)
+            atomic_write_json(tmp / _MANIFEST, {"archive_sha256": asset.sha256, "files": _describe_tree(tmp)})
             if dest.exists():  # an unstamped folder from an interrupted run: never trusted
                 shutil.rmtree(dest)
             os.replace(tmp, dest)
@@ -369,22 +427,27 @@ def fetch_all(
     *,
     cache: str | os.PathLike | None = None,
     downloader: Downloader | None = None,
+    verify: bool = False,
 ) -> dict[str, Path]:
-    """Fetch several assets (all by default) with a progress bar; return ``{name: folder}``."""
+    """Fetch several assets (all by default) with a progress bar; return ``{name: folder}``. ``verify``
+    checks every extracted file's sha256 (see :func:`fetch`)."""
     names = list(ASSETS) if names is None else list(names)
     for n in names:
         _get(n)
     out: dict[str, Path] = {}
     for n in progress(names, desc="assets", total=len(names)):
-        out[n] = fetch(n, cache=cache, downloader=downloader)
+        out[n] = fetch(n, cache=cache, downloader=downloader, verify=verify)
     return out
 
 
 def asset_root(name: str, *, cache: str | os.PathLike | None = None) -> Path:
-    """The extracted folder of a fetched asset; an error says how to fetch it if it is missing."""
-    _get(name)
+    """The extracted folder of a fetched asset; an error says how to fetch it if it is missing. Its files
+    are checked against the manifest (presence, sizes); a damaged asset is extracted again."""
     root = _root(cache)
-    if not is_fetched(name, cache=root):
+    problem = _problem(_get(name), root / "assets" / name)
+    if problem is not None and problem != "not extracted":
+        return fetch(name, cache=root)  # a changed or missing file: named, and the asset extracted again
+    if problem is not None:
         raise AssetNotFetchedError(
             f"asset {name!r} is not in the cache {root} yet: run `python -m xmlib.data fetch {name}` "
             f"(or `python -m xmlib.data fetch` for all), or call xmlib.data.assets.fetch({name!r})"

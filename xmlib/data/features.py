@@ -37,7 +37,20 @@ import torch
 from torch import nn
 
 from xmlib.core.device import get_device
-from xmlib.core.io import atomic_save_npy, atomic_write_json, load_npy
+from xmlib.core.fingerprint import code_hash
+from xmlib.core.io import (
+    DataFormatError,
+    atomic_save_npy,
+    atomic_write_json,
+    file_lock,
+    is_partial,
+    load_json_checked,
+    load_npy,
+    remove_stale_parts,
+    require_finite,
+    sha256_file,
+)
+from xmlib.core.manifest import array_entry, array_problem
 from xmlib.core.paths import cache_dir
 from xmlib.core.progress import progress
 from xmlib.data.images import LITE_MEAN, LITE_STD, load_image, to_tensor
@@ -55,6 +68,8 @@ __all__ = [
     "load_text_model",
     "features_cache_path",
     "FeatureStore",
+    "DamagedChunk",
+    "verify_cache",
 ]
 
 IMAGE_MODEL = "efficientnet-lite0"
@@ -221,6 +236,14 @@ def _compute(paths: Sequence[Path], size: int, batch_size: int, device: torch.de
     return np.concatenate(pooled), np.concatenate(grid)
 
 
+class DamagedChunk(DataFormatError):
+    """Stored features that failed their checks; the chunks named were dropped and are computed again."""
+
+
+def _report(path: Path, problem: str, action: str) -> None:
+    print(f"[xmlib.data] {path}: {problem}; {action}", flush=True)
+
+
 class FeatureStore:
     """Every picture's features, computed once for all benchmarks: one pass of the network gives both
     the pooled vector (float32) and the grid (float16) of a picture, kept in chunk files under
@@ -228,45 +251,150 @@ class FeatureStore:
     (relative to the cache) to its chunk and row. The clipart, emoji and captions benchmarks share
     thousands of pictures, so a picture one benchmark featurised is not run through the network again
     for another. Chunks and the index are written atomically under a lock; an interrupted run keeps
-    the chunks it finished."""
+    the chunks it finished.
 
-    def __init__(self, size: int = 224):
-        self.root = cache_dir() / "features" / "store" / f"{IMAGE_MODEL}_{size}px_{_CACHE_VERSION}"
+    Each chunk ``NAME`` has a manifest ``chunk-NAME.json`` written with it: the pictures' keys (one per
+    row), what produced it (model, resolution, cache version, the features code's hash, a sha256 over
+    the pictures' bytes) and, per file (``pooled-NAME.npy``, ``grid-NAME.npy``), its size, sha256,
+    shape and dtype (:mod:`xmlib.core.manifest`). Non-finite features are refused when written.
+    :meth:`gather` makes the cheap checks on every load (manifest, size, header, one row per picture,
+    finite rows); :meth:`verify` adds the sha256 (``prepare`` and after a crash). A chunk that fails is
+    named, deleted with its index entries and computed again on its own (:class:`DamagedChunk`)."""
+
+    def __init__(self, size: int = 224, *, root: Path | None = None):
+        self.root = root or cache_dir() / "features" / "store" / f"{IMAGE_MODEL}_{size}px_{_CACHE_VERSION}"
         self.size = size
+
+    def _file(self, kind: str, name: str) -> Path:
+        return self.root / f"{kind}-{name}.npy"
+
+    def _manifest_path(self, name: str) -> Path:
+        return self.root / f"chunk-{name}.json"
+
+    def _manifest(self, name: str) -> dict | None:
+        try:
+            manifest = load_json_checked(self._manifest_path(name))
+        except (OSError, DataFormatError):
+            return None
+        return manifest if isinstance(manifest, dict) and {"keys", "files"} <= manifest.keys() else None
+
+    def _chunk_names(self) -> set[str]:
+        """Every chunk that has a manifest or a file here."""
+        names = set()
+        for path in self.root.glob("*-*.*") if self.root.is_dir() else ():
+            if not is_partial(path) and path.suffix in (".npy", ".json"):
+                names.add(path.stem.split("-", 1)[1])
+        return names
 
     def _index(self) -> dict[str, list]:
         path = self.root / "index.json"
         if not path.is_file():
             return {}
-        import json
-
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise RuntimeError(f"the feature store index {path} is unreadable ({exc}); delete {self.root} "
-                               "to recompute the features") from exc
+            index = load_json_checked(path)
+            if isinstance(index, dict):
+                return index
+            problem = "not a JSON object"
+        except DataFormatError as exc:
+            problem = str(exc)
+        _report(path, problem, "rebuilding the index from the chunks' manifests")
+        index = {}
+        for name in sorted(self._chunk_names()):
+            manifest = self._manifest(name)
+            if manifest is not None:
+                index.update({k: [name, row] for row, k in enumerate(manifest["keys"])})
+        atomic_write_json(path, index)
+        return index
 
     def missing(self, keys: Sequence[str]) -> list[int]:
         """Positions of ``keys`` that have no stored features yet."""
         index = self._index()
         return [i for i, k in enumerate(keys) if k not in index]
 
-    def add(self, keys: Sequence[str], pooled: np.ndarray, grid: np.ndarray) -> None:
-        """Store the features of ``keys`` (one new chunk) and index them."""
-        from xmlib.core.io import file_lock
-
+    def add(self, keys: Sequence[str], pooled: np.ndarray, grid: np.ndarray,
+            sources: Sequence[str | os.PathLike] | None = None) -> None:
+        """Store the features of ``keys`` (one new chunk, with its manifest) and index them. ``sources``
+        (the pictures) enter the manifest as a sha256 over their bytes. NaN or inf is refused here,
+        naming the picture, and nothing is stored."""
         if not (len(keys) == len(pooled) == len(grid)):
             raise ValueError(f"{len(keys)} keys for {len(pooled)} pooled and {len(grid)} grid rows")
+        pooled = np.ascontiguousarray(pooled, dtype=np.float32)  # (N, 1280)
+        grid = np.ascontiguousarray(grid, dtype=np.float16)  # (N, R, 1280)
+        bad = ~(np.isfinite(pooled).all(axis=1) & np.isfinite(grid.reshape(len(grid), -1)).all(axis=1))
+        if bad.any():
+            row = int(bad.argmax())
+            raise DataFormatError(path=sources[row] if sources else keys[row], problem="the network gave NaN or inf features "
+                                  f"({int(bad.sum())} of {len(keys)} pictures in this batch); nothing was stored",
+                                  expected="finite features", fix="check that the picture opens and is not degenerate")
         name = _list_hash(list(keys))
-        atomic_save_npy(self.root / f"pooled-{name}.npy", np.ascontiguousarray(pooled, dtype=np.float32))
-        atomic_save_npy(self.root / f"grid-{name}.npy", np.ascontiguousarray(grid, dtype=np.float16))
-        with file_lock(self.root / ".lock"):
+        inputs = hashlib.sha256("".join(sha256_file(p) for p in sources).encode()).hexdigest() if sources else None
+        meta = {"keys": list(keys), "model": IMAGE_MODEL, "size": self.size, "version": _CACHE_VERSION,
+                "code": code_hash(__name__), "inputs_sha256": inputs}
+        with file_lock(self.root / ".lock"):  # a verify() in another process never sees half a chunk
+            files = {kind: array_entry(atomic_save_npy(self._file(kind, name), arr), arr)
+                     for kind, arr in (("pooled", pooled), ("grid", grid))}
+            atomic_write_json(self._manifest_path(name), {**meta, "files": files})
             index = self._index()
             index.update({k: [name, row] for row, k in enumerate(keys)})
             atomic_write_json(self.root / "index.json", index)
 
+    def problem(self, name: str, kinds: Sequence[str] = ("pooled", "grid"), *, full: bool = False) -> tuple[Path, str] | None:
+        """The first file of chunk ``name`` that fails its checks and what is wrong (None: all good).
+        Cheap checks; ``full`` adds the sha256."""
+        manifest = self._manifest(name)
+        if manifest is None:
+            return self._manifest_path(name), "the manifest is missing or unreadable"
+        keys = manifest["keys"]
+        if _list_hash(list(keys)) != name:
+            return self._manifest_path(name), "its pictures do not match the chunk's name"
+        for kind in kinds:
+            path = self._file(kind, name)
+            entry = manifest["files"].get(kind)
+            found = "no manifest entry" if entry is None else array_problem(path, entry, full=full)
+            if not found and entry["shape"][0] != len(keys):
+                found = f"{entry['shape'][0]} rows for {len(keys)} pictures"
+            if found:
+                return path, found
+        return None
+
+    def drop(self, name: str, path: Path, problem: str) -> None:
+        """Report chunk ``name`` as bad (``path``: the failing file), delete its files and its index entries."""
+        with file_lock(self.root / ".lock"):
+            self._delete(name, path, problem)
+
+    def _delete(self, name: str, path: Path, problem: str) -> None:  # the caller holds the lock
+        _report(path, problem, "deleting the chunk; its pictures are computed again")
+        for p in (self._file("pooled", name), self._file("grid", name), self._manifest_path(name)):
+            p.unlink(missing_ok=True)
+        index = self._index()
+        kept = {k: v for k, v in index.items() if v[0] != name}
+        if len(kept) != len(index):
+            atomic_write_json(self.root / "index.json", kept)
+
+    def verify(self, *, full: bool = True) -> list[tuple[Path, str]]:
+        """Check every chunk (with the sha256 when ``full``) and every index entry; drop what fails and
+        return ``(path, problem)`` for each piece dropped."""
+        remove_stale_parts(self.root)
+        bad = []
+        with file_lock(self.root / ".lock"):
+            index = self._index()
+            for name in sorted(self._chunk_names() | {v[0] for v in index.values()}):
+                found = self.problem(name, full=full)
+                if found is None:
+                    rows = self._manifest(name)["files"]["pooled"]["shape"][0]
+                    if any(v[0] == name and not 0 <= v[1] < rows for v in index.values()):
+                        found = (self.root / "index.json", f"rows outside chunk {name}")
+                if found:
+                    self._delete(name, *found)
+                    bad.append(found)
+                    index = self._index()
+        return bad
+
     def gather(self, keys: Sequence[str], kind: str) -> np.ndarray:
-        """The stored ``kind`` features of ``keys``, in order: (N, 1280) float32 or (N, R, 1280) float16."""
+        """The stored ``kind`` features of ``keys``, in order: (N, 1280) float32 or (N, R, 1280) float16.
+
+        Each chunk read gets the cheap checks and its rows are checked finite; chunks that fail are
+        dropped and :class:`DamagedChunk` names them (their pictures are then missing: compute again)."""
         index = self._index()
         absent = [k for k in keys if k not in index]
         if absent:
@@ -275,13 +403,25 @@ class FeatureStore:
         for pos, k in enumerate(keys):
             name, row = index[k]
             by_chunk.setdefault(name, []).append((pos, row))
-        out = None
+        out, damaged = None, []
         for name, pairs in by_chunk.items():
-            chunk = load_npy(self.root / f"{kind}-{name}.npy", mmap=kind == "grid")
+            path = self._file(kind, name)
+            found = self.problem(name, (kind,))
+            if found is None:
+                chunk = load_npy(path, mmap=kind == "grid")
+                pos, rows = zip(*pairs)
+                part = np.asarray(chunk[list(rows)])
+                if not np.isfinite(part.reshape(len(part), -1)).all():
+                    found = (path, "holds NaN or inf")
+            if found:
+                self.drop(name, *found)
+                damaged.append(found)
+                continue
             if out is None:
                 out = np.empty((len(keys), *chunk.shape[1:]), dtype=chunk.dtype)
-            pos, rows = zip(*pairs)
-            out[list(pos)] = chunk[list(rows)]
+            out[list(pos)] = part
+        if damaged:
+            raise DamagedChunk("; ".join(f"{p}: {what}" for p, what in damaged) + "; compute these pictures again")
         return out
 
 
@@ -322,8 +462,10 @@ def image_features(
         return np.empty(empty_shape, dtype=dtype)
 
     dest = features_cache_path(paths, kind, size, cache_key)
-    if use_cache and dest.exists():
-        return load_npy(dest).astype(dtype, copy=False)
+    if use_cache:
+        cached = _load_cached(dest, len(paths))
+        if cached is not None:
+            return cached.astype(dtype, copy=False)
 
     bar = progress(range(len(paths)), desc=f"{IMAGE_MODEL} {size}px", total=len(paths))
     try:
@@ -331,22 +473,88 @@ def image_features(
             pooled, grid = _compute(paths, size, batch_size, device, bar)
             return (pooled if kind == "pooled" else grid).astype(dtype, copy=False)
         store = FeatureStore(size)
+        if remove_stale_parts(store.root):  # a writer was killed here: check every chunk in full
+            store.verify(full=True)
         keys = [_path_key(p) for p in paths]
-        todo = store.missing(keys)
-        bar.update(len(paths) - len(todo))
-        for start in range(0, len(todo), _CHUNK):  # each chunk is stored as it is done (resumable)
-            part = todo[start: start + _CHUNK]
-            pooled, grid = _compute([paths[i] for i in part], size, batch_size, device, bar)
-            store.add([keys[i] for i in part], pooled, grid)
-        feats = store.gather(keys, kind)  # (N, 1280) float32 | (N, R, 1280) float16
+        for attempt in range(2):
+            todo = store.missing(keys)
+            if attempt == 0:
+                bar.update(len(paths) - len(todo))
+            for start in range(0, len(todo), _CHUNK):  # each chunk is stored as it is done (resumable)
+                part = todo[start: start + _CHUNK]
+                pooled, grid = _compute([paths[i] for i in part], size, batch_size, device, bar)
+                store.add([keys[i] for i in part], pooled, grid, sources=[paths[i] for i in part])
+            try:
+                feats = store.gather(keys, kind)  # (N, 1280) float32 | (N, R, 1280) float16
+                break
+            except DamagedChunk:  # dropped: its pictures are missing now and computed on the next pass
+                if attempt:
+                    raise
     finally:
         bar.close()
-    atomic_save_npy(dest, feats)
-    atomic_write_json(dest.with_suffix(".json"), {
-        "model": IMAGE_MODEL, "size": size, "kind": kind, "n": len(paths),
-        "dtype_on_disk": str(feats.dtype), "shape": list(feats.shape), "paths": keys,
-    })
+    _save_cached(dest, feats, model=IMAGE_MODEL, size=size, kind=kind, n=len(paths), paths=keys)
     return feats.astype(dtype, copy=False)
+
+
+def _load_cached(dest: Path, rows: int, *, full: bool = False) -> np.ndarray | None:
+    """The array cached in ``dest`` if it passes its checks against the manifest ``dest.json`` (size,
+    header, ``rows`` rows, finite values; the sha256 when ``full``), else None: a missing one, or a bad
+    one that is reported and deleted so that the caller computes it again."""
+    if not dest.exists():
+        return None
+    entry = _manifest_entry(dest)
+    problem = "its manifest is missing or unreadable" if entry is None else array_problem(dest, entry, full=full)
+    if not problem and entry["shape"][0] != rows:
+        problem = f"{entry['shape'][0]} rows for {rows} inputs"
+    arr = None
+    if not problem:
+        arr = load_npy(dest)
+        if not np.isfinite(arr).all():
+            problem = "holds NaN or inf"
+    if problem:
+        _report(dest, problem, "deleting it; it is computed again")
+        dest.unlink(missing_ok=True)
+        dest.with_suffix(".json").unlink(missing_ok=True)
+        return None
+    return arr
+
+
+def _save_cached(dest: Path, array: np.ndarray, **meta) -> None:
+    """Write ``array`` to ``dest`` and its manifest (size, sha256, shape, dtype, the code's hash, ``meta``)
+    to ``dest.json``; NaN or inf is refused."""
+    require_finite(array, dest, "the features to cache", fix="nothing was cached; check the inputs")
+    atomic_save_npy(dest, array)
+    atomic_write_json(dest.with_suffix(".json"), {**meta, "version": _CACHE_VERSION, "code": code_hash(__name__),
+                                                  "file": array_entry(dest, array)})
+
+
+def verify_cache(*, full: bool = True) -> list[tuple[Path, str]]:
+    """Check every cached feature file under ``cache_dir()/features`` (the store's chunks and the cached
+    lists), with the sha256 when ``full``; delete what fails (it is computed again when next asked for)
+    and return ``(path, problem)`` for each. ``python -m xmlib.data prepare`` runs this first."""
+    root = cache_dir() / "features"
+    bad = []
+    for store_root in sorted((root / "store").glob("*/")) if (root / "store").is_dir() else ():
+        bad += FeatureStore(root=store_root).verify(full=full)
+    for folder in sorted(p for p in root.glob("*/") if p.name != "store"):
+        remove_stale_parts(folder)
+        for dest in sorted(folder.glob("*.npy")):
+            if is_partial(dest):
+                continue
+            entry = _manifest_entry(dest)
+            rows = entry["shape"][0] if entry else -1
+            before = dest.exists()
+            if _load_cached(dest, rows, full=full) is None and before:
+                bad.append((dest, "failed its checks"))
+    return bad
+
+
+def _manifest_entry(dest: Path) -> dict | None:
+    try:
+        entry = load_json_checked(dest.with_suffix(".json")).get("file")
+    except (OSError, DataFormatError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,8 +596,9 @@ def text_embeddings(
     dest = None
     if cache_key is not None:
         dest = cache_dir() / "features" / _check_key(cache_key) / f"minilm-l6-v2_{_CACHE_VERSION}_{_list_hash(texts)}.npy"
-        if dest.exists():
-            return load_npy(dest)
+        cached = _load_cached(dest, len(texts))
+        if cached is not None:
+            return cached
     if not texts:
         return np.empty((0, TEXT_DIM), np.float32)
     model = load_text_model(str(device) if device is not None else None)
@@ -398,5 +607,5 @@ def text_embeddings(
                            show_progress_bar=False)
     emb = np.ascontiguousarray(emb, dtype=np.float32)  # (N, 384)
     if dest is not None:
-        atomic_save_npy(dest, emb)
+        _save_cached(dest, emb, model=TEXT_MODEL, n=len(texts))
     return emb

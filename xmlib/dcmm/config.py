@@ -36,30 +36,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from xmlib.core.config import BaseConfig, analysis_field
+from xmlib.core.config import BaseConfig, Range, analysis_field, at_least, between, one_of, positive
 
 
 @dataclass(frozen=True)
 class Config(BaseConfig):
     seed: int = 0
     # ---- synthetic data (used when the clipart benchmark is not available) ----
-    n_queries: int = 60
-    n_docs: int = 50
-    visual_dim: int = 1280
+    n_queries: int = at_least(1, 60)
+    n_docs: int = at_least(1, 50)
+    visual_dim: int = at_least(1, 1280)
     # ---- model (Eqs. 5-6) ----
-    hidden: int = 16            # input_channels c: width of h^0 = MLP(text features)
-    mlp_layers: int = 2         # Linear layers in the text MLP
-    conv_channels: int = 16     # width of each conv layer's output h^{l+1}
-    n_conv: int = 2             # number of cross-modal conv layers (Fig. 2's depth)
-    k: int = 10                 # k of the visual k-NN graph (counts the node itself); 0 = fully connected
-    dropout: float = 0.2
+    hidden: int = at_least(1, 16)  # input_channels c: width of h^0 = MLP(text features)
+    mlp_layers: int = at_least(1, 2)  # Linear layers in the text MLP
+    conv_channels: int = at_least(1, 16)  # width of each conv layer's output h^{l+1}
+    n_conv: int = at_least(0, 2, "0 = no conv, the LTR model")  # cross-modal conv layers (Fig. 2's depth)
+    k: int = at_least(0, 10, "0 = fully connected graph")  # k of the visual k-NN graph (counts the node itself)
+    dropout: float = between(0.0, 1.0, 0.2, high_open=True)
     # ---- paper/code switches (defaults = the paper) ----
     conv_relu: bool = True
     self_loops: bool = True
     conv_bias: bool = False
     degree_norm: bool = False
     conv_dropout: bool = False  # dropout after every conv (the released code), rate ``dropout``
-    zscore_ddof: int = 0        # 0: population std; 1: sample std + 1e-6 (the released code)
+    zscore_ddof: int = one_of((0, 1), 0, "0: population std; 1: the released code's sample std + 1e-6")
     # ---- data ----
     data: str = "default"       # clipart profile name or a MediaEval'17-layout folder
     data_split: str = "train"   # split read from a MediaEval'17 folder
@@ -68,59 +68,40 @@ class Config(BaseConfig):
     # ---- features ----
     centre_visual: Literal["none", "query"] = "none"
     zscore_text: bool = True    # z-score each text feature within each query (official code)
-    cm_text_feature: int = 0    # column of the text features used as s_T in Eq. (1)
-    cm_k: int = 10              # K of Eq. (1) when not selected on validation
+    cm_text_feature: int = at_least(0, 0)  # column of the text features used as s_T in Eq. (1)
+    cm_k: int = at_least(1, 10)  # K of Eq. (1) when not selected on validation
     # ---- training (Eq. 7) ----
-    lr: float = 1e-3
-    batch_queries: int = 16
-    epochs: int = 30
+    lr: float = positive(1e-3)
+    batch_queries: int = at_least(1, 16)
+    epochs: int = at_least(1, 30)
     bpr_reduction: Literal["mean", "sum"] = "mean"
     select_metric: Literal["ndcg", "map", "ndcg_cut_20", "P_20"] = "ndcg"
     # ---- protocol ----
-    folds: int = 5
-    inner_folds: int = 1        # 1: one of the training folds validates; >1: inner CV, curves averaged
+    folds: int = at_least(2, 5, "cross-validation needs at least 2 folds")
+    inner_folds: int = at_least(1, 1)  # 1: one of the training folds validates; >1: inner CV, curves averaged
     retrain: bool = True        # retrain on all non-test folds for the selected number of epochs
-    lr_grid: tuple[float, ...] = (1e-3, 1e-2)
-    hidden_grid: tuple[int, ...] = (16,)
-    cm_k_grid: tuple[int, ...] = (3, 5, 10, 20)
+    lr_grid: tuple[float, ...] = positive((1e-3, 1e-2))
+    hidden_grid: tuple[int, ...] = at_least(1, (16,))
+    cm_k_grid: tuple[int, ...] = at_least(1, (3, 5, 10, 20))
     method: Literal["ltr", "cm", "ltr+cm", "dcmm-cos", "dcmm-edge"] = "dcmm-edge"  # what one training run
                                 # cross-validates (the chapter sets it for each method of Table 1)
     select_lr: bool = True      # False: lr fixed to ``lr`` instead of chosen from lr_grid (Fig. 2's grid)
     # ---- the chapter's analysis (never changes a trained model) ----
-    seeds: int = analysis_field(3)           # training seeds per compared model (verdicts over seeds)
-    n_boot: int = analysis_field(2000)       # two-level bootstrap replicates of each claim
-    fig2_k: tuple[int, ...] = analysis_field((3, 10, 0))
-    fig2_depth: tuple[int, ...] = analysis_field((1, 3))
+    seeds: int = analysis_field(3, Range(1, why="verdicts are judged over seeds"))  # training seeds per compared model
+    n_boot: int = analysis_field(2000, Range(100))  # two-level bootstrap replicates of each claim
+    fig2_k: tuple[int, ...] = analysis_field((3, 10, 0), Range(0, why="0 = fully connected"))
+    fig2_depth: tuple[int, ...] = analysis_field((1, 3), Range(1))
     fig2_method: Literal["dcmm-cos", "dcmm-edge"] = analysis_field("dcmm-edge")  # the paper plots its best model
-    n_examples: int = analysis_field(3)      # queries shown as images (top 10 before / after re-ranking)
+    n_examples: int = analysis_field(3, Range(0))  # queries shown as images (top 10 before / after re-ranking)
     # ---- CPU ----
-    cpu_threads: int = 1        # torch threads while training on CPU (0 = leave torch's setting); the
+    cpu_threads: int = at_least(0, 1, "0 = leave torch's setting")  # torch threads while training on CPU; the
                                 # per-query graphs are tiny, and extra threads only add sync overhead
 
     def validate(self) -> None:
-        for name in ("n_queries", "n_docs", "visual_dim", "hidden", "mlp_layers", "conv_channels",
-                     "batch_queries", "folds", "inner_folds"):
-            self.require(getattr(self, name) >= 1, name, "must be >= 1")
-        self.require(self.cpu_threads >= 0, "cpu_threads", "must be >= 0 (0 = leave torch's setting)")
+        """The rules that tie fields together (each field's own range is declared next to it)."""
         self.require(not (self.inner_folds > 1 and not self.retrain), "retrain",
                      "retrain=False keeps the inner model, which needs inner_folds=1")
-        self.require(self.n_conv >= 0, "n_conv", "must be >= 0 (0 = no conv, the LTR model)")
-        self.require(self.k >= 0, "k", "must be >= 0 (0 = fully connected graph)")
-        self.require(self.cm_k >= 1, "cm_k", "must be >= 1")
-        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-        self.require(self.zscore_ddof in (0, 1), "zscore_ddof",
-                     "must be 0 (population std) or 1 (the released code: sample std + 1e-6)")
-        self.require(self.lr > 0, "lr", "must be > 0")
-        self.require(self.epochs >= 1, "epochs", "must be >= 1")
-        self.require(self.folds >= 2, "folds", "cross-validation needs at least 2 folds")
         self.require(self.inner_folds < self.folds, "inner_folds", "must be smaller than folds")
-        self.require(len(self.lr_grid) >= 1 and all(v > 0 for v in self.lr_grid), "lr_grid", "positive values")
-        self.require(len(self.hidden_grid) >= 1 and all(v >= 1 for v in self.hidden_grid), "hidden_grid", ">= 1")
-        self.require(len(self.cm_k_grid) >= 1 and all(v >= 1 for v in self.cm_k_grid), "cm_k_grid", ">= 1")
-        self.require(all(v >= 0 for v in self.fig2_k), "fig2_k", ">= 0 (0 = fully connected)")
-        self.require(all(v >= 1 for v in self.fig2_depth), "fig2_depth", ">= 1")
-        self.require(self.seeds >= 1, "seeds", "must be >= 1 (3 in the default profile: verdicts are judged over seeds)")
-        self.require(self.n_boot >= 100, "n_boot", "must be >= 100 bootstrap replicates")
 
 
 OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "conv_bias": True,

@@ -12,7 +12,8 @@ config (a frozen :class:`~xmlib.core.config.BaseConfig`), the seed and a stamp o
 whose stamp equals the one a call would write (``built`` aside) is up to date: :func:`build_once`
 returns it at once. Otherwise it builds into a temporary folder next to the target, writes the stamp
 last and renames the folder into place, under a lock, so that an interrupted build leaves nothing a
-later call trusts and two processes never build the same folder at once.
+later call trusts and two processes never build the same folder at once; the temporary folders of a
+killed build (``.NAME.<pid>.<random>.part``) are removed by the next build once their writer is gone.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from xmlib.core.config import BaseConfig, ConfigError, resolve_config
-from xmlib.core.io import atomic_write_json, file_lock
+from xmlib.core.io import atomic_write_json, file_lock, remove_stale_parts, temp_dir
 from xmlib.core.paths import cache_dir
 
 __all__ = ["STAMP", "bench_dir", "resolve", "check_seed", "input_stamps", "make_stamp", "read_stamp",
@@ -111,18 +111,20 @@ def build_once(out: str | os.PathLike, stamp: Mapping[str, Any], write: Callable
     if not force and is_built(out, stamp):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_parts(out.parent)  # temporary folders of killed builds (of any profile)
     with file_lock(out.parent / f".{out.name}.lock"):
         if not force and is_built(out, stamp):  # built by another process while we waited
             return out
-        for stale in out.parent.glob(f".{out.name}.*.part"):  # left by an interrupted build
+        for stale in out.parent.glob(f".{out.name}.*.part"):  # left by an interrupted build (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+        tmp = temp_dir(out.parent, out.name)
         os.chmod(tmp, 0o755)
         try:
             write(tmp)
             atomic_write_json(tmp / STAMP, {**stamp, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             if out.exists():
-                old = out.with_name(f".{out.name}.old.{os.getpid()}.part")
+                old = temp_dir(out.parent, f"{out.name}-old")
+                os.rmdir(old)
                 os.replace(out, old)
                 shutil.rmtree(old, ignore_errors=True)
             os.replace(tmp, out)
