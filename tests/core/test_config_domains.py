@@ -81,6 +81,13 @@ def test_good_values_and_roles():
     ("xmlib.deepranking.config", "image_size", 60, "must be a multiple of 8 >= 32"),
     ("xmlib.deepranking.config", "fractions", (0.0, 1.5), "(the item 1.5): must be in [0.0, 1.0]"),
     ("xmlib.deepranking.config", "t_r", 0.0, "must be > 0 (T_r > 0"),
+    ("xmlib.sgraf.config", "dropout", 1.0, "Config.dropout = 1.0: must be in [0.0, 1.0)"),
+    ("xmlib.sgraf.config", "captions_per_epoch", 6, "must be in [1, 5] (captions of each image per epoch)"),
+    ("xmlib.sgraf.config", "batch_size", 1, "must be >= 2 (a batch needs negatives)"),
+    ("xmlib.sgraf.config", "lambda_softmax", math.nan, "Config.lambda_softmax = nan: must be > 0"),
+    ("xmlib.sgraf.config", "steps_grid", (), "needs at least one value"),
+    ("xmlib.sgraf.config", "n_boot", 50, "must be >= 100 (bootstrap replicates)"),
+    ("xmlib.sgraf.config", "length_buckets", -1, "must be >= 0 (0 = one group per caption length)"),
 ])
 def test_chapter_configs(module, name, value, expected):
     import importlib

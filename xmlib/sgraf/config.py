@@ -62,7 +62,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
-from xmlib.core.config import BaseConfig, analysis_field, evaluation_field
+from xmlib.core.config import BaseConfig, Range, analysis_field, at_least, between, evaluation_field, positive
 
 Aggregator = Literal["sgr", "saf", "average", "joint"]
 NormEps = Literal["clamp", "add"]  # where a normalisation's ε goes (xmlib.sgraf.normalize)
@@ -78,40 +78,35 @@ class ModelConfig(BaseConfig):
     """
 
     # --- sizes ---------------------------------------------------------------------------
-    img_dim: int = 1280  # D: region feature size (2048 for BUTD)
-    word_dim: int = 300  # word embedding size
-    embed_size: int = 256  # d: joint embedding (1024 in the paper)
-    sim_dim: int = 64  # m: similarity vector size of Eq. 1 (256 in the paper)
-    num_regions: int = 49  # K, only used by global_norm="region"
-    dropout: float = 0.4
+    img_dim: int = at_least(1, 1280)  # D: region feature size (2048 for BUTD)
+    word_dim: int = at_least(1, 300)  # word embedding size
+    embed_size: int = at_least(1, 256)  # d: joint embedding (1024 in the paper)
+    sim_dim: int = at_least(1, 64)  # m: similarity vector size of Eq. 1 (256 in the paper)
+    num_regions: int = at_least(1, 49)  # K, only used by global_norm="region"
+    dropout: float = between(0.0, 1.0, 0.4, high_open=True)
     # --- model variant (Tables 3 and 4) ----------------------------------------------------
     aggregator: Aggregator = "sgr"  # sgr | saf | average (AA of Table 4) | joint (Table 5)
     similarity: Literal["vector", "scalar"] = "vector"  # SV (Eq. 1) or SS (cosine) of Table 4
     attention: Literal["t2i", "i2t"] = "t2i"  # text-to-visual (paper) or image-to-text (Table 4)
     use_global: bool = True
     use_local: bool = True
-    sgr_steps: int = 3  # N
-    lambda_softmax: float = 9.0  # λ
+    sgr_steps: int = at_least(0, 3, "0 = no reasoning")  # N
+    lambda_softmax: float = positive(9.0)  # λ
     # --- departure switches (see the module docstring) ------------------------------------
-    attn_leaky: float = 0.0
+    attn_leaky: float = at_least(0.0, 0.0, "0 = ReLU as in the paper, 0.1 = official code")
     l2_context: bool = False
     global_norm: Literal["feature", "region", "none"] = "feature"
     sim_bias: bool = False
     sgr_bias: bool = False
     norm_eps: NormEps = "clamp"
     # --- speed only -----------------------------------------------------------------------
-    length_buckets: int = 4  # caption length groups per training batch; 0 = one per distinct length (the same numbers)
+    length_buckets: int = at_least(0, 4, "0 = one group per caption length")  # caption length groups per training batch (the same numbers)
 
     def validate(self) -> None:
-        for name in ("img_dim", "word_dim", "embed_size", "sim_dim", "num_regions"):
-            self.require(getattr(self, name) > 0, name, "must be positive")
-        self.require(self.length_buckets >= 0, "length_buckets", "must be >= 0 (0 = one group per caption length)")
-        self.require(0.0 <= self.dropout < 1.0, "dropout", "must be in [0, 1)")
-        self.require(self.sgr_steps >= 0, "sgr_steps", "must be >= 0 (0 = no reasoning)")
+        """The rules that tie fields together (each field's own range is declared next to it)."""
         self.require(self.use_global or self.use_local, "use_local", "use_global and use_local cannot both be False")
         self.require(self.similarity == "vector" or self.aggregator == "average", "similarity",
                      "scalar (cosine) similarities only go with aggregator='average' (Table 4: SS+AA)")
-        self.require(self.attn_leaky >= 0.0, "attn_leaky", "must be >= 0 (0 = ReLU as in the paper, 0.1 = official code)")
 
     def model(self) -> "ModelConfig":
         """The architecture fields alone, as a :class:`ModelConfig` (what the model keeps)."""
@@ -133,53 +128,39 @@ class Config(ModelConfig):
     # --- departure switch of the objective (see the module docstring) -----------------------
     mask_same_image: bool = False
     # --- objective and optimisation ---------------------------------------------------------
-    margin: float = 0.2  # γ
+    margin: float = at_least(0.0, 0.2)  # γ
     max_violation: bool = True  # hardest negative (VSE++); False = sum over all negatives
-    warmup_epochs: int = 0  # epochs of all-negatives hinge before the hardest negatives (0 = the paper)
-    lr: float = 2e-4  # Adam's learning rate
-    batch_size: int = 128
-    grad_clip: float = 2.0
-    epochs: int = 8  # SGR and the ablations
-    lr_step: int = 6  # lr × lr_decay after this many epochs
-    saf_epochs: int = 8  # SAF (and average aggregation)
-    saf_lr_step: int = 6
-    lr_decay: float = 0.1
-    captions_per_epoch: int = 1
-    max_words: int = 12
-    max_train_images: int = 0  # 0 = all
-    dev_images: int = 1000  # best checkpoint by rSum on the first dev_images dev images
+    warmup_epochs: int = at_least(0, 0)  # epochs of all-negatives hinge before the hardest negatives (0 = the paper)
+    lr: float = positive(2e-4)  # Adam's learning rate
+    batch_size: int = at_least(2, 128, "a batch needs negatives")
+    grad_clip: float = positive(2.0)
+    epochs: int = at_least(0, 8)  # SGR and the ablations
+    lr_step: int = at_least(0, 6)  # lr × lr_decay after this many epochs
+    saf_epochs: int = at_least(0, 8)  # SAF (and average aggregation)
+    saf_lr_step: int = at_least(0, 6)
+    lr_decay: float = between(0.0, 1.0, 0.1, low_open=True)
+    captions_per_epoch: int = between(1, 5, 1, why="captions of each image per epoch")
+    max_words: int = at_least(0, 12, "0 = no limit")
+    max_train_images: int = at_least(0, 0)  # 0 = all
+    dev_images: int = at_least(0, 1000)  # best checkpoint by rSum on the first dev_images dev images
     # --- evaluation cost --------------------------------------------------------------------
-    eval_mib: int = evaluation_field(32)  # MiB of intermediates per scoring tile (bounds memory; small tiles stay near the caches)
+    eval_mib: int = evaluation_field(32, Range(0, low_open=True))  # MiB of intermediates per scoring tile (bounds memory)
     # --- the chapter's budget (see the module docstring) -------------------------------------
-    test_images: int = evaluation_field(0)  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
-    seeds: int = analysis_field(3)  # training seeds of every compared model (verdicts over seeds)
-    ablation_epochs: int = analysis_field(0)  # 0 = the SGR schedule's epochs
-    ablation_lr_step: int = analysis_field(0)  # 0 = the SGR schedule's lr_step
-    ablation_test_images: int = analysis_field(0)  # 0 = the main models' test set
-    steps_grid: tuple[int, ...] = analysis_field((1, 2, 3, 4))  # N of Table 3
-    ablation_local_steps: tuple[int, ...] = analysis_field((1, 3))  # N of Table 3's local-only rows
-    n_boot: int = analysis_field(2000)
-    baseline_epochs: int = analysis_field(15)  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
-    cpu_threads: int = analysis_field(0)  # torch CPU threads (0 = torch's default), set through xmlib.core.device
+    test_images: int = evaluation_field(0, Range(0))  # main models (SGR, SAF, SGRAF) on the first test_images test images (0 = all)
+    seeds: int = analysis_field(3, Range(1, why="verdicts are judged over seeds"))  # training seeds of every compared model (verdicts over seeds)
+    ablation_epochs: int = analysis_field(0, Range(0))  # 0 = the SGR schedule's epochs
+    ablation_lr_step: int = analysis_field(0, Range(0))  # 0 = the SGR schedule's lr_step
+    ablation_test_images: int = analysis_field(0, Range(0))  # 0 = the main models' test set
+    steps_grid: tuple[int, ...] = analysis_field((1, 2, 3, 4), Range(0))  # N of Table 3
+    ablation_local_steps: tuple[int, ...] = analysis_field((1, 3), Range(0))  # N of Table 3's local-only rows
+    n_boot: int = analysis_field(2000, Range(100, why="bootstrap replicates"))
+    baseline_epochs: int = analysis_field(15, Range(0))  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
+    cpu_threads: int = analysis_field(0, Range(0))  # torch CPU threads (0 = torch's default), set through xmlib.core.device
 
     def validate(self) -> None:
         super().validate()  # the architecture's rules
-        for name in ("batch_size", "eval_mib"):
-            self.require(getattr(self, name) > 0, name, "must be positive")
-        self.require(self.margin >= 0.0, "margin", "must be >= 0")
-        self.require(self.lr > 0.0, "lr", "must be positive")
-        self.require(self.grad_clip > 0.0, "grad_clip", "must be positive")
-        for name in ("epochs", "saf_epochs", "lr_step", "saf_lr_step", "max_words", "max_train_images", "dev_images",
-                     "warmup_epochs", "test_images", "ablation_epochs", "ablation_lr_step", "ablation_test_images",
-                     "baseline_epochs", "cpu_threads"):
-            self.require(getattr(self, name) >= 0, name, "must be >= 0")
-        self.require(1 <= self.captions_per_epoch <= 5, "captions_per_epoch", "must be 1..5")
         self.require(self.max_words == 0 or self.max_words >= 3, "max_words", "0 (no limit) or >= 3 (<start> w <end>)")
-        self.require(self.n_boot >= 100, "n_boot", "must be >= 100 bootstrap replicates")
-        self.require(self.seeds >= 1, "seeds", "must be >= 1 (3 in the default profile: verdicts are judged over seeds)")
         self.require(self.benchmark in ("smoke", "default"), "benchmark", "the open captions build: 'smoke' or 'default'")
-        self.require(all(int(n) >= 0 for n in self.steps_grid) and len(self.steps_grid) > 0, "steps_grid",
-                     "a non-empty tuple of step counts >= 0")
 
     def schedule(self) -> tuple[int, int]:
         """(epochs, lr_step) of this model: the SGR schedule for ``sgr`` / ``joint``, the SAF one otherwise."""
