@@ -90,3 +90,59 @@ def test_training_killed_then_rerun_ends_byte_identical(tmp_path, reference, poi
     want = dict(reference)
     assert want.pop("epochs_trained_by_this_run") == 4
     assert got == want
+
+
+BUILD_CHILD = Path(__file__).with_name("_build_child.py")
+
+
+def build(out: Path, *, force: bool = False, kill_after_files: int | None = None) -> int:
+    """Run the build child; with ``kill_after_files`` SIGKILL it once that many files are written."""
+    args = [sys.executable, str(BUILD_CHILD), str(out)] + (["force"] if force else [])
+    proc = subprocess.Popen(args, env={**os.environ, "XMLIB_PROGRESS": "0"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    progress = out.parent / "progress.txt"
+    t0 = time.monotonic()
+    try:
+        while proc.poll() is None:
+            try:
+                done = int(progress.read_text() or 0)
+            except (FileNotFoundError, ValueError):
+                done = 0
+            if kill_after_files is not None and done >= kill_after_files:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                return proc.returncode
+            if time.monotonic() - t0 > 60:
+                raise TimeoutError("the build child did not finish")
+            time.sleep(0.002)
+        if proc.returncode != 0:
+            raise AssertionError(proc.stderr.read().decode(errors="replace")[-2000:])
+        return proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stderr.close()
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file of a built folder but the stamp (which records the build time)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "stamp.json"}
+
+
+@pytest.mark.parametrize("force, kill_after", [(False, 1), (False, 12), (True, 5)],
+                         ids=["first file", "half built", "rebuild of a built folder"])
+def test_build_killed_then_rerun_ends_byte_identical_without_debris(tmp_path, force, kill_after):
+    clean = tmp_path / "clean" / "toy"
+    build(clean)
+    out = tmp_path / "killed" / "toy"
+    if force:
+        build(out)  # a finished build that the killed rebuild was replacing
+        (out.parent / "progress.txt").unlink()
+    assert build(out, force=force, kill_after_files=kill_after) == -signal.SIGKILL
+    assert any(p.name.endswith(".part") for p in out.parent.iterdir())  # the killed build's temporary folder
+    if force:  # the finished build stays whole while a rebuild is under way
+        assert folder_bytes(out) == folder_bytes(clean)
+    build(out)  # the next normal run
+    assert folder_bytes(out) == folder_bytes(clean)
+    assert not [p.name for p in out.parent.iterdir() if p.name.endswith(".part")]  # no debris left
