@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from xmlib.core.device import set_cpu_threads
 from xmlib.core.io import atomic_write_json
 from xmlib.sgraf import train as T
 from xmlib.sgraf.config import Config
@@ -29,7 +29,7 @@ def toy(n_img: int, seed: int) -> T.CaptionData:
 
 
 def main(workdir: Path, out: Path) -> None:
-    torch.set_num_threads(1)
+    set_cpu_threads(1)
     workdir.mkdir(parents=True, exist_ok=True)
     steps = workdir / "steps.txt"
     make_step = T.make_step
