@@ -269,7 +269,7 @@ print("images by source:", json.dumps({s: cap_stats[s]["by_source"] for s in ("t
 
 # %% [markdown]
 # How many test words the training captions cover, for three choices of split size (the same
-# concept-disjoint plan; only the counts differ). "unseen" words never occur in train; "<unk> at 4" is
+# concept-disjoint plan; only the counts differ). "unseen" words never occur in train; "`<unk>` at 4" is
 # the share of test words SCAN's vocabulary threshold would lose. The book's split is 700 / 200.
 
 # %%
