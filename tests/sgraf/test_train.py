@@ -160,3 +160,26 @@ def test_checkpoints_are_refused_after_a_code_change_and_kept_across_analysis_fi
     monkeypatch.setattr(fingerprint, "code_hash", lambda *m: real(*m) + "-edited")
     with pytest.raises(RuntimeError, match="another configuration"):
         train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path)
+
+
+def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkeypatch, tmp_path):
+    import xmlib.sgraf.train as T
+
+    cfg = Config(**TINY, epochs=1)
+    train, dev = toy_data(12, 0), toy_data(6, 1)
+    need = T.step_bytes(cfg, train)
+    assert need == cfg.batch_size ** 2 * T.pair_bytes(cfg, round(float(train.lengths.float().mean())), 4)
+    assert T.step_bytes(cfg.replace(batch_size=16), train) == 4 * need  # the square of the batch
+    monkeypatch.setattr(T, "available_memory", lambda device=None: need - 1)
+    with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
+        train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")
+    assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())  # nothing was trained
+    monkeypatch.setattr(T, "available_memory", lambda device=None: None)  # the system does not say: no check
+    train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "b")
+
+
+def test_available_memory_reads_the_system():
+    from xmlib.core.device import available_memory
+
+    free = available_memory(torch.device("cpu"))
+    assert free is None or free > 0

@@ -92,3 +92,19 @@ def set_deterministic() -> None:
     if accelerator_available():
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def available_memory(device: torch.device | None = None) -> int | None:
+    """Bytes a new allocation can take on ``device`` now: free GPU memory on CUDA, ``MemAvailable`` of
+    ``/proc/meminfo`` on a CPU (None where the system does not say)."""
+    device = device or get_device()
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None

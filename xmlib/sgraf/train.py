@@ -27,14 +27,14 @@ import numpy as np
 import torch
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import get_device
+from xmlib.core.device import available_memory, get_device
 from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import FitResult, fit
 from xmlib.metrics.retrieval import retrieval_metrics
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import EVAL_BYTES, SGRAFModel, encode_split, score_matrix
+from xmlib.sgraf.model import EVAL_BYTES, SGRAFModel, encode_split, pair_bytes, score_matrix
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,26 @@ def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTE
     return retrieval_metrics(scores, data.captions_per_image)
 
 
+def step_bytes(cfg: Config, data: CaptionData) -> int:
+    """An estimate of one training step's memory: ``batch_size²`` pairs, each holding what
+    :func:`~xmlib.sgraf.model.pair_bytes` counts for a caption of the data's mean length (autograd keeps
+    about that much per pair: 5.1 GB estimated against 5.2 GB measured for SGR at the paper's size,
+    ``benchmarks/sgraf_paper_speed.py --train-step``)."""
+    length = max(1, round(float(data.lengths.float().mean())))
+    return cfg.batch_size ** 2 * pair_bytes(cfg, length, int(data.images.shape[1]))
+
+
+def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> None:
+    """Fail before allocating when a training step cannot fit in the memory ``device`` has free."""
+    need, free = step_bytes(cfg, data), available_memory(device)
+    if free is not None and need > free:
+        gib = 2.0 ** 30
+        raise MemoryError(f"a training step of batch_size={cfg.batch_size} (embed_size={cfg.embed_size}, "
+                          f"sim_dim={cfg.sim_dim}) needs about {need / gib:.1f} GiB, but {device} has "
+                          f"{free / gib:.1f} GiB free; lower batch_size (memory grows with its square) or the "
+                          "dimensions, or free memory")
+
+
 def init_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
     """A fresh model of ``cfg.model()``, initialised from ``cfg.seed`` (the same weights on every call)."""
     seed_everything(cfg.seed)
@@ -190,6 +210,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
                              f"num_regions = {cfg.num_regions}; set num_regions or use global_norm='feature'")
     n_epochs, lr_step = cfg.schedule()
     n_epochs = n_epochs if epochs is None else epochs
+    check_step_fits(cfg, train, device)
     train = train.first_images(cfg.max_train_images)
     dev = dev.first_images(cfg.dev_images)
     model = init_model(cfg, vocab_size, device)
