@@ -81,6 +81,10 @@ def truncated(path, manifest):
 
 
 def no_manifest(path, manifest):
+    """No manifest and a file that fails a check (NaN): it cannot be adopted (see the test below)."""
+    arr = np.load(path)
+    arr[0, 0, 0] = np.nan
+    np.save(path, arr)
     manifest.unlink()
 
 
@@ -105,6 +109,23 @@ def test_bad_chunk_is_named_and_recomputed_alone(cache, capsys, damage, problem)
     seen.clear()
     assert features(pics, "c").tobytes() == clean.tobytes() and seen == []
     assert F.image_features(pics, "pooled", size=64, cache_key="c").shape == (4, 1280)
+
+
+def test_a_chunk_from_before_manifests_is_checked_and_adopted_not_recomputed(cache, capsys):
+    """A cache written before manifests existed: each good chunk gets a manifest (keys from the index,
+    rows, finite values, sizes and hashes as they are) instead of being computed again."""
+    pics, seen = cache
+    clean = features(pics, "a")
+    path, manifest = first_chunk(pics)
+    manifest.unlink()
+    seen.clear()
+    again = features(pics, "b")
+    out = capsys.readouterr().out
+    assert str(manifest) in out and "adopted" in out and "computed again" not in out
+    assert seen == [] and again.tobytes() == clean.tobytes()
+    m = json.loads(manifest.read_text())
+    assert m["adopted"] is True and m["code"] is None and m["files"]["grid"]["shape"][0] == 2
+    assert F.verify_cache() == []  # and the full check accepts it from now on
 
 
 def other_chunks_content(path):

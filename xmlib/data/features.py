@@ -341,7 +341,7 @@ class FeatureStore:
     def problem(self, name: str, kinds: Sequence[str] = ("pooled", "grid"), *, full: bool = False) -> tuple[Path, str] | None:
         """The first file of chunk ``name`` that fails its checks and what is wrong (None: all good).
         Cheap checks; ``full`` adds the sha256."""
-        manifest = self._manifest(name)
+        manifest = self._manifest(name) or self._adopt(name)
         if manifest is None:
             return self._manifest_path(name), "the manifest is missing or unreadable"
         keys = manifest["keys"]
@@ -356,6 +356,36 @@ class FeatureStore:
             if found:
                 return path, found
         return None
+
+    def _adopt(self, name: str) -> dict | None:
+        """The manifest of a chunk written before manifests existed, if it passes every check that can be
+        made without one; written and returned (None: not adoptable, the chunk is then rebuilt).
+
+        Its pictures are the index's keys that point into it, in row order: they must fill rows
+        0..n−1, hash to the chunk's name (how chunks have always been named) and match both files' row
+        counts, whose headers must read and whose values must be finite. What produced the features
+        (the inputs' hashes, the code) cannot be known afterwards: the manifest says ``"adopted": true``
+        and leaves those fields empty."""
+        rows = sorted((row, key) for key, (chunk, row) in self._index().items() if chunk == name)
+        keys = [key for _, key in rows]
+        if not keys or [row for row, _ in rows] != list(range(len(keys))) or _list_hash(keys) != name:
+            return None
+        files = {}
+        for kind in ("pooled", "grid"):
+            path = self._file(kind, name)
+            try:
+                array = load_npy(path, mmap=True)
+                require_finite(array, path, f"{kind} features")
+            except (OSError, ValueError):
+                return None
+            if array.shape[0] != len(keys):
+                return None
+            files[kind] = array_entry(path, array)
+        manifest = {"keys": keys, "model": IMAGE_MODEL, "size": self.size, "version": _CACHE_VERSION, "code": None,
+                    "inputs_sha256": None, "adopted": True, "files": files}
+        atomic_write_json(self._manifest_path(name), manifest)
+        _report(self._manifest_path(name), "written before manifests existed", "checked and adopted (nothing recomputed)")
+        return manifest
 
     def drop(self, name: str, path: Path, problem: str) -> None:
         """Report chunk ``name`` as bad (``path``: the failing file), delete its files and its index entries."""
