@@ -3,6 +3,7 @@ folder renamed into place, idempotence, rebuild on a changed stamp or version, n
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ def test_build_once_writes_once_then_only_checks(tmp_path):
     assert B.build_once(out, _stamp(), write) == out
     assert (out / "data.txt").read_text() == "x" and len(calls) == 1
     stamp = json.loads((out / B.STAMP).read_text())
-    assert {k: v for k, v in stamp.items() if k != "built"} == _stamp() and stamp["config"] == {"size": 3}
+    assert {k: v for k, v in stamp.items() if k not in ("built", "files")} == _stamp() and stamp["config"] == {"size": 3}
+    assert stamp["files"] == {"data.txt": {"bytes": 1, "sha256": hashlib.sha256(b"x").hexdigest()}}
     B.build_once(out, _stamp(), write)
     assert len(calls) == 1                                  # up to date: nothing written
     B.build_once(out, _stamp(), write, force=True)

@@ -30,6 +30,9 @@ def prepare(profile: str, seed: int = 0, benchmarks: tuple[str, ...] = BENCHMARK
     timings["fetch"] = time.perf_counter() - t0
     t = time.perf_counter()
     features.verify_cache(full=True)  # every cached feature file against its sha256; bad ones are deleted
+    from xmlib.data.benchmarks._build import verify_builds
+
+    verify_builds(full=True)  # every built benchmark's files against their sha256; a bad build is built again
     timings["verify"] = time.perf_counter() - t
     build_profile = "smoke" if profile == "smoke" else "default"
     for name in benchmarks:

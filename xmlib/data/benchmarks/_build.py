@@ -4,7 +4,8 @@ A benchmark ``NAME`` (``clipart``, ``emoji``, ``captions``) lives in
 ``cache_dir()/benchmarks/NAME/<profile>/`` (:func:`bench_dir`). Its folder holds ``stamp.json``:
 
     {"benchmark": NAME, "version": VERSION, "config": {...}, "fingerprint": "...", "seed": 0,
-     "inputs": {asset: sha256 | folder}, ..., "built": "2025-...Z"}
+     "inputs": {asset: sha256 | folder}, ..., "built": "2025-...Z",
+     "files": {relative path: {"bytes": ..., "sha256": ...}}}
 
 — the builder's :data:`VERSION` (bumped when the output changes for the same config), the resolved
 config (a frozen :class:`~xmlib.core.config.BaseConfig`), the seed and a stamp of every input asset
@@ -14,6 +15,9 @@ returns it at once. Otherwise it builds into a temporary folder next to the targ
 last and renames the folder into place, under a lock, so that an interrupted build leaves nothing a
 later call trusts and two processes never build the same folder at once; the temporary folders of a
 killed build (``.NAME.<pid>.<random>.part``) are removed by the next build once their writer is gone.
+``files`` records every file's size and sha256: a current build must have all of them at their sizes
+(:func:`is_built`), and ``prepare`` checks the hashes (:func:`verify_builds`); a bad file is named and
+the benchmark built again.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from xmlib.core.config import BaseConfig, ConfigError, resolve_config
-from xmlib.core.io import atomic_write_json, file_lock, remove_stale_parts, temp_dir
+from xmlib.core.io import DataFormatError, atomic_write_json, file_lock, remove_stale_parts, temp_dir
+from xmlib.core.manifest import file_entry, file_problem
 from xmlib.core.paths import cache_dir
 
 __all__ = ["STAMP", "bench_dir", "resolve", "check_seed", "input_stamps", "make_stamp", "read_stamp",
-           "is_built", "build_once", "locate"]
+           "file_entries", "file_problems", "is_built", "verify_builds", "build_once", "locate"]
 
 STAMP = "stamp.json"
 C = TypeVar("C", bound=BaseConfig)
@@ -93,10 +98,55 @@ def read_stamp(folder: str | os.PathLike) -> dict[str, Any] | None:
     return stamp if isinstance(stamp, dict) and all(k in stamp for k in _STAMP_KEYS) else None
 
 
+_RECORDED = ("built", "files")  # what a build records about itself (not part of what it was asked for)
+
+
+def file_entries(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"bytes", "sha256"}}`` of every file of a build folder but its stamp."""
+    return {p.relative_to(folder).as_posix(): file_entry(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != STAMP}
+
+
+def file_problems(folder: str | os.PathLike, *, full: bool = False) -> list[tuple[Path, str]]:
+    """``(path, problem)`` of every file of a build that its stamp's ``files`` record does not match:
+    missing or another size (cheap), or (``full``) another sha256. A stamp without ``files`` (a build
+    from before they were recorded) has none."""
+    folder = Path(folder)
+    stamp = read_stamp(folder) or {}
+    found = []
+    for rel, entry in (stamp.get("files") or {}).items():
+        problem = file_problem(folder / rel, entry, full=full)
+        if problem:
+            found.append((folder / rel, problem))
+    return found
+
+
 def is_built(folder: str | os.PathLike, stamp: Mapping[str, Any]) -> bool:
-    """True when ``folder`` holds a build with this stamp (its ``built`` time aside)."""
+    """True when ``folder`` holds a build with this stamp (what it records about itself aside) whose
+    files are all there with their recorded sizes; a damaged file is named and the build is not current."""
     old = read_stamp(folder)
-    return old is not None and {k: v for k, v in old.items() if k != "built"} == dict(stamp)
+    if old is None or {k: v for k, v in old.items() if k not in _RECORDED} != dict(stamp):
+        return False
+    bad = file_problems(folder)
+    for path, problem in bad:
+        print(f"[xmlib.data] {path}: {problem}; the benchmark is built again", flush=True)
+    return not bad
+
+
+def verify_builds(*, full: bool = True) -> list[tuple[Path, str]]:
+    """Check every built benchmark under the cache against its stamp's ``files`` (sha256 when ``full``);
+    a build with a bad file is named and its stamp removed, so that the next build of it starts over.
+    Returns ``(path, problem)`` of each bad file."""
+    root = cache_dir() / "benchmarks"
+    bad = []
+    for stamp_path in sorted(root.glob(f"*/*/{STAMP}")) if root.is_dir() else ():
+        found = file_problems(stamp_path.parent, full=full)
+        for path, problem in found:
+            print(f"[xmlib.data] {path}: {problem}; the benchmark is built again", flush=True)
+        if found:
+            stamp_path.unlink(missing_ok=True)
+            bad.extend(found)
+    return bad
 
 
 def build_once(out: str | os.PathLike, stamp: Mapping[str, Any], write: Callable[[Path], None], *,
@@ -121,7 +171,8 @@ def build_once(out: str | os.PathLike, stamp: Mapping[str, Any], write: Callable
         os.chmod(tmp, 0o755)
         try:
             write(tmp)
-            atomic_write_json(tmp / STAMP, {**stamp, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            atomic_write_json(tmp / STAMP, {**stamp, "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                                            "files": file_entries(tmp)})
             if out.exists():
                 old = temp_dir(out.parent, f"{out.name}-old")
                 os.rmdir(old)
@@ -146,7 +197,14 @@ def locate(name: str, profiles: Mapping[str, Any], profile_or_path: str | os.Pat
         p = bench_dir(name, profile)
     stamp = read_stamp(p)
     if stamp is not None and stamp["benchmark"] == name and stamp["version"] == version:
-        return p
+        bad = file_problems(p)
+        if not bad:
+            return p
+        if profile is None or build is None or p != bench_dir(name, profile):
+            path, problem = bad[0]
+            raise DataFormatError(path=path, problem=problem, expected="the file as the build recorded it",
+                                  fix=rebuild_hint(name))
+        return build(profile)  # build_once names the bad file and builds again
     if profile is not None and build is not None and p == bench_dir(name, profile):
         return build(profile)
     found = "nothing" if stamp is None else f"a {stamp['benchmark']} build of version {stamp['version']}"
