@@ -146,3 +146,57 @@ def test_build_killed_then_rerun_ends_byte_identical_without_debris(tmp_path, fo
     build(out)  # the next normal run
     assert folder_bytes(out) == folder_bytes(clean)
     assert not [p.name for p in out.parent.iterdir() if p.name.endswith(".part")]  # no debris left
+
+
+FEATURES_CHILD = Path(__file__).with_name("_features_child.py")
+
+
+def extract(cache: Path, pictures: Path, out: Path, kill_after_chunks: int | None = None) -> int:
+    """Run the feature child; with ``kill_after_chunks`` SIGKILL it once that many chunks are computed."""
+    proc = subprocess.Popen([sys.executable, str(FEATURES_CHILD), str(cache), str(pictures), str(out)],
+                            env={**os.environ, "XMLIB_PROGRESS": "0"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    progress = cache / "progress.txt"
+    t0 = time.monotonic()
+    try:
+        while proc.poll() is None:
+            try:
+                done = int(progress.read_text() or 0)
+            except (FileNotFoundError, ValueError):
+                done = 0
+            if kill_after_chunks is not None and done >= kill_after_chunks:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(10)
+                return proc.returncode
+            if time.monotonic() - t0 > 120:
+                raise TimeoutError("the feature child did not finish")
+            time.sleep(0.001)
+        if proc.returncode != 0:
+            raise AssertionError(proc.stderr.read().decode(errors="replace")[-2000:])
+        return proc.returncode
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        proc.stderr.close()
+
+
+@pytest.mark.parametrize("kill_after", [1, 4])
+def test_feature_extraction_killed_then_rerun_gives_the_clean_bytes(tmp_path, kill_after):
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for i in range(12):
+        (pictures / f"p{i:02d}.png").write_bytes(bytes([i]) * 10)
+    extract(tmp_path / "clean", pictures, tmp_path / "clean.npy")
+    cache = tmp_path / "killed"
+    assert extract(cache, pictures, tmp_path / "killed.npy", kill_after_chunks=kill_after) == -signal.SIGKILL
+    assert not (tmp_path / "killed.npy").exists()
+    stores = cache / "features" / "store"
+    kept = len(list(stores.glob("*/chunk-*.json")))  # chunks stored before the kill (maybe none yet)
+    assert kept in (kill_after - 1, kill_after)  # the kill fell before or after the last one's write
+    extract(cache, pictures, tmp_path / "out.npy")  # the next normal run
+    import numpy as np
+
+    assert np.load(tmp_path / "out.npy").tobytes() == np.load(tmp_path / "clean.npy").tobytes()
+    assert int((cache / "progress.txt").read_text()) == 6 - kept  # the stored chunks were not computed again
+    assert not [p.name for p in stores.glob("*/*") if ".part" in p.name]  # no debris in the store
