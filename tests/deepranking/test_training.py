@@ -126,3 +126,33 @@ def test_a_passed_generator_decides_the_triplets_and_leaves_the_samplers_own_alo
     b.sample(5, np.random.default_rng(0))  # draws with a passed generator do not advance the sampler's own
     assert (a.sample(10).as_array() == b.sample(10).as_array()).all()
     assert not (a.sample(10, np.random.default_rng(7)).as_array() == b.sample(10, np.random.default_rng(8)).as_array()).all()
+
+
+def test_a_step_that_cannot_fit_fails_before_training_with_its_estimate(monkeypatch):
+    from xmlib.deepranking import training as T
+
+    images, rel = colour_fixture(40)
+    cfg = resolve_config(Config, PROFILES, "smoke", {"image_size": 32, "sampler": "online", "multiscale": False})
+    model = build_network(cfg, convnet=tiny_cnn(8))
+    data = TripletData(images)
+    need = T.step_bytes(cfg, model, data)
+    assert need is not None and need > 0  # sized on the meta device
+    assert T.step_bytes(cfg.replace(batch_size=2 * cfg.batch_size), model, data) == 2 * need  # linear in the batch
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
+    with pytest.raises(MemoryError, match=r"batch_size=8 triplets \(24 images of 32 px\) needs about .* lower batch_size"):
+        train_deep_ranking(cfg, model, data, make_sampler(cfg, rel))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing was trained
+    monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: None)  # unknown: no check
+    train_deep_ranking(cfg, model, data, make_sampler(cfg, rel))
+
+
+def test_a_network_that_cannot_be_sized_in_advance_is_not_checked():
+    from xmlib.core.device import activation_bytes
+
+    class Odd(torch.nn.Module):
+        def forward(self, x):
+            return torch.from_numpy(x.numpy())  # needs real data: impossible on the meta device
+
+    assert activation_bytes(Odd(), torch.rand(2, 3)) is None
+    assert activation_bytes(torch.nn.Linear(3, 5), torch.rand(2, 3)) == 2 * 5 * 4  # one (2, 5) float32 output

@@ -170,11 +170,11 @@ def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkey
     need = T.step_bytes(cfg, train)
     assert need == cfg.batch_size ** 2 * T.pair_bytes(cfg, round(float(train.lengths.float().mean())), 4)
     assert T.step_bytes(cfg.replace(batch_size=16), train) == 4 * need  # the square of the batch
-    monkeypatch.setattr(T, "available_memory", lambda device=None: need - 1)
+    monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
     with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
         train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")
     assert not (tmp_path / "a").exists() or not any((tmp_path / "a").iterdir())  # nothing was trained
-    monkeypatch.setattr(T, "available_memory", lambda device=None: None)  # the system does not say: no check
+    monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: None)  # the system does not say: no check
     train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "b")
 
 

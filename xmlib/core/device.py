@@ -108,3 +108,42 @@ def available_memory(device: torch.device | None = None) -> int | None:
     except OSError:
         return None
     return None
+
+
+def activation_bytes(model: torch.nn.Module, *inputs: object) -> int | None:
+    """Bytes of the outputs of every leaf module in one forward pass of ``model`` on ``inputs``, found
+    on the ``meta`` device (shapes only: nothing is computed or allocated); a step's autograd keeps about
+    this much. None when the model cannot run there (then nothing can be said in advance)."""
+    import copy
+
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        args = [x.to("meta") if isinstance(x, torch.Tensor) else x for x in inputs]
+    except Exception:  # sizing is advice: a model it cannot copy to meta is simply not checked
+        return None
+    total = [0]
+
+    def count(_module, _inputs, out) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel() * t.element_size()
+
+    handles = [m.register_forward_hook(count) for m in meta.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            meta(*args)
+    except Exception:  # any operation without a meta kernel (or that needs real data): no estimate
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+def require_memory(need: int | None, device: torch.device, what: str, fix: str) -> None:
+    """Raise MemoryError before allocating when ``need`` bytes exceed what ``device`` has free (nothing
+    when either is unknown). ``what`` names the step and its settings, ``fix`` the parameter to lower."""
+    free = available_memory(device)
+    if need is not None and free is not None and need > free:
+        gib = 2.0 ** 30
+        raise MemoryError(f"{what} needs about {need / gib:.1f} GiB, but {device} has {free / gib:.1f} GiB free; {fix}")

@@ -14,6 +14,7 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
+from xmlib.core.device import activation_bytes, require_memory
 from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.train import FitResult, fit
 from xmlib.deepranking.config import Config
@@ -84,6 +85,23 @@ def triplet_step(model: torch.nn.Module, data: TripletData, triplets: Triplets, 
     return triplet_hinge(f[:b], f[b:2 * b], f[2 * b:], gap)
 
 
+def step_bytes(cfg: Config, model: torch.nn.Module, data: TripletData) -> int | None:
+    """An estimate of one training step's memory: the 3 × ``batch_size`` images of a batch, each keeping
+    the outputs of every layer of the network (:func:`~xmlib.core.device.activation_bytes`, shapes only)
+    and their gradients. None when the network cannot be sized in advance."""
+    n = min(2, len(data))  # two images: a batch norm in training mode needs more than one
+    imgs, feats = data.take(np.arange(n))
+    sized = activation_bytes(model, imgs, feats)
+    return None if sized is None else 2 * 3 * cfg.batch_size * sized // n
+
+
+def check_step_fits(cfg: Config, model: torch.nn.Module, data: TripletData) -> None:
+    """Fail before allocating when a training step cannot fit in the memory the model's device has free."""
+    require_memory(step_bytes(cfg, model, data), _device(model),
+                   f"a training step of batch_size={cfg.batch_size} triplets ({3 * cfg.batch_size} images of "
+                   f"{data.images.shape[-1]} px)", "lower batch_size or image_size, or free memory")
+
+
 def make_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.SGD:
     """Momentum SGD over the trainable parameters; ``weight_decay = λ`` (Eq. 4)."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -113,6 +131,7 @@ def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, s
     Each epoch's triplets are drawn with a generator seeded from (cfg.seed, epoch), passed to
     ``sampler.sample``, so a resumed run sees the same triplets.
     """
+    check_step_fits(cfg, model, data)
     optimizer = make_optimizer(cfg, model)
 
     def batches(epoch: int):

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from xmlib.core.config import resolve_config
-from xmlib.core.device import available_memory, get_device
+from xmlib.core.device import get_device, require_memory
 from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import FitResult, fit
@@ -175,13 +175,9 @@ def step_bytes(cfg: Config, data: CaptionData) -> int:
 
 def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> None:
     """Fail before allocating when a training step cannot fit in the memory ``device`` has free."""
-    need, free = step_bytes(cfg, data), available_memory(device)
-    if free is not None and need > free:
-        gib = 2.0 ** 30
-        raise MemoryError(f"a training step of batch_size={cfg.batch_size} (embed_size={cfg.embed_size}, "
-                          f"sim_dim={cfg.sim_dim}) needs about {need / gib:.1f} GiB, but {device} has "
-                          f"{free / gib:.1f} GiB free; lower batch_size (memory grows with its square) or the "
-                          "dimensions, or free memory")
+    require_memory(step_bytes(cfg, data), device,
+                   f"a training step of batch_size={cfg.batch_size} (embed_size={cfg.embed_size}, sim_dim={cfg.sim_dim})",
+                   "lower batch_size (memory grows with its square) or the dimensions, or free memory")
 
 
 def init_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
