@@ -338,10 +338,11 @@ class FeatureStore:
             index.update({k: [name, row] for row, k in enumerate(keys)})
             atomic_write_json(self.root / "index.json", index)
 
-    def problem(self, name: str, kinds: Sequence[str] = ("pooled", "grid"), *, full: bool = False) -> tuple[Path, str] | None:
+    def problem(self, name: str, kinds: Sequence[str] = ("pooled", "grid"), *, full: bool = False,
+                index: dict[str, list] | None = None) -> tuple[Path, str] | None:
         """The first file of chunk ``name`` that fails its checks and what is wrong (None: all good).
-        Cheap checks; ``full`` adds the sha256."""
-        manifest = self._manifest(name) or self._adopt(name)
+        Cheap checks; ``full`` adds the sha256. ``index``: the store's index if the caller has read it."""
+        manifest = self._manifest(name) or self._adopt(name, index)
         if manifest is None:
             return self._manifest_path(name), "the manifest is missing or unreadable"
         keys = manifest["keys"]
@@ -357,7 +358,7 @@ class FeatureStore:
                 return path, found
         return None
 
-    def _adopt(self, name: str) -> dict | None:
+    def _adopt(self, name: str, index: dict[str, list] | None = None) -> dict | None:
         """The manifest of a chunk written before manifests existed, if it passes every check that can be
         made without one; written and returned (None: not adoptable, the chunk is then rebuilt).
 
@@ -366,7 +367,8 @@ class FeatureStore:
         counts, whose headers must read and whose values must be finite. What produced the features
         (the inputs' hashes, the code) cannot be known afterwards: the manifest says ``"adopted": true``
         and leaves those fields empty."""
-        rows = sorted((row, key) for key, (chunk, row) in self._index().items() if chunk == name)
+        index = self._index() if index is None else index
+        rows = sorted((row, key) for key, (chunk, row) in index.items() if chunk == name)
         keys = [key for _, key in rows]
         if not keys or [row for row, _ in rows] != list(range(len(keys))) or _list_hash(keys) != name:
             return None
@@ -409,7 +411,7 @@ class FeatureStore:
         with file_lock(self.root / ".lock"):
             index = self._index()
             for name in sorted(self._chunk_names() | {v[0] for v in index.values()}):
-                found = self.problem(name, full=full)
+                found = self.problem(name, full=full, index=index)
                 if found is None:
                     rows = self._manifest(name)["files"]["pooled"]["shape"][0]
                     if any(v[0] == name and not 0 <= v[1] < rows for v in index.values()):
@@ -436,7 +438,7 @@ class FeatureStore:
         out, damaged = None, []
         for name, pairs in by_chunk.items():
             path = self._file(kind, name)
-            found = self.problem(name, (kind,))
+            found = self.problem(name, (kind,), index=index)
             if found is None:
                 chunk = load_npy(path, mmap=kind == "grid")
                 pos, rows = zip(*pairs)
