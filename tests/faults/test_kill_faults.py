@@ -16,26 +16,27 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHILD = Path(__file__).with_name("_train_child.py")
 
 
-def run_child(workdir: Path, out: Path, *, kill_when=None, timeout: float = 120.0) -> int:
-    """Run the training child; with ``kill_when(workdir) -> bool`` SIGKILL it as soon as that holds."""
+def run_killable(args: list[str], *, kill_when=None, timeout: float = 120.0) -> int:
+    """Run ``python args...``; with ``kill_when() -> bool`` SIGKILL it as soon as that holds. Returns
+    the exit code (−SIGKILL when killed); a failed run raises with the end of its stderr."""
     env = {**os.environ, "XMLIB_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(CHILD), str(workdir), str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.monotonic()
     try:
         while proc.poll() is None:
-            if kill_when is not None and kill_when(workdir):
+            if kill_when is not None and kill_when():
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
                 return proc.returncode
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError("the training child did not finish")
-            time.sleep(0.005)
+                raise TimeoutError(f"{args[0]} did not finish")
+            time.sleep(0.001)
         if proc.returncode != 0:
             raise AssertionError(proc.stderr.read().decode(errors="replace")[-2000:])
         return proc.returncode
@@ -46,13 +47,23 @@ def run_child(workdir: Path, out: Path, *, kill_when=None, timeout: float = 120.
         proc.stderr.close()
 
 
-def epochs_done(workdir: Path) -> int:
-    """Epochs recorded by the child's progress marker (written after each checkpointed epoch)."""
-    marker = workdir / "epochs.txt"
+def counter(path: Path) -> int:
+    """The number a child writes into ``path`` as it goes (0 before it writes one)."""
     try:
-        return int(marker.read_text() or 0)
+        return int(path.read_text() or 0)
     except (FileNotFoundError, ValueError):
         return 0
+
+
+def run_child(workdir: Path, out: Path, *, kill_when=None) -> int:
+    """Run the training child; with ``kill_when(workdir) -> bool`` SIGKILL it as soon as that holds."""
+    return run_killable([str(CHILD), str(workdir), str(out)],
+                        kill_when=None if kill_when is None else lambda: kill_when(workdir))
+
+
+def epochs_done(workdir: Path) -> int:
+    """Epochs recorded by the child's progress marker (written after each checkpointed epoch)."""
+    return counter(workdir / "epochs.txt")
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +75,7 @@ def reference(tmp_path_factory) -> dict:
 
 
 def steps_done(workdir: Path) -> int:
-    try:
-        return int((workdir / "steps.txt").read_text() or 0)
-    except (FileNotFoundError, ValueError):
-        return 0
+    return counter(workdir / "steps.txt")
 
 
 KILL_POINTS = {  # name: (kill when, epochs the next run must train itself; None = either of two)
@@ -97,32 +105,9 @@ BUILD_CHILD = Path(__file__).with_name("_build_child.py")
 
 def build(out: Path, *, force: bool = False, kill_after_files: int | None = None) -> int:
     """Run the build child; with ``kill_after_files`` SIGKILL it once that many files are written."""
-    args = [sys.executable, str(BUILD_CHILD), str(out)] + (["force"] if force else [])
-    proc = subprocess.Popen(args, env={**os.environ, "XMLIB_PROGRESS": "0"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
     progress = out.parent / "progress.txt"
-    t0 = time.monotonic()
-    try:
-        while proc.poll() is None:
-            try:
-                done = int(progress.read_text() or 0)
-            except (FileNotFoundError, ValueError):
-                done = 0
-            if kill_after_files is not None and done >= kill_after_files:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
-                return proc.returncode
-            if time.monotonic() - t0 > 60:
-                raise TimeoutError("the build child did not finish")
-            time.sleep(0.002)
-        if proc.returncode != 0:
-            raise AssertionError(proc.stderr.read().decode(errors="replace")[-2000:])
-        return proc.returncode
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.stderr.close()
+    return run_killable([str(BUILD_CHILD), str(out)] + (["force"] if force else []),
+                        kill_when=None if kill_after_files is None else lambda: counter(progress) >= kill_after_files)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -153,32 +138,9 @@ FEATURES_CHILD = Path(__file__).with_name("_features_child.py")
 
 def extract(cache: Path, pictures: Path, out: Path, kill_after_chunks: int | None = None) -> int:
     """Run the feature child; with ``kill_after_chunks`` SIGKILL it once that many chunks are computed."""
-    proc = subprocess.Popen([sys.executable, str(FEATURES_CHILD), str(cache), str(pictures), str(out)],
-                            env={**os.environ, "XMLIB_PROGRESS": "0"}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
     progress = cache / "progress.txt"
-    t0 = time.monotonic()
-    try:
-        while proc.poll() is None:
-            try:
-                done = int(progress.read_text() or 0)
-            except (FileNotFoundError, ValueError):
-                done = 0
-            if kill_after_chunks is not None and done >= kill_after_chunks:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
-                return proc.returncode
-            if time.monotonic() - t0 > 120:
-                raise TimeoutError("the feature child did not finish")
-            time.sleep(0.001)
-        if proc.returncode != 0:
-            raise AssertionError(proc.stderr.read().decode(errors="replace")[-2000:])
-        return proc.returncode
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        proc.stderr.close()
+    return run_killable([str(FEATURES_CHILD), str(cache), str(pictures), str(out)],
+                        kill_when=None if kill_after_chunks is None else lambda: counter(progress) >= kill_after_chunks)
 
 
 @pytest.mark.parametrize("kill_after", [1, 4])
@@ -195,8 +157,6 @@ def test_feature_extraction_killed_then_rerun_gives_the_clean_bytes(tmp_path, ki
     kept = len(list(stores.glob("*/chunk-*.json")))  # chunks stored before the kill (maybe none yet)
     assert kept in (kill_after - 1, kill_after)  # the kill fell before or after the last one's write
     extract(cache, pictures, tmp_path / "out.npy")  # the next normal run
-    import numpy as np
-
     assert np.load(tmp_path / "out.npy").tobytes() == np.load(tmp_path / "clean.npy").tobytes()
-    assert int((cache / "progress.txt").read_text()) == 6 - kept  # the stored chunks were not computed again
+    assert counter(cache / "progress.txt") == 6 - kept  # the stored chunks were not computed again
     assert not [p.name for p in stores.glob("*/*") if ".part" in p.name]  # no debris in the store
