@@ -53,12 +53,16 @@ notebooks-smoke: data-smoke
 
 html: notebooks
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
-	$(JB) build . $(JB_FLAGS)
+	$(PYTHON) -m xmlib.book.timings page --profile default
+	$(PYTHON) -m xmlib.book.timings time --profile default --stage sphinx --step "jupyter-book build" -- $(JB) build . $(JB_FLAGS)
+	@$(PYTHON) -m xmlib.book.timings report --profile default
 	@echo "The book is in _build/html/index.html"
 
 html-smoke: notebooks-smoke
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
-	$(JB) build . --path-output $(SMOKE_OUT) $(JB_FLAGS)
+	$(PYTHON) -m xmlib.book.timings page --profile smoke
+	$(PYTHON) -m xmlib.book.timings time --profile smoke --stage sphinx --step "jupyter-book build" -- $(JB) build . --path-output $(SMOKE_OUT) $(JB_FLAGS)
+	@$(PYTHON) -m xmlib.book.timings report --profile smoke
 
 book: html
 

@@ -330,9 +330,25 @@ LABEL = {"ltr": "LTR", "cm": "CM", "ltr+cm": "LTR+CM", "dcmm-cos": "DCMM-cos", "
 MEASURES = ["P_20", "ndcg_cut_20", "ndcg", "map"]
 MAP = R.Metric("MAP", "mean", 1.0, 0.01)
 seeds = seeds_of(cfg, cfg.seeds)
+CENTRE_METHODS = ["cm", "ltr+cm", "dcmm-cos", "dcmm-edge"]
+try:  # the text features of the "strong" set (a section below), where the data has them
+    strong = load_queries(cfg.data, feature_set="strong", query_set=cfg.query_set, split=cfg.data_split)
+except KeyError as err:  # data without a "strong" feature set (e.g. the paper's MediaEval'17)
+    strong, no_strong = None, err
+strong_cfg = (cfg.replace(text_features="strong", cm_text_feature=strong.column("first_stage_score"))
+              if strong is not None and cfg.text_features != "strong" else None)
+# Every training run of the chapter, by the section that uses it. They all start now, in that order,
+# so the worker processes keep training while the notebook computes the tables and figures between.
+RUNS = {"Table 1": {m: cfg.replace(method=m) for m in METHODS},
+        "centring": {m: cfg.replace(method=m, centre_visual="query") for m in CENTRE_METHODS},
+        "strong text": {m: strong_cfg.replace(method=m) for m in METHODS} if strong_cfg is not None else {},
+        "switches": switch_configs(cfg, method="dcmm-cos"),
+        "Fig. 2": {f"k={k}, depth={d}": c for (k, d), c in fig2_configs(cfg).items()}}
+for group in RUNS.values():
+    X.submit_configs(group, seeds)
 
 t0 = time.perf_counter()
-results = X.run_configs({m: cfg.replace(method=m) for m in METHODS}, seeds, desc="Table 1")
+results = X.run_configs(RUNS["Table 1"], seeds, desc="Table 1")
 timings["Table 1"] = time.perf_counter() - t0
 print(f"{len(METHODS)} methods x {len(seeds)} seeds (CM: one run) x {len(results['cm'].first.folds)} folds, "
       f"{time.perf_counter() - t0:.0f} s")
@@ -407,13 +423,11 @@ choices.unstack("fold")[["K (CM)", "lr", "epochs"]] if profile != "smoke" else c
 # scores as everything else (`select_by_validation`), never on the test fold.
 
 # %%
-centre_methods = ["cm", "ltr+cm", "dcmm-cos", "dcmm-edge"]
 t0 = time.perf_counter()
-centred = X.run_configs({m: cfg.replace(method=m, centre_visual="query") for m in centre_methods}, seeds,
-                        desc="centred features")
+centred = X.run_configs(RUNS["centring"], seeds, desc="centred features")
 timings["centring"] = time.perf_counter() - t0
 rows = []
-for m in centre_methods:
+for m in CENTRE_METHODS:
     raw, cen = results[m], centred[m]
     est = R.difference(cen.outcomes(), raw.outcomes(), MAP, n_boot=cfg.n_boot, seed=cfg.seed)
     chosen = [select_by_validation({"none": a, "query": b}, cfg.select_metric) for a, b in zip(raw.runs, cen.runs)]
@@ -442,16 +456,12 @@ centring.round(3)
 # seed CM with that fusion score instead of BM25.
 
 # %%
-try:
-    strong = load_queries(cfg.data, feature_set="strong", query_set=cfg.query_set, split=cfg.data_split)
-except KeyError as err:  # data without a "strong" feature set (e.g. the paper's MediaEval'17)
-    strong = None
-    print(f"skipped: {err}")
+if strong is None:
+    print(f"skipped: {no_strong}")
 sets = {"weak text": results}
-if strong is not None and cfg.text_features != "strong":
-    strong_cfg = cfg.replace(text_features="strong", cm_text_feature=strong.column("first_stage_score"))
+if RUNS["strong text"]:
     t0 = time.perf_counter()
-    sets["strong text"] = X.run_configs({m: strong_cfg.replace(method=m) for m in METHODS}, seeds, desc="strong text")
+    sets["strong text"] = X.run_configs(RUNS["strong text"], seeds, desc="strong text")
     timings["strong text"] = time.perf_counter() - t0
     strong_table, strong_numbers = X.summary_table(sets["strong text"], labels=LABEL, n_boot=cfg.n_boot, seed=cfg.seed)
     strong_numbers.to_csv(run.out_dir / "table1_strong.csv")
@@ -504,7 +514,7 @@ gain_table.round(3)
 # variant is trained with the same seeds on the same folds.
 
 # %%
-variants = switch_configs(cfg, method="dcmm-cos")
+variants = RUNS["switches"]
 t0 = time.perf_counter()
 ablation = X.run_configs(variants, seeds, desc="paper/code switches")
 timings["switches"] = time.perf_counter() - t0
@@ -546,7 +556,7 @@ switches.round(3)  # metrics: mean over seeds of the mean over queries
 # %%
 cells = fig2_configs(cfg)
 t0 = time.perf_counter()
-grid_runs = X.run_configs({f"k={k}, depth={d}": c for (k, d), c in cells.items()}, seeds, desc="Fig. 2 grid")
+grid_runs = X.run_configs(RUNS["Fig. 2"], seeds, desc="Fig. 2 grid")
 timings["Fig. 2"] = time.perf_counter() - t0
 grid = {kd: grid_runs[f"k={kd[0]}, depth={kd[1]}"] for kd in cells}
 fig2 = pd.DataFrame([{"k": "full" if k == 0 else k, "depth": d, "MAP": r.mean(), "MAP_sd_seeds": r.per_seed().std(ddof=1)

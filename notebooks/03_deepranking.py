@@ -49,7 +49,7 @@ from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
 from xmlib.core.device import get_device, set_cpu_threads
-from xmlib.core.jobs import run_seeded, seeds_of
+from xmlib.core.jobs import run_seeded, seeds_of, submit_seeded
 from xmlib.core.runinfo import start_run
 from xmlib.core.train import count_parameters
 from xmlib.data.benchmarks import emoji as E
@@ -512,14 +512,24 @@ def outcomes_of(runs, key="correct"):
 
 PAPER_RULE = "w_concept = 0 (the paper's rule)"
 MODIFIED = f"concept bonus w_concept = {cfg.golden_concept:g} in the training relevance"
-trained = train_models({
-    "DeepRanking": cfg,
-    "single-scale ranking": cfg.replace(multiscale=False),
-    "DeepRanking, paper's relevance": cfg.replace(golden_concept=0.0),
-    "single-scale, paper's relevance": cfg.replace(multiscale=False, golden_concept=0.0),
-    "random initialisation": cfg.replace(init="random"),
-}, "headline models")
-oasis = train_models({"OASIS": cfg, "OASIS, paper's relevance": cfg.replace(golden_concept=0.0)}, "OASIS", fn=X.OASIS_JOB)
+# Every model of the chapter, by the section that uses it; they all start now, in that order, so the
+# worker processes keep training while the notebook computes the tables and figures between.
+RUNS = {
+    "headline models": (X.JOB, {
+        "DeepRanking": cfg,
+        "single-scale ranking": cfg.replace(multiscale=False),
+        "DeepRanking, paper's relevance": cfg.replace(golden_concept=0.0),
+        "single-scale, paper's relevance": cfg.replace(multiscale=False, golden_concept=0.0),
+        "random initialisation": cfg.replace(init="random"),
+    }),
+    "OASIS": (X.OASIS_JOB, {"OASIS": cfg, "OASIS, paper's relevance": cfg.replace(golden_concept=0.0)}),
+    "Fig. 6 sweep": (X.JOB, {f: cfg.replace(out_of_class_fraction=f) for f in cfg.fractions}),
+    "online sampler": (X.JOB, {"online buffered": cfg.replace(sampler="online")}),
+}
+for fn, configs in RUNS.values():
+    submit_seeded(fn, configs, seeds, prefix="dr-")
+trained = train_models(RUNS["headline models"][1], "headline models")
+oasis = train_models(RUNS["OASIS"][1], "OASIS", fn=RUNS["OASIS"][0])
 main = trained["DeepRanking"]
 print(f"{len(seeds)} seeds; best epochs (val, 0-based) of DeepRanking: {[r['best_epoch'] for r in main]}; "
       f"OASIS chose C = {[r['c'] for r in oasis['OASIS']]} on val")
@@ -685,7 +695,7 @@ display(abl.round(1))
 # fraction, with every seed.
 
 # %%
-sweep_runs = train_models({f: cfg.replace(out_of_class_fraction=f) for f in cfg.fractions}, "Fig. 6 sweep")
+sweep_runs = train_models(RUNS["Fig. 6 sweep"][1], "Fig. 6 sweep")
 sweep_rows = []
 for f, runs in sweep_runs.items():
     correct = np.stack([r["correct"] for r in runs]).astype(float)
@@ -724,7 +734,7 @@ plt.show()
 # images only, which the golden vectors give on demand).
 
 # %%
-online = train_models({"online buffered": cfg.replace(sampler="online")}, "online sampler")["online buffered"]
+online = train_models(RUNS["online sampler"][1], "online sampler")["online buffered"]
 OUT["online buffered"] = (outcomes_of(online), outcomes_of(online, "top"))
 offline_values = int(sum(b.size for b in rel.blocks.values()))
 online_values = 2 * int(np.mean([r["memory_items"] for r in online]))

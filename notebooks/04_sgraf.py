@@ -54,7 +54,7 @@ from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
 from xmlib.core.device import get_device, set_cpu_threads
-from xmlib.core.jobs import Job, run_seeded, seeds_of
+from xmlib.core.jobs import Job, run_seeded, seeds_of, submit_seeded
 from xmlib.core.paths import project_root
 from xmlib.core.runinfo import start_run
 from xmlib.data.benchmarks.captions import pictures as captions_pictures
@@ -472,8 +472,13 @@ def train_models(configs, desc, also=None):
 
 # the linear VSE reference of Table 1 (one seed: a reference, not a claim) trains beside SGR and SAF
 reference = {"linear VSE": Job(X.VSE_JOB, X.reference_config(cfg), cfg.seed, "sgraf-linear-vse")} if cfg.baseline_epochs else {}
-main = train_models({"SGR": cfg.replace(aggregator="sgr"), "SAF": cfg.replace(aggregator="saf")}, "SGR and SAF",
-                    also=reference)
+MAIN, ABLATIONS = X.main_configs(cfg), X.ablation_configs(cfg)  # the ablations of Tables 3-5 are explained below
+SHARED = X.same_models(ABLATIONS, MAIN)  # ablation rows that ARE a main model: a corner of its test matrix
+# Every model of the chapter starts now (the longest ablations first), so the worker processes keep
+# training while the cells in between compute their tables and figures.
+submit_seeded(X.JOB, MAIN, seeds, prefix="sgraf-", also=reference)
+submit_seeded(X.JOB, X.by_cost({n: c for n, c in ABLATIONS.items() if n not in SHARED}), seeds, prefix="sgraf-")
+main = train_models(MAIN, "SGR and SAF", also=reference)
 vse = np.asarray(main.pop("linear VSE")[0]["scores"]) if reference else None
 S = {name: [np.asarray(r["scores"]) for r in rs] for name, rs in main.items()}  # per seed (N_img, N_cap)
 S["SGRAF"] = X.averaged(S["SGR"], S["SAF"])
@@ -654,25 +659,16 @@ if pictures is not None:
 # it with (image-to-text attention builds one node per region, 49 here).
 
 # %%
-E_abl = cfg.ablation_epochs or cfg.epochs
-# every ablation (SAF and the joint model included) gets the same schedule: E_abl epochs, lr cut after L_abl
-L_abl = cfg.ablation_lr_step or cfg.lr_step
-n_abl = cfg.ablation_test_images or n_test
-abl_base = cfg.replace(epochs=E_abl, lr_step=L_abl, saf_epochs=E_abl, saf_lr_step=L_abl, test_images=n_abl)
-VARIANTS = {  # name -> config changes of Tables 3-5
-    "global only, no reasoning": dict(aggregator="sgr", use_local=False, sgr_steps=0),
-    **{f"local only, {n} step{'s' if n > 1 else ''}": dict(aggregator="sgr", use_global=False, sgr_steps=n)
-       for n in cfg.ablation_local_steps},
-    **{f"global + local, {n} step{'s' if n > 1 else ''}": dict(aggregator="sgr", sgr_steps=n) for n in cfg.steps_grid},
-    "SS + AA (t2i)": dict(aggregator="average", similarity="scalar", use_global=False),
-    "SV + AA (t2i)": dict(aggregator="average", use_global=False),
-    "SV + SAF (t2i)": dict(aggregator="saf", use_global=False),
-    "SV + SAF (i2t)": dict(aggregator="saf", use_global=False, attention="i2t"),
-    "SAF (independent)": dict(aggregator="saf"),
-    "joint SGR + SAF": dict(aggregator="joint"),
-}
-ablation_runs = train_models({name: abl_base.replace(**changes) for name, changes in VARIANTS.items()}, "ablations")
+abl_cfg = next(iter(ABLATIONS.values()))  # every ablation has one schedule and one test subset
+E_abl, L_abl, n_abl = abl_cfg.epochs, abl_cfg.lr_step, abl_cfg.test_images or n_test
+display(pd.DataFrame([{"row": name, "changes": ", ".join(f"{k}={v}" for k, v in ch.items()),
+                       "trained": f"= the main {SHARED[name]} model" if name in SHARED else f"{len(seeds)} seeds"}
+                      for name, ch in X.ablation_variants(cfg).items()]).set_index("row"))
+ablation_runs = train_models({name: c for name, c in ABLATIONS.items() if name not in SHARED}, "ablations")
 SA = {name: [np.asarray(r["scores"]) for r in rs] for name, rs in ablation_runs.items()}
+for name, main_name in SHARED.items():  # the same trained model: its scores on the first n_abl test images
+    SA[name] = [X.first_images(m, n_abl) for m in S[main_name]]
+SA = {name: SA[name] for name in ABLATIONS}  # the tables' order
 ref_sgr = f"global + local, {3 if 3 in cfg.steps_grid else cfg.steps_grid[-1]} steps"
 SA["SGRAF (independent, averaged)"] = X.averaged(SA[ref_sgr], SA["SAF (independent)"])
 print(f"ablations: {E_abl} epoch(s) each, {len(seeds)} seeds, evaluated on {n_abl} test images / {5 * n_abl} captions")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from xmlib.book import run as runner
+from xmlib.book import timings
 
 NB = '''# ---
 # jupyter:
@@ -46,9 +47,13 @@ def test_runs_skips_unchanged_and_installs(project, capsys):
     executed = project / "_build" / "executed" / "smoke" / "demo.ipynb"
     assert "profile=smoke overrides={'seed': 2}" in _stdout(executed)
     assert (project / "notebooks" / "demo.ipynb").exists()
+    (ran,) = timings.rows("smoke", project)  # the timing report has the notebook's run
+    assert (ran["stage"], ran["step"], ran["status"]) == ("notebooks", "demo", "ran") and ran["seconds"] > 0
     capsys.readouterr()
     assert runner.run(src, "smoke", {"seed": 2}, root=project) == 0
     assert "unchanged" in capsys.readouterr().out
+    (kept,) = timings.rows("smoke", project)  # an unchanged notebook: no time now, the kept run's time beside it
+    assert kept["status"] == "unchanged" and kept["seconds"] == 0 and kept["kept_seconds"] == ran["seconds"]
     # a changed source runs again
     (project / "notebooks" / "demo.py").write_text(NB + "\n# %%\nprint('more')\n")
     assert runner.run(src, "smoke", {"seed": 2}, root=project) == 0

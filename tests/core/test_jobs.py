@@ -120,6 +120,44 @@ def test_jobs_sharing_a_work_folder_run_in_turn(tmp_path):
     assert len(out) == 3 and out[0].workdir == out[1].workdir != out[2].workdir
 
 
+def test_submitted_jobs_run_once_in_the_background_and_are_waited_for(tmp_path):
+    log = tmp_path / "calls.txt"
+    cfg = ToyConfig(log=str(log), delay=0.3)
+    configs = {"a": cfg, "b": cfg.replace(width=2)}
+    assert jobs.submit_seeded(FN, configs, [0, 1], cache=tmp_path / "pool", workers=2) == 4
+    assert jobs.submit_seeded(FN, configs, [0, 1], cache=tmp_path / "pool", workers=2) == 0  # already started
+    assert len(jobs._INFLIGHT) == 4
+    pooled = jobs.run_seeded(FN, configs, [0, 1], cache=tmp_path / "pool", workers=2)
+    assert not jobs._INFLIGHT and len(_runs(log)) == 4  # waited for, not started again
+    assert not any(r.cached for rs in pooled.values() for r in rs)  # they ran in this session
+    inline = jobs.run_seeded(FN, configs, [0, 1], cache=tmp_path / "inline", workers=1)
+    for name in configs:
+        for a, b in zip(inline[name], pooled[name]):
+            np.testing.assert_array_equal(a["weights"], b["weights"])
+    assert jobs.submit_seeded(FN, configs, [0, 1], cache=tmp_path / "pool", workers=2) == 0  # stored
+    assert jobs.submit_seeded(FN, {"c": cfg.replace(width=4)}, [0], cache=tmp_path / "one", workers=1) == 0
+
+
+def test_a_submitted_job_that_trains_the_same_model_runs_before_the_other_test_of_it(tmp_path):
+    run_jobs([Job(FN, ToyConfig(), s, "warm-up") for s in (0, 1)], cache=tmp_path / "warm", workers=2)  # workers ready
+    log = tmp_path / "calls.txt"
+    a, b = EvalConfig(log=str(log), subset=1, delay=1.5), EvalConfig(log=str(log), subset=2)
+    ja, jb = Job(FN, a, 0, "toy"), Job(FN, b, 0, "another name")
+    assert jobs.submit_jobs([ja, jb], cache=tmp_path, workers=2) == 1  # jb waits: the same work folder
+    (rb,) = run_jobs([jb], cache=tmp_path, workers=2)  # another call: waits for ja, then runs jb
+    assert len(_runs(log)) == 2 and str(ja.folder(tmp_path)) in jobs._INFLIGHT  # the toy fails if they overlap
+    (ra,) = run_jobs([ja], cache=tmp_path, workers=2)
+    assert not ra.cached and ra.workdir == rb.workdir and not jobs._INFLIGHT and len(_runs(log)) == 2
+
+
+def test_a_submitted_job_that_failed_raises_when_asked_for(tmp_path):
+    bad = Job("tests.core.jobs_fixture:broken", ToyConfig(), 0, "bad")
+    assert jobs.submit_jobs([bad], cache=tmp_path, workers=2) == 1
+    with pytest.raises(RuntimeError, match="'bad'.*no data for this toy"):
+        run_jobs([bad], cache=tmp_path, workers=2)
+    assert not jobs._INFLIGHT
+
+
 def test_the_scheduler_and_the_verdicts_are_not_part_of_a_model_key():
     """Editing how runs are scheduled or judged retrains nothing; the model's own code does."""
     from xmlib.core.fingerprint import describe

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from xmlib.book import timings
 from xmlib.core.io import atomic_path, atomic_write_json, remove_stale_parts
 from xmlib.core.paths import project_root
 
@@ -215,6 +216,8 @@ def run(
         stamp = read_stamp(stamp_path)
         if not force and out.exists() and stamp.get("key") == key and deps_unchanged(stamp, root):
             summary.append((source.name, "unchanged", stamp.get("seconds", 0.0)))
+            timings.record(profile, "notebooks", source.stem, 0.0, status="unchanged", kept=stamp.get("seconds", 0.0),
+                           root=root)
             continue
         print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
         try:
@@ -231,6 +234,7 @@ def run(
         atomic_write_json(stamp_path, {"key": key, "profile": profile, "overrides": overrides, "seconds": round(seconds, 1),
                                        "source": source.relative_to(root).as_posix(), "deps": deps})
         summary.append((source.name, "ran", seconds))
+        timings.record(profile, "notebooks", source.stem, seconds, root=root)
     for name, status, seconds in summary:
         print(f"[xmlib.book.run] {status:>9}  {seconds:7.1f} s  {name}")
     if install:

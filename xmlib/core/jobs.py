@@ -23,6 +23,9 @@ jobs and returns their results in order:
   torch thread on CPU, in a worker or not, so its numbers do not depend on how many workers there
   are. (Workers import the library once: code edited during a session reaches them after
   :func:`shutdown_pool` or a new session.)
+- **ahead of time**: :func:`submit_jobs` (and :func:`submit_seeded`) start jobs in the pool and
+  return at once; a chapter submits every model it trains at its start, and each cell's
+  :func:`run_jobs` waits for the ones it needs, so the workers never wait for the notebook.
 - **seeded**: the runner calls :func:`~xmlib.core.seed.seed_everything` with the job's seed first.
 """
 
@@ -37,7 +40,7 @@ import os
 import shutil
 import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,63 +239,92 @@ def shutdown_pool() -> None:
     if _POOL["pool"] is not None:
         _POOL["pool"].shutdown(wait=True, cancel_futures=True)
         _POOL["pool"], _POOL["workers"] = None, 0
+    _INFLIGHT.clear()  # what was started ahead ran or was cancelled with its pool
 
 
 atexit.register(shutdown_pool)
 
 
+# Jobs started ahead by :func:`submit_jobs`, by result folder: (future, work folder). The call of
+# :func:`run_jobs` that asks for one of them waits for it instead of starting it again.
+_INFLIGHT: dict[str, tuple[Future, Path]] = {}
+
+
+def _failure(job: Job, exc: BaseException) -> RuntimeError:
+    if isinstance(exc, BrokenProcessPool):
+        shutdown_pool()
+        return RuntimeError(
+            f"a worker process died while running {job.name!r} (seed {job.seed}): it ran out of memory, or a "
+            "script started workers without the `if __name__ == '__main__':` guard that spawned processes need; "
+            "use workers=1 (XMLIB_WORKERS=1) or add the guard")
+    return RuntimeError(f"training run {job.name!r} (seed {job.seed}, {job.fn}) failed: {type(exc).__name__}: {exc}")
+
+
+def _cancel_inflight() -> None:
+    for fut, _ in _INFLIGHT.values():
+        fut.cancel()
+    _INFLIGHT.clear()
+
+
+def _workers(workers: int | None) -> int:
+    workers = default_workers() if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    return workers
+
+
+def submit_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: int | None = None) -> int:
+    """Start ``jobs`` in the background worker pool and return at once; the number started.
+
+    A chapter submits every model it will train at its start, in the order its cells need them, so
+    the workers keep training while the notebook computes its tables and figures, and no core idles
+    at the end of one group of jobs while the next group waits for its cell. :func:`run_jobs` later
+    waits for a submitted job instead of starting it again, and raises its error if it failed.
+    Nothing is submitted with one worker (``XMLIB_WORKERS=1``, a GPU): jobs then run in order when
+    asked for, as before. Jobs already stored, already submitted, or sharing a work folder (the
+    same trained model) with an earlier job are left to :func:`run_jobs`.
+    """
+    cache = Path(cache) if cache is not None else default_cache()
+    if _workers(workers) == 1:
+        return 0
+    cache.mkdir(parents=True, exist_ok=True)
+    busy = {work for _, work in _INFLIGHT.values()}
+    started = 0
+    for job in jobs:
+        folder, work = job.folder(cache), job.workdir(cache)
+        if str(folder) in _INFLIGHT or work in busy or _load(folder) is not None:
+            continue
+        busy.add(work)
+        _INFLIGHT[str(folder)] = (_pool(_workers(workers)).submit(_execute, job, str(folder)), work)
+        started += 1
+    return started
+
+
 def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: int | None = None,
              desc: str = "training runs") -> list[Result]:
-    """Run (or load) every job; results in the order of ``jobs``. See the module docstring."""
+    """Run (or load, or wait for, if :func:`submit_jobs` started them) every job; results in the
+    order of ``jobs``. See the module docstring."""
     cache = Path(cache) if cache is not None else default_cache()
     cache.mkdir(parents=True, exist_ok=True)
     folders = [job.folder(cache) for job in jobs]
-    results: list[Result | None] = [_load(f) for f in folders]
+    started = {i: _INFLIGHT.pop(str(f)) for i, f in enumerate(folders) if str(f) in _INFLIGHT}
+    results: list[Result | None] = [None if i in started else _load(f) for i, f in enumerate(folders)]
     todo = {}
     for i, (job, f) in enumerate(zip(jobs, folders)):
         if results[i] is None and str(f) not in todo.values():
             todo[i] = str(f)
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = _workers(workers)
     if todo:
         bar = progress(None, desc=desc, total=len(todo))
-        if workers == 1 or len(todo) == 1:
+        if workers == 1 or (len(todo) == 1 and not started and not _INFLIGHT):
             for i, f in todo.items():
                 _execute(jobs[i], f)
                 bar.update(1)
         else:
-            pool = _pool(workers)
-            # jobs that share a work folder (the same trained model, tested on other subsets) run one
-            # after the other: the first trains, the next ones find its checkpoints
-            queues: dict[Path, list[int]] = {}
-            for i in todo:
-                queues.setdefault(jobs[i].workdir(cache), []).append(i)
-            pending = {pool.submit(_execute, jobs[q[0]], todo[q[0]]): q[0] for q in queues.values()}
-            later = {q[k]: q[k + 1] for q in queues.values() for k in range(len(q) - 1)}
             try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        i = pending.pop(fut)
-                        try:
-                            fut.result()
-                        except BrokenProcessPool as exc:
-                            shutdown_pool()
-                            raise RuntimeError(
-                                f"a worker process died while running {jobs[i].name!r} (seed {jobs[i].seed}): it ran "
-                                "out of memory, or a script started workers without the `if __name__ == "
-                                "'__main__':` guard that spawned processes need; use workers=1 (XMLIB_WORKERS=1) "
-                                "or add the guard") from exc
-                        except Exception as exc:
-                            raise RuntimeError(f"training run {jobs[i].name!r} (seed {jobs[i].seed}, {jobs[i].fn}) "
-                                               f"failed: {type(exc).__name__}: {exc}") from exc
-                        bar.update(1)
-                        if i in later:
-                            pending[pool.submit(_execute, jobs[later[i]], todo[later[i]])] = later[i]
+                _run_in_pool(jobs, todo, started, cache, workers, bar)
             except BaseException:
-                for fut in pending:
-                    fut.cancel()
+                _cancel_inflight()
                 raise
         bar.close()
         for i, f in enumerate(folders):
@@ -302,6 +334,46 @@ def run_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers: i
                     raise RuntimeError(f"job {jobs[i].name!r} (seed {jobs[i].seed}) finished but left no result in {f}")
                 results[i].cached = False
     return [r for r in results if r is not None]
+
+
+def _run_in_pool(jobs: Sequence[Job], todo: Mapping[int, str], started: Mapping[int, tuple[Future, Path]],
+                 cache: Path, workers: int, bar) -> None:
+    """Wait for the jobs already started and run the others in the pool; jobs that share a work folder
+    (the same trained model, tested on other subsets) run one after the other: the first trains, the
+    next ones find its checkpoints."""
+    pool = _pool(workers)
+    pending: dict[Future, int] = {fut: i for i, (fut, _) in started.items()}
+    running = {work: i for i, (_, work) in started.items()}  # work folder -> the job of this call training it
+    queues: dict[Path, list[int]] = {}
+    for i in todo:
+        if i not in started:
+            queues.setdefault(jobs[i].workdir(cache), []).append(i)
+    later: dict[int, int] = {}
+    for work, q in queues.items():
+        if work in running:  # wait for the started job that trains this model, then run these in turn
+            later[running[work]] = q[0]
+        else:
+            for fut, other in list(_INFLIGHT.values()):  # started for another call: let it finish first
+                if other == work:
+                    wait([fut])
+            pending[pool.submit(_execute, jobs[q[0]], todo[q[0]])] = q[0]
+        later.update({q[k]: q[k + 1] for k in range(len(q) - 1)})
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = pending.pop(fut)
+                try:
+                    fut.result()
+                except Exception as exc:
+                    raise _failure(jobs[i], exc) from exc
+                bar.update(1)
+                if i in later:
+                    pending[pool.submit(_execute, jobs[later[i]], todo[later[i]])] = later[i]
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        raise
 
 
 def seeds_of(cfg: BaseConfig, n: int) -> list[int]:
@@ -324,6 +396,22 @@ def total_seconds(results: Sequence[Result]) -> float:
     return math.fsum(r.seconds for r in results if not r.cached)
 
 
+def seeded_jobs(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int], *, prefix: str = "",
+                single: Sequence[str] = (), also: Mapping[str, Job] | None = None) -> tuple[list[tuple[str, int]], list[Job]]:
+    """The jobs of :func:`run_seeded`: (plan of (name, seed), jobs), the ``also`` jobs last."""
+    plan = [(name, s) for name in configs for s in (seeds[:1] if name in single else seeds)]
+    jobs = [Job(fn, configs[name], s, f"{prefix}{name}") for name, s in plan] + list((also or {}).values())
+    return plan, jobs
+
+
+def submit_seeded(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int], *, prefix: str = "",
+                  single: Sequence[str] = (), also: Mapping[str, Job] | None = None, cache: str | Path | None = None,
+                  workers: int | None = None) -> int:
+    """Start the jobs of :func:`run_seeded` with the same arguments in the background (:func:`submit_jobs`)."""
+    return submit_jobs(seeded_jobs(fn, configs, seeds, prefix=prefix, single=single, also=also)[1],
+                       cache=cache, workers=workers)
+
+
 def run_seeded(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int], *, prefix: str = "",
                single: Sequence[str] = (), also: Mapping[str, Job] | None = None, cache: str | Path | None = None,
                workers: int | None = None, desc: str = "training runs") -> dict[str, list[Result]]:
@@ -331,8 +419,7 @@ def run_seeded(fn: str, configs: Mapping[str, BaseConfig], seeds: Sequence[int],
 
     Names in ``single`` (deterministic methods, e.g. DCMM's CM) run once, with the first seed. ``also``
     adds other jobs to the same pool (e.g. a reference model), each returned as a one-result list."""
-    plan = [(name, s) for name in configs for s in (seeds[:1] if name in single else seeds)]
-    jobs = [Job(fn, configs[name], s, f"{prefix}{name}") for name, s in plan] + list((also or {}).values())
+    plan, jobs = seeded_jobs(fn, configs, seeds, prefix=prefix, single=single, also=also)
     results = run_jobs(jobs, cache=cache, workers=workers, desc=desc)
     out: dict[str, list[Result]] = {name: [] for name in configs}
     for (name, _), r in zip(plan, results):

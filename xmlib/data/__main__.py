@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "prepare":
             timings = prepare(args.profile, args.seed, tuple(args.only) if args.only else BENCHMARKS, force=args.force)
+            from xmlib.book import timings as book_timings
+
+            for step, seconds in timings.items():  # the build's timing report (python -m xmlib.book.timings)
+                book_timings.record(args.profile, "data", step, seconds)
             print(f"[xmlib.data] fetch {timings['fetch']:.1f} s; all done in {time.perf_counter() - t0:.1f} s")
             return 0
         roots = assets.fetch_all(args.names or None)

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from xmlib.core.jobs import run_seeded
+from xmlib.core.jobs import run_seeded, submit_seeded
 from xmlib.dcmm.config import Config
 from xmlib.dcmm.data import LoadedQueries, load_queries
 from xmlib.dcmm.protocol import CVResult, cross_validate
@@ -100,6 +100,13 @@ class SeededRuns:
     @property
     def first(self) -> CVResult:
         return self.runs[0]
+
+
+def submit_configs(configs: Mapping[str, Config], seeds: Sequence[int], *, workers: int | None = None) -> int:
+    """Start the runs of :func:`run_configs` in the background (:func:`xmlib.core.jobs.submit_seeded`);
+    a later :func:`run_configs` of the same configs waits for them. Returns how many were started."""
+    single = [name for name, c in configs.items() if c.method in DETERMINISTIC]
+    return submit_seeded(JOB, configs, seeds, prefix="dcmm-", single=single, workers=workers)
 
 
 def run_configs(configs: Mapping[str, Config], seeds: Sequence[int], *, workers: int | None = None,

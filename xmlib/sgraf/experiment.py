@@ -81,6 +81,75 @@ def train_and_score(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
             "best_score": result.best_score, "n_params": count_parameters(model)}
 
 
+def main_configs(cfg: Config) -> dict[str, Config]:
+    """The chapter's two trained models of Table 1 (SGRAF is their averaged scores)."""
+    return {"SGR": cfg.replace(aggregator="sgr"), "SAF": cfg.replace(aggregator="saf")}
+
+
+def ablation_variants(cfg: Config) -> dict[str, dict[str, Any]]:
+    """Tables 3–5 of the paper as config changes: ``{row name: the fields it changes}``.
+
+    Table 3 varies the nodes and the number of reasoning steps N, Table 4 the similarity
+    representation (SV / SS), the aggregation (AA / SAF) and the attention's direction (t2i / i2t) on
+    local nodes, Table 5 trains SGR and SAF as one model (``joint``)."""
+    def steps(n: int) -> str:
+        return f"{n} step{'s' if n > 1 else ''}"
+
+    return {
+        "global only, no reasoning": dict(aggregator="sgr", use_local=False, sgr_steps=0),
+        **{f"local only, {steps(n)}": dict(aggregator="sgr", use_global=False, sgr_steps=n)
+           for n in cfg.ablation_local_steps},
+        **{f"global + local, {steps(n)}": dict(aggregator="sgr", sgr_steps=n) for n in cfg.steps_grid},
+        "SS + AA (t2i)": dict(aggregator="average", similarity="scalar", use_global=False),
+        "SV + AA (t2i)": dict(aggregator="average", use_global=False),
+        "SV + SAF (t2i)": dict(aggregator="saf", use_global=False),
+        "SV + SAF (i2t)": dict(aggregator="saf", use_global=False, attention="i2t"),
+        "SAF (independent)": dict(aggregator="saf"),
+        "joint SGR + SAF": dict(aggregator="joint"),
+    }
+
+
+def ablation_configs(cfg: Config) -> dict[str, Config]:
+    """Every row of Tables 3–5 with one schedule (``ablation_epochs`` / ``ablation_lr_step``, or SGR's,
+    for SAF and the joint model alike), tested on the first ``ablation_test_images`` test images."""
+    epochs, lr_step = cfg.ablation_epochs or cfg.epochs, cfg.ablation_lr_step or cfg.lr_step
+    base = cfg.replace(epochs=epochs, lr_step=lr_step, saf_epochs=epochs, saf_lr_step=lr_step,
+                       test_images=cfg.ablation_test_images or cfg.test_images)
+    return {name: base.replace(**changes) for name, changes in ablation_variants(cfg).items()}
+
+
+def same_models(configs: dict[str, Config], trained: dict[str, Config]) -> dict[str, str]:
+    """``{name in configs: name in trained}`` for the configs that train the same model as one of
+    ``trained`` (they differ in evaluation-only fields, e.g. the test subset): their scores are a
+    corner of that model's matrix (:func:`first_images`) instead of a second scoring. Only where that
+    model's test set holds theirs (its ``test_images`` is 0 = all, or at least theirs)."""
+    def covers(big: Config, small: Config) -> bool:
+        return big.test_images == 0 or 0 < small.test_images <= big.test_images
+
+    keys = {c.model_fingerprint(evaluation=False): name for name, c in trained.items()}
+    return {name: keys[k] for name, c in configs.items()
+            if (k := c.model_fingerprint(evaluation=False)) in keys and covers(trained[keys[k]], c)}
+
+
+def first_images(scores: np.ndarray, n: int, captions_per_image: int = 5) -> np.ndarray:
+    """The scores of the first ``n`` test images against their captions (:meth:`CaptionData.first_images`)."""
+    if n <= 0 or n >= scores.shape[0]:
+        return scores
+    return scores[:n, : captions_per_image * n]
+
+
+def by_cost(configs: dict[str, Config], length: int = 5, regions: int = 49) -> dict[str, Config]:
+    """``configs`` with the most expensive first (one pair's work, :func:`~xmlib.sgraf.model.pair_bytes`,
+    times the reasoning steps), so that submitted jobs end together instead of one long job running
+    alone at the end."""
+    from xmlib.sgraf.model import pair_bytes
+
+    def cost(c: Config) -> float:
+        return pair_bytes(c, length, regions) * (1 + (c.sgr_steps if c.aggregator in ("sgr", "joint") else 0))
+
+    return dict(sorted(configs.items(), key=lambda kv: -cost(kv[1])))
+
+
 VSE_JOB = "xmlib.sgraf.experiment:linear_vse"
 
 

@@ -1,0 +1,137 @@
+"""How long each stage of the last book build took: the data (per benchmark), each notebook, Sphinx.
+
+    python -m xmlib.book.timings report --profile default    # print the last build's times
+    python -m xmlib.book.timings page --profile default      # write the table the reproducing page shows
+    python -m xmlib.book.timings time --profile default --stage sphinx --step "jupyter-book build" -- CMD ...
+
+``make book`` (and ``make test`` for ``smoke``) records every stage as it runs: ``python -m xmlib.data
+prepare`` its fetch, verification and each benchmark; the notebook runner each notebook (``ran`` with
+its time, or ``unchanged`` with the time of the run it kept); ``time`` wraps the Sphinx build. The
+record is ``_build/timings/<profile>.json``, one entry per step, replaced when the step runs again, so
+it always describes the last build of each step. ``page`` writes ``_build/timings/page.md``, which
+the reproducing page includes (the Sphinx time shown there is the previous build's: the page is
+written before Sphinx runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from xmlib.core.io import atomic_write_json, atomic_write_text
+from xmlib.core.paths import project_root
+
+STAGES = ("data", "notebooks", "sphinx")
+PAGE = "page.md"
+
+
+def record_path(profile: str, root: Path | None = None) -> Path:
+    return (root or project_root()) / "_build" / "timings" / f"{profile}.json"
+
+
+def load(profile: str, root: Path | None = None) -> dict:
+    """The record of ``profile`` (empty when nothing was built yet; an unreadable one counts as empty)."""
+    path = record_path(profile, root)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"profile": profile, "steps": {}}
+    return doc if isinstance(doc.get("steps"), dict) else {"profile": profile, "steps": {}}
+
+
+def record(profile: str, stage: str, step: str, seconds: float, *, status: str = "ran", kept: float | None = None,
+           root: Path | None = None) -> None:
+    """Store one step's time: ``status`` ``ran`` (``seconds`` this build), or ``unchanged`` with ``kept``,
+    the seconds of the earlier run whose output this build reused."""
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
+    doc = load(profile, root)
+    doc["profile"] = profile
+    entry = {"stage": stage, "step": step, "seconds": round(float(seconds), 1), "status": status,
+             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if kept is not None:
+        entry["kept_seconds"] = round(float(kept), 1)
+    doc["steps"][f"{stage}/{step}"] = entry
+    atomic_write_json(record_path(profile, root), doc)
+
+
+def rows(profile: str, root: Path | None = None) -> list[dict]:
+    """The steps in build order (data, notebooks, Sphinx), each with its stage, step, seconds, status."""
+    steps = list(load(profile, root)["steps"].values())
+    return sorted(steps, key=lambda e: STAGES.index(e["stage"]) if e.get("stage") in STAGES else len(STAGES))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:,.0f} s ({seconds / 60:.1f} min)" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def report(profile: str, root: Path | None = None) -> str:
+    """A plain-text table of the last build's steps and the total per stage."""
+    entries = rows(profile, root)
+    if not entries:
+        return f"no build of profile {profile!r} recorded yet ({record_path(profile, root)})"
+    lines = [f"time of each stage of the last {profile!r} build:"]
+    totals: dict[str, float] = {}
+    for e in entries:
+        note = e["status"] if e["status"] == "ran" else f"{e['status']} (ran in {e.get('kept_seconds', 0):.1f} s before)"
+        lines.append(f"  {e['stage']:9s} {e['step']:28s} {e['seconds']:8.1f} s  {note}")
+        totals[e["stage"]] = totals.get(e["stage"], 0.0) + e["seconds"]
+    lines.append("  " + ", ".join(f"{stage} {_minutes(s)}" for stage, s in totals.items())
+                 + f"; total {_minutes(sum(totals.values()))}")
+    return "\n".join(lines)
+
+
+def page(profile: str, root: Path | None = None) -> str:
+    """The Markdown the reproducing page includes: one row per step of the last build."""
+    entries = rows(profile, root)
+    if not entries:
+        return (f"No build of the `{profile}` profile was recorded on this machine yet: the table fills in after "
+                "the first `make book`.\n")
+    out = [f"Profile `{profile}`, as recorded by the build of this copy of the book (`python -m xmlib.book.timings "
+           f"report --profile {profile}` prints it). A step that was up to date took almost no time; the time "
+           "of the run it kept is given beside it. The Sphinx row is the previous build's.", "",
+           "| stage | step | seconds | status | when (UTC) |", "|---|---|---:|---|---|"]
+    for e in entries:
+        status = e["status"] if e["status"] == "ran" else f"{e['status']} (ran in {e.get('kept_seconds', 0):.0f} s)"
+        out.append(f"| {e['stage']} | {e['step']} | {e['seconds']:.1f} | {status} | {e['when'][:16].replace('T', ' ')} |")
+    total = sum(e["seconds"] for e in entries)
+    out.append(f"| **total** | | **{total:.0f}** | {total / 60:.1f} min | |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xmlib.book.timings", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("report", "page", "time"):
+        p = sub.add_parser(name)
+        p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
+        if name == "time":
+            p.add_argument("--stage", required=True, choices=STAGES)
+            p.add_argument("--step", required=True)
+            p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run and time")
+    args = parser.parse_args(argv)
+    if args.cmd == "report":
+        print(report(args.profile))
+        return 0
+    if args.cmd == "page":
+        atomic_write_text(record_path(args.profile).with_name(PAGE), page(args.profile))
+        return 0
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("time: give the command after --, e.g. time --stage sphinx --step build -- jupyter-book build .")
+    t0 = time.perf_counter()
+    rc = subprocess.call(command)
+    if rc == 0:
+        record(args.profile, args.stage, args.step, time.perf_counter() - t0)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
