@@ -27,8 +27,10 @@ def _entry(rank: int, fn, world: int, port: int, args: tuple) -> None:
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "XMLIB_DEVICE": "cpu",
                        "XMLIB_PROGRESS": "0", "OMP_NUM_THREADS": "1"})
-    torch.set_num_threads(1)
     from xmlib.core import distributed
+    from xmlib.core.device import set_cpu_threads
+
+    set_cpu_threads(1, torch.device("cpu"))
 
     distributed.init(timeout_s=60)
     try:

@@ -2,7 +2,7 @@
 
 ``torchrun --nproc-per-node N -m xmlib.sgraf.train ...`` starts N processes with ``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; :func:`init` joins them into one process group
-(gloo on CPU, nccl on CUDA: :func:`xmlib.core.device.distributed_backend`). Without those variables, or
+(gloo on CPU, nccl on a GPU: :func:`xmlib.core.device.distributed_backend`). Without those variables, or
 with one process, nothing is started and every helper below answers for a single process (rank 0 of 1),
 so the same code runs either way.
 
@@ -57,7 +57,7 @@ def init(timeout_s: float = TIMEOUT_S) -> Context:
     """Join the process group ``torchrun`` describes in the environment (once); a no-op for one process.
 
     Returns this process's :class:`Context`; its device is :func:`xmlib.core.device.rank_device` of
-    ``LOCAL_RANK`` (the GPU of that number on CUDA, else the CPU).
+    ``LOCAL_RANK`` (the GPU of that number when the run is on GPUs, else the CPU).
     """
     world, rank_, local = _env_int("WORLD_SIZE", 1), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
     if world < 1 or not 0 <= rank_ < world:
@@ -208,7 +208,7 @@ def wrap(model: torch.nn.Module, device: torch.device | None = None) -> torch.nn
     """``DistributedDataParallel(model)`` when several processes run, else ``model`` itself.
 
     Every rank starts from rank 0's weights (DDP broadcasts them); gradients are averaged over the ranks
-    after each backward pass. On CUDA the BatchNorm layers become ``SyncBatchNorm`` (statistics over the
+    after each backward pass. On a GPU the BatchNorm layers become ``SyncBatchNorm`` (statistics over the
     whole global batch, as in one process); on CPU, where torch has no SyncBatchNorm, each rank's
     BatchNorm sees only its own rows.
     """

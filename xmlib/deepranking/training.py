@@ -10,7 +10,7 @@ its contiguous slice, embeds its 3·b images through DistributedDataParallel and
 ``Σ_slice hinge × world / B``; DDP's averaging of the gradients then gives the gradient of the batch
 mean, so N processes make the one-process update (Eq. 3 has no in-batch negatives to share: each
 triplet carries its own). Dropout and pixel shifts draw per rank; a ConvNet that is fine-tuned keeps
-per-rank BatchNorm statistics on CPU and synchronised ones on CUDA (:func:`xmlib.core.distributed.wrap`).
+per-rank BatchNorm statistics on CPU and synchronised ones on a GPU (:func:`xmlib.core.distributed.wrap`).
 """
 
 from __future__ import annotations

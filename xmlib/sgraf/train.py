@@ -23,7 +23,7 @@ Several processes (``torchrun --nproc-per-node N -m xmlib.sgraf.train ...``, :mo
   rank then computes the paper's loss over the whole (B, B) matrix, so the in-batch negatives (hardest or
   all) are those of the global batch: N processes give the one-process update (up to float rounding),
   and one process is the paper's training unchanged. Dropout draws per rank (:func:`xmlib.core.distributed.seed_rank`);
-  BatchNorm statistics cover the global batch on CUDA (SyncBatchNorm) and each rank's rows on CPU
+  BatchNorm statistics cover the global batch on a GPU (SyncBatchNorm) and each rank's rows on CPU
   (SAF's one-channel batch norm always covers the rank's rows).
 - **evaluation** (:func:`score_split`): the rows (images) of the score matrix are split across the
   ranks, each scores its rows with tiles bounded by ``max_bytes``, and the rows are gathered on every
@@ -308,7 +308,10 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Train one model on a SCAN precomp folder and print its test metrics as JSON."""
+    """Train one model on a SCAN precomp folder and print its test metrics as JSON.
+
+    Under ``torchrun --nproc-per-node N`` the N processes train one model with DDP (the global batch
+    split across them), evaluate in shards, and rank 0 prints."""
     from xmlib.data.formats.vocab import load_vocab
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -318,16 +321,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--aggregator", default="sgr", choices=["sgr", "saf", "average"])
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--test-split", default="test")
+    ap.add_argument("--amp", default="off", choices=["off", "bf16", "auto"], help="bf16 autocast (default: float32, the paper)")
+    ap.add_argument("--tf32", action="store_true", help="TF32 matrix products on a GPU")
     args = ap.parse_args(argv)
+    ctx = distributed.init()
     cfg = resolve_config(Config, PROFILES, args.profile,
-                         {"data_dir": args.data_dir, "vocab_path": args.vocab, "aggregator": args.aggregator})
+                         {"data_dir": args.data_dir, "vocab_path": args.vocab, "aggregator": args.aggregator,
+                          "amp": args.amp, "tf32": args.tf32})
     vocab = load_vocab(find_vocab(cfg))
     train = load_precomp(cfg.data_dir, "train", vocab, max_words=cfg.max_words)
     dev = load_precomp(cfg.data_dir, "dev", vocab, max_words=cfg.max_words)
     test = load_precomp(cfg.data_dir, args.test_split, vocab, max_words=cfg.max_words)
-    model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir)
-    print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score,
-                      "test": evaluate(model, test, max_bytes=cfg.eval_mib * 2**20)}, indent=2))
+    model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir, device=ctx.device)
+    metrics = evaluate(model, test, max_bytes=cfg.eval_mib * 2**20, device=ctx.device)
+    if distributed.is_main():
+        print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score, "test": metrics}, indent=2))
+    distributed.shutdown()
 
 
 if __name__ == "__main__":
