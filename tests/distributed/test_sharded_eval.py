@@ -34,7 +34,9 @@ def _sharded(rank: int, out: str) -> None:
     sgraf_train.encode_split = recording  # this process only
     scores = score_split(model, data, max_bytes=MAX_BYTES)
     metrics = evaluate(model, data, max_bytes=MAX_BYTES)
-    torch.save({"scores": scores, "metrics": metrics, "images_encoded": seen}, Path(out) / f"rank{rank}.pt")
+    encoded = list(seen)  # images each of the two full scorings encoded
+    one = score_split(model, data.first_images(1), max_bytes=MAX_BYTES)  # rank 1 has no image
+    torch.save({"scores": scores, "metrics": metrics, "images_encoded": encoded, "one": one}, Path(out) / f"rank{rank}.pt")
 
 
 def test_two_process_score_matrix_equals_one_process(tmp_path):
@@ -49,4 +51,6 @@ def test_two_process_score_matrix_equals_one_process(tmp_path):
         assert got["scores"].shape == ref.shape
         assert float((got["scores"] - ref).abs().max()) <= 1e-6
         assert got["metrics"] == ref_metrics  # identical R@K, medr, meanr, rSum on every rank
+        one = score_split(model, data.first_images(1), max_bytes=MAX_BYTES)
+        assert got["one"].shape == one.shape == (1, 5) and float((got["one"] - one).abs().max()) <= 1e-6
     assert np.isfinite(ref.numpy()).all() and float(ref.std()) > 0  # a matrix that can differ

@@ -133,10 +133,16 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     numbers of rows; the other dimensions and the dtype must agree). ``x`` itself in a single process."""
     if not is_distributed():
         return x
-    counts = torch.tensor([x.shape[0]], dtype=torch.int64, device=x.device)
+    on = _comm_device(x)  # nccl moves GPU tensors only: a CPU matrix travels through this rank's GPU
+    counts = torch.tensor([x.shape[0]], dtype=torch.int64, device=on)
     every = [torch.empty_like(counts) for _ in range(world_size())]
     dist.all_gather(every, counts)
-    return _all_gather_padded(x.detach(), [int(c) for c in every])
+    return _all_gather_padded(x.detach().to(on), [int(c) for c in every]).to(x.device)
+
+
+def _comm_device(x: torch.Tensor) -> torch.device:
+    """Where ``x`` must be for the backend: this rank's GPU for nccl, where it is for gloo."""
+    return rank_device(_env_int("LOCAL_RANK", 0)) if dist.get_backend() == "nccl" else x.device
 
 
 class _GatherRows(torch.autograd.Function):
@@ -171,8 +177,7 @@ def mean_over_ranks(value: float) -> float:
     if not is_distributed():
         return value
     t = torch.tensor([float(value)], dtype=torch.float64)
-    if dist.get_backend() == "nccl":
-        t = t.to(rank_device(_env_int("LOCAL_RANK", 0)))
+    t = t.to(_comm_device(t))
     dist.all_reduce(t)
     return float(t.item()) / world_size()
 

@@ -214,7 +214,10 @@ def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_B
     """
     device = device or next(model.parameters()).device
     rows = distributed.shard(data.n_images) if (distributed.is_distributed() if sharded is None else sharded) else slice(None)
-    enc = encode_split(model, data.images[rows], data.tokens, data.lengths, device=device)
+    images = data.images[rows]
+    if len(images) == 0:  # more ranks than images: this rank has no rows
+        return distributed.gather_rows(torch.empty(0, data.tokens.shape[0]))
+    enc = encode_split(model, images, data.tokens, data.lengths, device=device)
     return distributed.gather_rows(score_matrix(model, enc, max_bytes=max_bytes))
 
 
