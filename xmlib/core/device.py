@@ -8,6 +8,10 @@ accelerator. ``XMLIB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``) overrides the auto
   ``cpu_threads`` config field); a no-op when the work runs on CUDA.
 - :func:`set_deterministic` — deterministic accelerator kernels (called by
   :func:`xmlib.core.seed.seed_everything`); a no-op on a CPU-only machine.
+- :func:`distributed_backend` / :func:`rank_device` — the ``torch.distributed`` backend for a device
+  (gloo on CPU, nccl on CUDA) and the device of one ``torchrun`` process (:mod:`xmlib.core.distributed`).
+- :func:`autocast` / :func:`set_tf32` — the GPU speed switches (each chapter's ``amp`` and ``tf32``
+  config fields): bf16 autocast and TF32 matrix products, off on CPU by default.
 """
 
 from __future__ import annotations
@@ -147,3 +151,66 @@ def require_memory(need: int | None, device: torch.device, what: str, fix: str) 
     if need is not None and free is not None and need > free:
         gib = 2.0 ** 30
         raise MemoryError(f"{what} needs about {need / gib:.1f} GiB, but {device} has {free / gib:.1f} GiB free; {fix}")
+
+
+def distributed_backend(device: torch.device) -> str:
+    """The ``torch.distributed`` backend for processes that compute on ``device``: nccl on CUDA, gloo on CPU."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def rank_device(local_rank: int) -> torch.device:
+    """The device of the ``torchrun`` process with this ``LOCAL_RANK``: GPU number ``local_rank`` when the
+    run is on CUDA (:func:`get_device`), made that process's current GPU; else the CPU."""
+    device = get_device()
+    if device.type != "cuda":
+        return device
+    if local_rank >= torch.cuda.device_count():
+        raise RuntimeError(f"LOCAL_RANK={local_rank} but this machine has {torch.cuda.device_count()} CUDA devices; "
+                           "start at most that many processes per node (torchrun --nproc-per-node)")
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+AMP_MODES = ("off", "bf16", "auto")
+"""Values of the ``amp`` config fields: ``off`` = float32 (the papers'); ``bf16`` = bf16 autocast on any
+device; ``auto`` = bf16 autocast where the device computes it fast (a CUDA GPU with bf16), float32 elsewhere."""
+
+
+def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
+    """The autocast dtype of ``mode`` (:data:`AMP_MODES`) on ``device``, or None (float32, no autocast)."""
+    if mode not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {mode!r}")
+    if mode == "bf16":
+        return torch.bfloat16
+    if mode == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, mode: str = "off") -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` as ``mode`` (:func:`amp_dtype`) decides; a no-op context when it says float32.
+
+    Losses should be computed from the scores cast back to float32 (autocast keeps reductions in float32)."""
+    dtype = amp_dtype(device, mode)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def set_tf32(enabled: bool, device: torch.device | None = None) -> None:
+    """TF32 matrix products and convolutions on a CUDA ``device`` (default :func:`get_device`); nothing on CPU."""
+    device = device if device is not None else get_device()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(enabled)
+        torch.backends.cudnn.allow_tf32 = bool(enabled)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start counting :func:`peak_memory` afresh on a CUDA ``device`` (nothing on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> int | None:
+    """Bytes torch held at most on a CUDA ``device`` since :func:`reset_peak_memory`; None on CPU."""
+    return int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None

@@ -7,6 +7,12 @@ What it takes care of, so each chapter's notebook only says what is specific to 
 - model selection on a *validation* metric (``evaluate`` must never look at test data);
 - a checkpoint after every epoch, written atomically, with optimiser, scheduler and RNG state, so an
   interrupted run resumes where it stopped and ends with the same numbers as an uninterrupted one.
+
+Under ``torchrun`` (:mod:`xmlib.core.distributed`) every rank runs this loop on its own part of each
+batch (the ``step`` it is given does the splitting and the DistributedDataParallel call); ``model`` is
+the plain model. Rank 0 alone writes the checkpoints (atomically), which also keep every rank's RNG
+state; every rank resumes from the same file at the same epoch. The logged ``train_loss`` is the mean
+over the ranks, so every rank keeps the same history and selects the same epoch.
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from typing import Any, Callable, Iterable, Literal
 import numpy as np
 import torch
 
+from xmlib.core import distributed
 from xmlib.core.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from xmlib.core.progress import progress
+from xmlib.core.seed import seed_everything
 
 
 @dataclass
@@ -88,7 +96,7 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        _restore_rng(state)
         result.history = list(state["history"])
         result.best_epoch = state.get("best_epoch")
         result.best_score = state.get("best_score")
@@ -115,7 +123,7 @@ def fit(
             count += 1
         if scheduler is not None:
             scheduler.step()
-        row: dict[str, float] = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.mean_over_ranks(total / max(count, 1))}
         if evaluate is not None:
             model.eval()
             with torch.no_grad():
@@ -130,25 +138,44 @@ def fit(
             if better and not math.isnan(score):
                 result.best_epoch, result.best_score = epoch, score
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if best_path is not None:
+                if best_path is not None and distributed.is_main():
                     save_checkpoint(best_path, model=best_state, epoch=epoch, score=score, fingerprint=fingerprint)
         if last_path is not None:
-            save_checkpoint(
-                last_path,
-                model=model.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict() if scheduler is not None else None,
-                rng=rng_state(),
-                epoch=epoch,
-                history=result.history,
-                best_epoch=result.best_epoch,
-                best_score=result.best_score,
-                fingerprint=fingerprint,
-            )
+            rngs = distributed.all_objects(rng_state())  # every rank takes part; rank 0 writes
+            if distributed.is_main():
+                save_checkpoint(
+                    last_path,
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scheduler=scheduler.state_dict() if scheduler is not None else None,
+                    rng=rngs[0],
+                    rng_ranks=rngs,
+                    epoch=epoch,
+                    history=result.history,
+                    best_epoch=result.best_epoch,
+                    best_score=result.best_score,
+                    fingerprint=fingerprint,
+                )
+    if last_path is not None:
+        distributed.barrier()  # the last checkpoint is on disk before any rank returns
     result.seconds = time.perf_counter() - t0
     if restore_best and best_state is not None:
         model.load_state_dict({k: v.to(device) for k, v in best_state.items()})
     return result
+
+
+def _restore_rng(state: dict[str, Any]) -> None:
+    """This rank's RNG state from a checkpoint: its own when the checkpoint was written by as many ranks;
+    after a change of the number of processes, rank 0's, and on the other ranks a seed derived from
+    (epoch, rank) (the run goes on reproducibly, but not as the uninterrupted run would have)."""
+    per_rank = state.get("rng_ranks") or [state["rng"]]
+    rank, world = distributed.rank(), distributed.world_size()
+    if len(per_rank) == world:
+        set_rng_state(per_rank[rank])
+        return
+    set_rng_state(state["rng"])
+    if rank > 0:
+        seed_everything(distributed.rank_seed(int(state["epoch"]), rank))
 
 
 def count_parameters(model: torch.nn.Module, trainable_only: bool = True) -> int:

@@ -15,6 +15,11 @@ for each outer fold t (the test fold):
 Every query is tested exactly once, so per-query metrics of two methods on the same folds can be
 compared by a paired t-test. The official grid script picked its best configuration on the test
 set; nothing here reads test labels before the final evaluation.
+
+No DDP here: DCMM's models are small (a few thousand parameters, MediaEval'17's 110 + 84 query lists of
+about 300 candidates), one training run takes seconds on a CPU, and the protocol's parallelism is over
+folds, grid points and seeds (:mod:`xmlib.core.jobs`), not over the batch; splitting a batch across
+processes would cost more in communication than it saves.
 """
 
 from __future__ import annotations

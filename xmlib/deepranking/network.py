@@ -157,8 +157,9 @@ class _LiteFeatures(nn.Module):
         return self.net.feature_map(x)  # (B, 1280, h, w)
 
 
-def efficientnet_lite0_backbone(image_size: int | None = 224) -> PooledBackbone:
-    """ImageNet-pretrained EfficientNet-Lite0 as a :class:`PooledBackbone` (1280-d).
+def efficientnet_lite0_backbone(image_size: int | None = 224, pretrained: bool = True) -> PooledBackbone:
+    """ImageNet-pretrained EfficientNet-Lite0 as a :class:`PooledBackbone` (1280-d); ``pretrained=False``:
+    random weights of the same shapes (speed and memory checks, ``benchmarks/gpu_check.py``).
 
     Takes images in [0, 1]; normalises them as the Lite weights expect, ``(pixel − 127) / 128``. The
     network and its weights come from the project's loader :func:`xmlib.data.features.efficientnet_lite0`.
@@ -170,7 +171,7 @@ def efficientnet_lite0_backbone(image_size: int | None = 224) -> PooledBackbone:
             f"the pretrained ConvNet is loaded by xmlib.data.features, which cannot be imported ({exc}); "
             "reinstall the pinned requirements and the project: pip install -r requirements.txt && pip install -e ."
         ) from exc
-    net = efficientnet_lite0(pretrained=True)
+    net = efficientnet_lite0(pretrained=pretrained)
     return PooledBackbone(_LiteFeatures(net), out_dim=1280, mean=_LITE_MEAN, std=_LITE_STD, image_size=image_size)
 
 

@@ -3,6 +3,14 @@
 One step: sample B triplets (Sec. 5.1), embed the 3B images with shared weights (Fig. 3), and minimise
 the mean per-triplet hinge of Eq. (3); SGD with momentum carries λ of Eq. (4) as ``weight_decay``
 (see :mod:`xmlib.deepranking.loss`).
+
+Several processes (``torchrun``, :mod:`xmlib.core.distributed`): ``batch_size`` stays the *global* batch
+of triplets. Every rank draws the same B triplets (the sampler and its generator are seeded alike), takes
+its contiguous slice, embeds its 3·b images through DistributedDataParallel and returns
+``Σ_slice hinge × world / B``; DDP's averaging of the gradients then gives the gradient of the batch
+mean, so N processes make the one-process update (Eq. 3 has no in-batch negatives to share: each
+triplet carries its own). Dropout and pixel shifts draw per rank; a ConvNet that is fine-tuned keeps
+per-rank BatchNorm statistics on CPU and synchronised ones on a GPU (:func:`xmlib.core.distributed.wrap`).
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 
-from xmlib.core.device import activation_bytes, require_memory
+from xmlib.core import distributed
+from xmlib.core.device import activation_bytes, autocast, require_memory, set_tf32
 from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.train import FitResult, fit
 from xmlib.deepranking.config import Config
@@ -76,13 +85,23 @@ def embed(model: torch.nn.Module, data: TripletData, batch_size: int = 256) -> t
     return torch.cat(out)
 
 
-def triplet_step(model: torch.nn.Module, data: TripletData, triplets: Triplets, gap: float) -> torch.Tensor:
-    """Mean Eq. (3) hinge of one batch of triplets (one forward pass over the 3B images)."""
+def triplet_step(model: torch.nn.Module, data: TripletData, triplets: Triplets, gap: float,
+                 rows: slice | None = None) -> torch.Tensor:
+    """Mean Eq. (3) hinge of one batch of triplets (one forward pass over the 3B images).
+
+    ``rows``: this rank's slice of the B triplets under DDP (``model`` is then the DDP-wrapped network);
+    it returns its hinges' sum × world_size / B, whose mean over the ranks is the batch mean."""
     b = len(triplets.query)
-    index = np.concatenate([triplets.query, triplets.positive, triplets.negative])  # (3B,)
-    imgs, feats = data.take(index, _device(model))
-    f = model(imgs, feats)  # (3B, d)
-    return triplet_hinge(f[:b], f[b:2 * b], f[2 * b:], gap)
+    parts = [triplets.query, triplets.positive, triplets.negative]
+    if rows is not None:
+        parts = [np.asarray(p)[rows] for p in parts]
+    k = len(parts[0])
+    imgs, feats = data.take(np.concatenate(parts), _device(model))  # 3k images
+    f = model(imgs, feats)  # (3k, d)
+    f = f.float() if f.dtype == torch.bfloat16 else f  # the hinge in float32 under autocast
+    if rows is None:
+        return triplet_hinge(f[:k], f[k:2 * k], f[2 * k:], gap)
+    return triplet_hinge(f[:k], f[k:2 * k], f[2 * k:], gap, reduction="sum") * (distributed.world_size() / b)
 
 
 def step_bytes(cfg: Config, model: torch.nn.Module, data: TripletData) -> int | None:
@@ -129,10 +148,27 @@ def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, s
     """Train ``model`` for ``cfg.epochs`` × ``cfg.steps_per_epoch`` steps of ``cfg.batch_size`` triplets.
 
     Each epoch's triplets are drawn with a generator seeded from (cfg.seed, epoch), passed to
-    ``sampler.sample``, so a resumed run sees the same triplets.
+    ``sampler.sample``, so a resumed run sees the same triplets. Under ``torchrun`` every rank draws the
+    same global batch and trains on its slice through DistributedDataParallel (see the module
+    docstring). ``cfg.amp`` / ``cfg.tf32``: bf16 autocast and TF32 through :mod:`xmlib.core.device`.
     """
+    device = _device(model)
+    set_tf32(cfg.tf32, device)
     check_step_fits(cfg, model, data)
     optimizer = make_optimizer(cfg, model)
+    net = model
+    if distributed.is_distributed():
+        if cfg.batch_size < distributed.world_size():
+            raise ValueError(f"batch_size={cfg.batch_size} is the global batch of triplets, split over "
+                             f"{distributed.world_size()} processes; raise it or start fewer processes")
+        net = distributed.wrap(model, device)
+        distributed.seed_rank(cfg.seed)  # each rank's own dropout and pixel shifts
+
+    def step(t: Triplets) -> torch.Tensor:
+        with autocast(device, cfg.amp):
+            if net is model:
+                return triplet_step(model, data, t, cfg.gap)
+            return triplet_step(net, data, t, cfg.gap, rows=distributed.shard(len(t.query)))
 
     def batches(epoch: int):
         rng = np.random.default_rng([cfg.seed, epoch])
@@ -140,5 +176,5 @@ def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, s
             yield sampler.sample(cfg.batch_size, rng)
 
     return fit(model, optimizer, epochs=cfg.epochs, batches=batches,
-               step=lambda t: triplet_step(model, data, t, cfg.gap), evaluate=evaluate, select=select,
+               step=step, evaluate=evaluate, select=select,
                checkpoint_dir=checkpoint_dir, fingerprint=checkpoint_key(cfg, __name__), desc=desc)

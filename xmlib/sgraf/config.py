@@ -143,6 +143,9 @@ class Config(ModelConfig):
     max_words: int = at_least(0, 12, "0 = no limit")
     max_train_images: int = at_least(0, 0)  # 0 = all
     dev_images: int = at_least(0, 1000)  # best checkpoint by rSum on the first dev_images dev images
+    # --- GPU speed (xmlib.core.device.autocast / set_tf32; nothing changes on CPU unless amp="bf16") ---
+    amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast of the forward pass: off (float32, the paper), bf16, auto = bf16 on a GPU that has it
+    tf32: bool = False  # TF32 matrix products on a GPU
     # --- evaluation cost --------------------------------------------------------------------
     eval_mib: int = evaluation_field(32, Range(0, low_open=True))  # MiB of intermediates per scoring tile (bounds memory)
     # --- the chapter's budget (see the module docstring) -------------------------------------

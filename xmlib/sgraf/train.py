@@ -13,6 +13,21 @@
 
 The ``paper`` profile with ``data_dir`` set trains on Flickr30K / COCO precomp with the paper's
 hyperparameters: ``python -m xmlib.sgraf.train --profile paper --data-dir DIR --vocab VOCAB.json``.
+
+Several processes (``torchrun --nproc-per-node N -m xmlib.sgraf.train ...``, :mod:`xmlib.core.distributed`):
+
+- **training** (:class:`GatheredScores`): ``batch_size`` is the *global* batch (the paper's 128 whatever
+  the number of GPUs); each rank takes a contiguous slice of it, encodes its images and captions, and
+  receives every rank's caption encodings; it scores its images against all the batch's captions (its
+  rows of the (B, B) score matrix: B²/N pairs, the memory that grows) and the rows are gathered. Every
+  rank then computes the paper's loss over the whole (B, B) matrix, so the in-batch negatives (hardest or
+  all) are those of the global batch: N processes give the one-process update (up to float rounding),
+  and one process is the paper's training unchanged. Dropout draws per rank (:func:`xmlib.core.distributed.seed_rank`);
+  BatchNorm statistics cover the global batch on a GPU (SyncBatchNorm) and each rank's rows on CPU
+  (SAF's one-channel batch norm always covers the rank's rows).
+- **evaluation** (:func:`score_split`): the rows (images) of the score matrix are split across the
+  ranks, each scores its rows with tiles bounded by ``max_bytes``, and the rows are gathered on every
+  rank: the same matrix as one process.
 """
 
 from __future__ import annotations
@@ -25,9 +40,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
+from xmlib.core import distributed
 from xmlib.core.config import resolve_config
-from xmlib.core.device import get_device, require_memory
+from xmlib.core.device import autocast, get_device, require_memory, set_tf32
 from xmlib.core.fingerprint import checkpoint_key
 from xmlib.core.seed import seed_everything
 from xmlib.core.train import FitResult, fit
@@ -127,40 +144,88 @@ def epoch_batches(n_images: int, epoch: int, *, batch_size: int, seed: int, capt
     return [b for b in batches if len(b) > 1]
 
 
+class GatheredScores(nn.Module):
+    """The training forward under DistributedDataParallel: this rank's rows of the global batch's (B, B)
+    score matrix, gathered into the whole matrix on every rank (see the module docstring).
+
+    ``forward(images, tokens, lengths, all_lengths, sizes)``: this rank's images (b, K, D) and captions
+    (b, L), ``all_lengths`` (B,) the lengths of the global batch's captions, ``sizes`` the rows of each
+    rank; returns S (B, B) with the matching pairs on the diagonal, as :meth:`SGRAFModel.forward` does
+    for the whole batch in one process.
+    """
+
+    def __init__(self, model: SGRAFModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
+                all_lengths: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+        m = self.model
+        regions, img_glob = m.encode_images(images)  # (b, K, d), (b, d)
+        words, txt_glob = m.encode_captions(tokens, lengths)  # (b, L, d), (b, d)
+        words = nn.functional.pad(words, (0, 0, 0, int(all_lengths.max()) - words.shape[1]))  # (b, L_max, d)
+        words = distributed.gather_rows_grad(words, sizes)  # (B, L_max, d)
+        txt_glob = distributed.gather_rows_grad(txt_glob, sizes)  # (B, d)
+        rows = m.score_block(regions, img_glob, words, txt_glob, all_lengths, buckets=m.cfg.length_buckets)  # (b, B)
+        return distributed.gather_rows_grad(rows, sizes)  # (B, B)
+
+
 def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.device,
-              hardest: Callable[[], bool] | None = None):
+              hardest: Callable[[], bool] | None = None, ddp: nn.Module | None = None):
     """``step(caption_indices) -> loss`` for :func:`xmlib.core.train.fit`.
 
     ``hardest()`` says whether this step uses the hardest negatives (default: ``cfg.max_violation``);
-    :func:`train_model` passes one that is False during the ``warmup_epochs``.
+    :func:`train_model` passes one that is False during the ``warmup_epochs``. ``ddp``: the
+    DistributedDataParallel-wrapped :class:`GatheredScores` of ``model`` when several processes run;
+    each rank then loads only its slice of the global batch ``caption_indices``. The forward pass runs
+    under ``cfg.amp``'s autocast; the loss is computed in float32.
     """
     def step(caps: np.ndarray) -> torch.Tensor:
         img = caps // data.captions_per_image
-        images = torch.from_numpy(np.asarray(data.images[img], dtype=np.float32)).to(device)  # (B, K, D)
-        idx = torch.from_numpy(caps)
-        lengths = data.lengths[idx]
-        tokens = data.tokens[idx, : int(lengths.max())].to(device)
-        scores = model(images, tokens, lengths.to(device))  # (B, B)
         ids = torch.from_numpy(img).to(device) if cfg.mask_same_image else None
         max_violation = cfg.max_violation if hardest is None else hardest()
+        mine = distributed.shard(len(caps)) if ddp is not None else slice(None)
+        images = torch.from_numpy(np.asarray(data.images[img[mine]], dtype=np.float32)).to(device)  # (b, K, D)
+        idx = torch.from_numpy(caps)
+        lengths = data.lengths[idx[mine]]
+        tokens = data.tokens[idx[mine], : int(lengths.max())].to(device)
+        with autocast(device, cfg.amp):
+            if ddp is None:
+                scores = model(images, tokens, lengths.to(device))  # (B, B)
+            else:
+                scores = ddp(images, tokens, lengths.to(device), data.lengths[idx].to(device),
+                             distributed.shard_sizes(len(caps)))  # (B, B), the whole batch on every rank
+        if scores.dtype == torch.bfloat16:
+            scores = scores.float()
         return contrastive_loss(scores, cfg.margin, max_violation, ids)
     return step
 
 
 @torch.no_grad()
 def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
-                device: torch.device | None = None) -> torch.Tensor:
+                device: torch.device | None = None, sharded: bool | None = None) -> torch.Tensor:
     """The (N_img, 5·N_img) score matrix of a split, tile by tile (:func:`~xmlib.sgraf.model.score_matrix`:
-    ``max_bytes`` bounds one tile's intermediates)."""
+    ``max_bytes`` bounds one tile's intermediates).
+
+    ``sharded`` (default: when several processes run, :mod:`xmlib.core.distributed`): each rank encodes
+    and scores only its contiguous rows of images (against every caption) and the rows are gathered on
+    every rank; a rank's memory is its images' encodings, all captions' encodings, its rows of the
+    matrix while scoring, the gathered matrix, and ``max_bytes``.
+    """
     device = device or next(model.parameters()).device
-    enc = encode_split(model, data.images, data.tokens, data.lengths, device=device)
-    return score_matrix(model, enc, max_bytes=max_bytes)
+    rows = distributed.shard(data.n_images) if (distributed.is_distributed() if sharded is None else sharded) else slice(None)
+    images = data.images[rows]
+    if len(images) == 0:  # more ranks than images: this rank has no rows
+        return distributed.gather_rows(torch.empty(0, data.tokens.shape[0]))
+    enc = encode_split(model, images, data.tokens, data.lengths, device=device)
+    return distributed.gather_rows(score_matrix(model, enc, max_bytes=max_bytes))
 
 
 def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
-             device: torch.device | None = None) -> dict[str, float]:
-    """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split)."""
-    scores = score_split(model, data, max_bytes=max_bytes, device=device)
+             device: torch.device | None = None, sharded: bool | None = None) -> dict[str, float]:
+    """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split); with
+    several processes the matrix is scored in shards (:func:`score_split`) and every rank gets the metrics."""
+    scores = score_split(model, data, max_bytes=max_bytes, device=device, sharded=sharded)
     return retrieval_metrics(scores, data.captions_per_image)
 
 
@@ -181,9 +246,14 @@ def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> Non
 
 
 def init_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
-    """A fresh model of ``cfg.model()``, initialised from ``cfg.seed`` (the same weights on every call)."""
+    """A fresh model of ``cfg.model()``, initialised from ``cfg.seed`` (the same weights on every call and
+    on every rank); then each rank's generators are seeded for its own dropout (:func:`~xmlib.core.distributed.seed_rank`:
+    rank 0, and so a single process, keeps ``cfg.seed``)."""
     seed_everything(cfg.seed)
-    return SGRAFModel(cfg.model(), vocab_size).to(device or get_device())
+    model = SGRAFModel(cfg.model(), vocab_size).to(device or get_device())
+    if distributed.is_distributed():
+        distributed.seed_rank(cfg.seed)
+    return model
 
 
 def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: int, *,
@@ -195,8 +265,13 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     every ``lr_step`` epochs (SGR's or SAF's schedule, :meth:`Config.schedule`), bidirectional hinge
     with hardest (or all) negatives (all of them during ``warmup_epochs``). With ``checkpoint_dir`` a
     run that was interrupted resumes where it stopped. ``epochs`` overrides the schedule's number of epochs (the learning-rate step stays).
+
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel (:class:`GatheredScores`: the
+    global batch's in-batch negatives), rank 0 writes the checkpoints and the dev evaluation is sharded;
+    see the module docstring. ``cfg.tf32`` and ``cfg.amp`` are applied through :mod:`xmlib.core.device`.
     """
     device = device or get_device()
+    set_tf32(cfg.tf32, device)
     for name, data in (("train", train), ("dev", dev)):
         if data.images.shape[2] != cfg.img_dim:
             raise ValueError(f"{name} region features have D = {data.images.shape[2]} but img_dim = {cfg.img_dim}; "
@@ -206,6 +281,9 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
                              f"num_regions = {cfg.num_regions}; set num_regions or use global_norm='feature'")
     n_epochs, lr_step = cfg.schedule()
     n_epochs = n_epochs if epochs is None else epochs
+    if cfg.batch_size < distributed.world_size():
+        raise ValueError(f"batch_size={cfg.batch_size} is the global batch, split over {distributed.world_size()} processes; "
+                         "it needs at least one pair per process (raise batch_size or start fewer processes)")
     check_step_fits(cfg, train, device)
     train = train.first_images(cfg.max_train_images)
     dev = dev.first_images(cfg.dev_images)
@@ -223,7 +301,8 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     def hardest() -> bool:
         return cfg.max_violation and current["epoch"] >= cfg.warmup_epochs
 
-    result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest),
+    ddp = distributed.wrap(GatheredScores(model), device) if distributed.is_distributed() else None
+    result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest, ddp),
                  evaluate=lambda: evaluate(model, dev, max_bytes=cfg.eval_mib * 2**20, device=device), select="rsum",
                  scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
                  fingerprint=checkpoint_key(cfg, __name__), desc=f"train {cfg.aggregator}")
@@ -232,7 +311,10 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Train one model on a SCAN precomp folder and print its test metrics as JSON."""
+    """Train one model on a SCAN precomp folder and print its test metrics as JSON.
+
+    Under ``torchrun --nproc-per-node N`` the N processes train one model with DDP (the global batch
+    split across them), evaluate in shards, and rank 0 prints."""
     from xmlib.data.formats.vocab import load_vocab
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -242,16 +324,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--aggregator", default="sgr", choices=["sgr", "saf", "average"])
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--test-split", default="test")
+    ap.add_argument("--amp", default="off", choices=["off", "bf16", "auto"], help="bf16 autocast (default: float32, the paper)")
+    ap.add_argument("--tf32", action="store_true", help="TF32 matrix products on a GPU")
     args = ap.parse_args(argv)
+    ctx = distributed.init()
     cfg = resolve_config(Config, PROFILES, args.profile,
-                         {"data_dir": args.data_dir, "vocab_path": args.vocab, "aggregator": args.aggregator})
+                         {"data_dir": args.data_dir, "vocab_path": args.vocab, "aggregator": args.aggregator,
+                          "amp": args.amp, "tf32": args.tf32})
     vocab = load_vocab(find_vocab(cfg))
     train = load_precomp(cfg.data_dir, "train", vocab, max_words=cfg.max_words)
     dev = load_precomp(cfg.data_dir, "dev", vocab, max_words=cfg.max_words)
     test = load_precomp(cfg.data_dir, args.test_split, vocab, max_words=cfg.max_words)
-    model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir)
-    print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score,
-                      "test": evaluate(model, test, max_bytes=cfg.eval_mib * 2**20)}, indent=2))
+    model, result = train_model(cfg, train, dev, len(vocab), checkpoint_dir=args.checkpoint_dir, device=ctx.device)
+    metrics = evaluate(model, test, max_bytes=cfg.eval_mib * 2**20, device=ctx.device)
+    if distributed.is_main():
+        print(json.dumps({"best_epoch": result.best_epoch, "dev_rsum": result.best_score, "test": metrics}, indent=2))
+    distributed.shutdown()
 
 
 if __name__ == "__main__":
