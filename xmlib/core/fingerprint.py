@@ -42,7 +42,15 @@ def _module_file(name: str) -> Path | None:
 
 
 def _imported_xmlib_modules(path: Path, module: str) -> set[str]:
-    """Names of the xmlib modules that ``path`` (the source of ``module``) imports."""
+    """Names of the xmlib modules that ``path`` (the source of ``module``) imports (parsed once per
+    version of the file: keyed by its modification time and size)."""
+    st = path.stat()
+    return set(_parsed_imports(str(path), module, st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=1024)
+def _parsed_imports(path_str: str, module: str, mtime_ns: int, size: int) -> frozenset[str]:
+    path = Path(path_str)
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_pkg = path.name == "__init__.py"
     base = module.split(".") if is_pkg else module.split(".")[:-1]
@@ -61,7 +69,7 @@ def _imported_xmlib_modules(path: Path, module: str) -> set[str]:
             out.add(target)
             for a in node.names:  # "from xmlib.sgraf import model" imports a module
                 out.add(f"{target}.{a.name}")
-    return out
+    return frozenset(out)
 
 
 def module_closure(*modules: str) -> dict[str, Path]:
