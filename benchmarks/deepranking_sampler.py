@@ -267,33 +267,36 @@ def bench_train(profile: str, steps: int, batch: int | None, finetune_backbone=N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller populations and fewer rounds (a smoke run)")
+    ap.add_argument("--quick", action="store_true", help="a Fashion-MNIST-sized stream of 7,000, fewer rounds")
+    ap.add_argument("--smoke", action="store_true", help="tiny populations: checks that the script runs (tests)")
     ap.add_argument("--stream", type=int, default=1_000_000, help="images of the long stream (0: skip it)")
     ap.add_argument("--no-train", action="store_true", help="skip the training step")
     ap.add_argument("--finetune", action="store_true", help="also time the paper profile (EfficientNet fine-tuned at 224 px)")
     ap.add_argument("--out", default="", help="also write the JSON here (e.g. benchmarks/results/deepranking_sampler.json)")
     args = ap.parse_args()
     default, paper = (resolve_config(Config, PROFILES, p) for p in ("default", "paper"))
-    q = args.quick
+    q = args.quick or args.smoke
     rounds = 1 if q else 3
+    emoji, n_emoji = (300, 20) if args.smoke else (4500, 99)
     out = {"command": "python benchmarks/deepranking_sampler.py " + " ".join(sys.argv[1:]),
            "device": describe_device(), "cpu_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
            "load_start": os.getloadavg(),
            "config": {"t_p": default.t_p, "t_r": default.t_r, "out_of_class_fraction": default.out_of_class_fraction,
                       "max_failures": default.max_failures}}
-    out["offline"] = [bench_offline(1500, 99, default, 200 if q else 5000, rounds)]
+    out["offline"] = [bench_offline(emoji if args.smoke else 1500, n_emoji, default, 200 if q else 5000, rounds)]
     if not q:
         out["offline"].append(bench_offline(4500, 99, default, 5000, rounds))
-    fashion = 7000 if q else 70000
+    fashion = 1000 if args.smoke else 7000 if q else 70000
     out["buffered"] = [
-        bench_buffered(4500, 99, default, default.buffer_size, False, 100 if q else 2000, rounds, 1 << 14),
-        bench_buffered(4500, 99, default, paper.buffer_size, False, 100 if q else 1000, rounds, 1 << 12),
+        bench_buffered(emoji, n_emoji, default, default.buffer_size, False, 100 if q else 2000, rounds, 1 << 14),
+        bench_buffered(emoji, n_emoji, default, paper.buffer_size, False, 100 if q else 1000, rounds, 1 << 12),
         bench_buffered(fashion, 10, default, default.buffer_size, False, 10 if q else 30, rounds, 1 << 14),
         bench_buffered(fashion, 10, default, paper.buffer_size, False, 10 if q else 30, rounds, 1 << 12),
         bench_buffered(fashion, 10, default, default.buffer_size, True, 100 if q else 1000, rounds, 1 << 14),
     ]
     if args.stream:
-        out["stream"] = [bench_stream(args.stream, 10, default, paper.buffer_size, False, 1 << 16, 1 << 12)]
+        out["stream"] = [bench_stream(args.stream, 10, default, paper.buffer_size, False,
+                                      min(1 << 16, max(1000, args.stream // 16)), 1 << 12)]
     if not args.no_train:
         out["train"] = [bench_train("default", 3 if q else 10, None)]
         if args.finetune:

@@ -334,34 +334,44 @@ class Reservoir:
         if capacity < 1:
             raise ValueError(f"buffer capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self._keys = np.empty(0)
-        self._items = np.empty(0, dtype=np.int64)
-        self._weights = np.empty(0)
+        self._n = 0  # slots in use
+        self._all_keys = np.empty(capacity)
+        self._all_items = np.empty(capacity, dtype=np.int64)
+        self._all_weights = np.empty(capacity)
+
+    @property
+    def _keys(self) -> np.ndarray:
+        return self._all_keys[:self._n]
 
     @property
     def items(self) -> np.ndarray:
-        return self._items
+        return self._all_items[:self._n]
 
     @property
     def weights(self) -> np.ndarray:
-        return self._weights
+        return self._all_weights[:self._n]
+
+    def _set(self, keys: np.ndarray, items: np.ndarray, weights: np.ndarray) -> None:
+        self._n = len(keys)
+        if items.dtype == object and self._all_items.dtype != object:
+            self._all_items = self._all_items.astype(object)
+        self._all_keys[:self._n], self._all_items[:self._n], self._all_weights[:self._n] = keys, items, weights
 
     def offer(self, item: Hashable, weight: float, u: float) -> bool:
         """Insert ``item`` if the buffer is not full or its key beats the minimum; return whether kept."""
         if weight < 0 or not math.isfinite(weight):
             raise ValueError(f"weight of item {item!r} must be finite and >= 0, got {weight}")
         key = _log_key(u, weight)
-        if len(self._keys) < self.capacity:
-            self._keys = np.append(self._keys, key)
-            self._items = np.concatenate([self._items, _item_array([item])])
-            self._weights = np.append(self._weights, weight)
-            return True
-        k = int(np.argmin(self._keys))
-        if not key > self._keys[k]:
-            return False
-        if self._items.dtype != object and not isinstance(item, (int, np.integer)):
-            self._items = self._items.astype(object)
-        self._keys[k], self._items[k], self._weights[k] = key, item, weight
+        if self._n < self.capacity:
+            k = self._n
+            self._n += 1
+        else:
+            k = int(np.argmin(self._all_keys))
+            if not key > self._all_keys[k]:
+                return False
+        if self._all_items.dtype != object and not isinstance(item, (int, np.integer)):
+            self._all_items = self._all_items.astype(object)
+        self._all_keys[k], self._all_items[k], self._all_weights[k] = key, item, weight
         return True
 
     def offer_many(self, items, weights, u) -> np.ndarray:
@@ -384,9 +394,9 @@ class Reservoir:
         keep = np.arange(len(all_keys))
         if len(all_keys) > self.capacity:  # the largest keys; on a tie the earlier offer stays
             keep = np.sort(np.argsort(-all_keys, kind="stable")[:self.capacity])
-        all_items = np.concatenate([self._items, items[cand]]) if len(cand) else self._items
-        all_w = np.concatenate([self._weights, w[cand]])
-        self._keys, self._items, self._weights = all_keys[keep], all_items[keep], all_w[keep]
+        all_items = np.concatenate([self.items, items[cand]])
+        all_w = np.concatenate([self.weights, w[cand]])
+        self._set(all_keys[keep], all_items[keep], all_w[keep])
         held = np.zeros(len(items), dtype=bool)
         new = keep[keep >= n_old] - n_old
         held[cand[new]] = True
@@ -396,13 +406,13 @@ class Reservoir:
         """No-op: the arrays are always current (kept for callers of the list-based reservoir)."""
 
     def contents(self) -> list[Hashable]:
-        return self._items.tolist()
+        return self.items.tolist()
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return self._n
 
     def nbytes(self) -> int:
-        return int(self._keys.nbytes + self._items.nbytes + self._weights.nbytes)
+        return int(self._all_keys.nbytes + self._all_items.nbytes + self._all_weights.nbytes)
 
 
 class BufferedTripletSampler:
