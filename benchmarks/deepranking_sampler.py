@@ -288,11 +288,11 @@ def main() -> None:
         out["offline"].append(bench_offline(4500, 99, default, 5000, rounds))
     fashion = 1000 if args.smoke else 7000 if q else 70000
     out["buffered"] = [
-        bench_buffered(emoji, n_emoji, default, default.buffer_size, False, 100 if q else 2000, rounds, 1 << 14),
-        bench_buffered(emoji, n_emoji, default, paper.buffer_size, False, 100 if q else 1000, rounds, 1 << 12),
-        bench_buffered(fashion, 10, default, default.buffer_size, False, 10 if q else 30, rounds, 1 << 14),
-        bench_buffered(fashion, 10, default, paper.buffer_size, False, 10 if q else 30, rounds, 1 << 12),
-        bench_buffered(fashion, 10, default, default.buffer_size, True, 100 if q else 1000, rounds, 1 << 14),
+        bench_buffered(emoji, n_emoji, default, default.buffer_size, False, 100 if q else 1000, rounds, 1 << 14),
+        bench_buffered(emoji, n_emoji, default, paper.buffer_size, False, 100 if q else 500, rounds, 1 << 12),
+        bench_buffered(fashion, 10, default, default.buffer_size, False, 10 if q else 20, rounds, 1 << 14),
+        bench_buffered(fashion, 10, default, paper.buffer_size, False, 10 if q else 20, rounds, 1 << 12),
+        bench_buffered(fashion, 10, default, default.buffer_size, True, 100 if q else 500, rounds, 1 << 14),
     ]
     if args.stream:
         out["stream"] = [bench_stream(args.stream, 10, default, paper.buffer_size, False,

@@ -31,7 +31,10 @@ the relevance callable ``r(i, j)``:
 
 Both samplers draw a whole batch with numpy (:meth:`~OfflineTripletSampler.sample`): queries, positives
 and negatives for every row at once, then only the rows whose triplet failed ``T_r`` (or whose query was
-dropped) are redrawn, so every row follows exactly the per-triplet rules above. The buffered sampler runs
+dropped) are redrawn, so every row follows exactly the per-triplet rules above (on a small batch each
+pending row gets several (positive, negative) tries per round and keeps the first that passes: the same as
+trying them one after another). The offline sampler draws from one alias table (Walker) per row of
+min{T_p, r_ij}, O(1) a draw, laid out like the relevance (memory Σ n_c²). The buffered sampler runs
 the uniform-proposal/acceptance loop in closed form: for a fixed query the first accepted of i.i.d.
 uniform proposals is ``j`` with probability ∝ its acceptance ``a_ij``, independently of how many proposals
 it took, and that number is geometric with success ``mean_j a_ij`` (capped at ``max_proposals``, beyond
