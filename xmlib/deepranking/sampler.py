@@ -34,7 +34,7 @@ and negatives for every row at once, then only the rows whose triplet failed ``T
 dropped) are redrawn, so every row follows exactly the per-triplet rules above (on a small batch each
 pending row gets several (positive, negative) tries per round and keeps the first that passes: the same as
 trying them one after another). The offline sampler draws from one alias table (Walker) per row of
-min{T_p, r_ij}, O(1) a draw, laid out like the relevance (memory Σ n_c²). The buffered sampler runs
+min{T_p, r_ij}, O(1) a draw, laid out like the relevance (Σ n_c² entries of 12 bytes). The buffered sampler runs
 the uniform-proposal/acceptance loop in closed form: for a fixed query the first accepted of i.i.d.
 uniform proposals is ``j`` with probability ∝ its acceptance ``a_ij``, independently of how many proposals
 it took, and that number is geometric with success ``mean_j a_ij`` (capped at ``max_proposals``, beyond
@@ -188,11 +188,11 @@ class OfflineTripletSampler:
         if out_of_class_fraction > 0 and len(self.r.members) < 2:
             raise ValueError("out_of_class_fraction > 0 needs at least 2 categories")
         # batch draws: an alias table (Walker; Vose's construction) per row of min{T_p, r_ij}, laid out like
-        # the flat relevance (memory Σ n_c², as the relevance): image i's row is [row_start[i], + n_{c_i})
+        # the flat relevance (1.5 × its memory, Σ n_c² values): image i's row is [row_start[i], + n_{c_i})
         self._n_c = np.array([len(self.r.members[int(c)]) for c in self.r.categories], dtype=np.int64)
         self._cat_start = np.array([self._start[int(c)] for c in self.r.categories], dtype=np.int64)
         self._alias_prob = np.zeros(len(self.r.flat))
-        self._alias = np.zeros(len(self.r.flat), dtype=np.int64)
+        self._alias = np.zeros(len(self.r.flat), dtype=np.int32)  # column index within the row
         for i in range(len(self.r)):
             a, b = int(self.r.row_start[i]), int(self.r.row_start[i] + self._n_c[i])
             self._alias_prob[a:b], self._alias[a:b] = _alias_table(np.minimum(t_p, self.r.flat[a:b]))
