@@ -33,3 +33,20 @@ def test_sgraf_sizing_rejects_a_malformed_override(monkeypatch):
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), "--set", "epochs"])
     with pytest.raises(SystemExit):
         runpy.run_path(str(SCRIPT), run_name="__main__")
+
+
+def test_deepranking_sampler_benchmark_runs_and_reports_every_size(monkeypatch, capsys, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "deepranking_sampler.py"
+    out = tmp_path / "sampler.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--smoke", "--no-train", "--stream", "30000", "--out", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(out.read_text()) == printed
+    assert [b["capacity"] for b in printed["buffered"]][:2] == [32, 200]
+    for b in printed["buffered"]:
+        assert b["buffered_images"] <= b["categories"] * b["capacity"] and "stream_vs_reference" in b
+        assert {"reference_per_s", "batch_32_per_s", "batch_32_vs_reference"} <= set(b["triplets"])
+    (stream,) = printed["stream"]
+    assert stream["images"] == 30000 and stream["buffered_images"] == 10 * 200
+    heap = list(stream["traced_heap"].values())
+    assert len(heap) == 3 and heap[-1] - heap[0] < 0.25  # MiB: flat along the stream

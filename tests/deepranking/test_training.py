@@ -86,34 +86,35 @@ class _Recorder:
         return t
 
 
-# The triplets train_deep_ranking drew (2 epochs x 2 steps x 3 triplets, global ids 100..114) before the
-# generator was passed to sample() explicitly, when it was assigned to the sampler's ``rng`` attribute at
-# the start of each epoch: the refactor must draw exactly these.
-OLD_STREAM = {
-    "offline": ([[[101, 103, 104], [106, 109, 101], [105, 106, 107]], [[110, 103, 104], [109, 102, 112], [104, 103, 110]],
-                 [[103, 104, 111], [104, 103, 111], [100, 113, 108]], [[106, 109, 102], [106, 109, 102], [107, 106, 108]]],
-                [[False, True, False], [False, False, False], [False, False, False], [False, False, True]]),
-    "online": ([[[101, 104, 110], [114, 108, 100], [106, 105, 102]], [[106, 102, 108], [112, 105, 102], [113, 100, 114]],
-                [[103, 101, 110], [104, 103, 110], [105, 106, 112]], [[114, 108, 100], [110, 103, 101], [102, 105, 106]]],
-               [[False, False, False], [True, False, False], [False, False, False], [False, False, False]]),
-}
-
-
 @pytest.mark.parametrize("kind", ["offline", "online"])
-def test_training_draws_the_same_triplets_as_before_the_rng_was_passed_in(kind):
+def test_training_draws_the_triplets_of_the_generator_seeded_from_seed_and_epoch(kind):
+    """train_deep_ranking passes each epoch's generator, seeded from (cfg.seed, epoch), to ``sample``: a fresh
+    sampler given the same generators draws the same batches (the batch samplers changed the stream the
+    per-triplet ones drew, so the batches are replayed rather than pinned)."""
     from xmlib.deepranking.emoji import MappedSampler
 
     rel = _small_relevance()
     cfg = resolve_config(Config, PROFILES, "smoke", {"image_size": 32, "multiscale": False, "sampler": kind, "epochs": 2,
                                                      "steps_per_epoch": 2, "batch_size": 3, "buffer_size": 4,
                                                      "embed_dim": 4, "seed": 3})
-    rec = _Recorder(MappedSampler(make_sampler(cfg, rel), np.arange(100, 100 + len(rel))))
+    index = np.arange(100, 100 + len(rel))
+    rec = _Recorder(MappedSampler(make_sampler(cfg, rel), index))
     torch.manual_seed(0)
     model = build_network(cfg, convnet=None, convnet_dim=4)
     train_deep_ranking(cfg, model, TripletData(torch.rand(120, 3, 32, 32), torch.rand(120, 4)), rec)
-    triplets, out_of_class = OLD_STREAM[kind]
-    assert [t.as_array().tolist() for t in rec.seen] == triplets
-    assert [t.out_of_class.tolist() for t in rec.seen] == out_of_class
+    replay = MappedSampler(make_sampler(cfg, rel), index)
+    expected = []
+    for epoch in range(cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        expected += [replay.sample(cfg.batch_size, rng) for _ in range(cfg.steps_per_epoch)]
+    assert len(rec.seen) == len(expected) == 4
+    for got, want in zip(rec.seen, expected):
+        assert got.as_array().tolist() == want.as_array().tolist()
+        assert got.out_of_class.tolist() == want.out_of_class.tolist()
+        assert set(got.as_array().ravel().tolist()) <= set(index.tolist())
+    # another seed draws other triplets
+    other = MappedSampler(make_sampler(cfg, rel), index).sample(cfg.batch_size, np.random.default_rng([cfg.seed + 1, 0]))
+    assert other.as_array().tolist() != expected[0].as_array().tolist()
 
 
 def test_a_passed_generator_decides_the_triplets_and_leaves_the_samplers_own_alone():
