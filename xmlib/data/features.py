@@ -16,6 +16,15 @@ pooled and grid features from ONE pass of the network, so a picture shared by tw
 computed once; it is filled in chunks, so an interrupted run resumes. Inference runs in eval mode without gradients; the same inputs give the same
 bytes on the same machine.
 
+Speed (``benchmarks/feature_extraction.py``): the network runs traced and frozen, in ``channels_last``
+memory, under ``torch.inference_mode``, on batches of 32 that are normalised at once from their uint8
+pixels; the next batch is decoded / rasterised in a thread while the network runs on this one; and
+the C allocator keeps the activations between batches (:func:`_reuse_freed_memory`: glibc otherwise
+returns them to the kernel and spends as much time in page faults as in the network). The batch
+normalisation, the overlap and the allocator setting change no bit of the features
+(``test_fast_compute_gives_the_plain_paths_bits``); the frozen network agrees with the eager one to the
+tolerance stated at :func:`_frozen_feature_map`.
+
 Preprocessing note: the Lite weights were converted from TensorFlow, where the Lite models take
 ``(pixel - 127) / 128``; see :data:`LITE_MEAN` / :data:`LITE_STD` (the default of
 :func:`xmlib.data.images.to_tensor`). We checked this on the data: with it the first BatchNorm's input
