@@ -79,6 +79,21 @@ def test_to_tensor_matches_a_plain_loop(dtype):
     np.testing.assert_allclose(I.to_tensor(arr).numpy(), (arr.transpose(2, 0, 1) - 127.0) / 128.0, atol=1e-5)
 
 
+def test_batch_normalisation_is_to_tensor_bit_for_bit():
+    """The fast path normalises a whole uint8 batch at once; it must give to_tensor's bits per picture."""
+    rng = np.random.default_rng(2)
+    batch = rng.integers(0, 256, size=(3, 9, 11, 3), dtype=np.uint8)
+    batch[0, :2] = 255  # white and black pixels: the values drawn art is made of
+    batch[1, :2] = 0
+    for mean, std in [(I.LITE_MEAN, I.LITE_STD), (I.IMAGENET_MEAN, I.IMAGENET_STD), (None, None)]:
+        got = I.normalise_uint8(batch.copy(), mean, std)
+        assert got.shape == (3, 3, 9, 11) and got.is_contiguous(memory_format=torch.channels_last)
+        ref = torch.stack([I.to_tensor(Image.fromarray(a), mean, std) for a in batch])
+        assert torch.equal(got, ref)
+    with pytest.raises(ValueError, match="normalise_uint8"):
+        I.normalise_uint8(batch.astype(np.float32))
+
+
 def test_montage_grid_size(toy_pictures):
     m = I.montage(toy_pictures, ncols=3, labels=["a", "b b", "a much longer label than fits", "d"], tile=32, pad=2)
     assert m.mode == "RGB"
@@ -160,6 +175,37 @@ def test_image_features_shapes_and_grid_mean(tmp_cache, toy_pictures):
     np.testing.assert_allclose(pooled, ref, rtol=1e-4, atol=5e-5)
     assert np.abs(pooled - ref).max() <= 1e-5 * np.abs(ref).max() * 10
     assert F.image_features(toy_pictures, "grid", size=64, cache_key="t", dtype=np.float16).dtype == np.float16
+
+
+def test_fast_compute_gives_the_plain_paths_bits(toy_pictures):
+    """_compute (batch normalised at once, loading overlapped with the network, the allocator keeping
+    its memory) against the plain path: each picture loaded, to_tensor, stacked, the same frozen
+    network on the same batches. Same operations on the same values: the bytes must be equal."""
+    size, batch_size = 64, 3
+
+    class Bar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = Bar()
+    pooled, grid = F._compute(toy_pictures, size, batch_size, torch.device("cpu"), bar)
+    assert bar.n == len(toy_pictures)
+    fmap = F._frozen_feature_map("cpu", size)
+    ref_pooled, ref_grid = [], []
+    with torch.no_grad():
+        for i in range(0, len(toy_pictures), batch_size):
+            x = torch.stack([I.to_tensor(I.load_image(p, size)) for p in toy_pictures[i: i + batch_size]])
+            m = fmap(x.contiguous(memory_format=torch.channels_last))  # (B, 1280, 2, 2)
+            ref_pooled.append(m.mean(dim=(2, 3)).numpy())
+            ref_grid.append(m.flatten(2).transpose(1, 2).numpy().astype(np.float16))
+    assert pooled.tobytes() == np.concatenate(ref_pooled).tobytes()
+    assert grid.tobytes() == np.concatenate(ref_grid).tobytes()
+    # another allocator setting (a lower limit) changes no arithmetic either
+    with F._reuse_freed_memory(1 << 20):
+        again, _ = F._compute(toy_pictures, size, batch_size, torch.device("cpu"), bar)
+    assert again.tobytes() == pooled.tobytes()
 
 
 def test_image_features_deterministic_and_cached(tmp_cache, toy_pictures, monkeypatch):

@@ -37,6 +37,7 @@ __all__ = [
     "render_svg",
     "svg_declares_entities",
     "to_tensor",
+    "normalise_uint8",
     "to_batch",
     "montage",
 ]
@@ -202,10 +203,21 @@ def to_tensor(
     arr = np.asarray(img.convert("RGB") if isinstance(img, Image.Image) else img)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ValueError(f"to_tensor expects an RGB image or a uint8 (H, W, 3) array, got {arr.dtype} {arr.shape}")
-    x = torch.from_numpy(np.array(arr, dtype=np.uint8, copy=True)).permute(2, 0, 1).to(torch.float32).div_(255.0)  # (3, H, W)
+    return normalise_uint8(np.array(arr, dtype=np.uint8, copy=True)[None], mean, std)[0]  # (3, H, W)
+
+
+def normalise_uint8(batch: np.ndarray, mean: Sequence[float] | None = LITE_MEAN,
+                    std: Sequence[float] | None = LITE_STD) -> torch.Tensor:
+    """A uint8 batch (B, H, W, 3) → float32 (B, 3, H, W) in ``channels_last`` memory (no copy of the
+    layout): values /255, then ``(x - mean) / std`` per channel, the same float32 operations as
+    :func:`to_tensor` applied to each picture, so the values are the same bits. ``batch`` is used in
+    place (not copied): pass an array that nothing else writes to."""
+    if batch.ndim != 4 or batch.shape[3] != 3 or batch.dtype != np.uint8:
+        raise ValueError(f"normalise_uint8 expects a uint8 (B, H, W, 3) array, got {batch.dtype} {batch.shape}")
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).to(torch.float32).div_(255.0)  # (B, 3, H, W), channels_last
     if mean is not None or std is not None:
-        m = torch.tensor(mean if mean is not None else (0.0, 0.0, 0.0), dtype=torch.float32).view(3, 1, 1)
-        s = torch.tensor(std if std is not None else (1.0, 1.0, 1.0), dtype=torch.float32).view(3, 1, 1)
+        m = torch.tensor(mean if mean is not None else (0.0, 0.0, 0.0), dtype=torch.float32).view(1, 3, 1, 1)
+        s = torch.tensor(std if std is not None else (1.0, 1.0, 1.0), dtype=torch.float32).view(1, 3, 1, 1)
         x = (x - m) / s
     return x
 
