@@ -1,7 +1,8 @@
 """Peak memory of the SGRAF data pipeline plus one training step at the paper's dimensions, on
 Flickr30K-shaped synthetic data (issue 12's target: peak RSS <= 3 GB on CPU with memory-mapped features).
 
-    python benchmarks/paper_memory.py [--out DIR] [--scale 1.0] [--batch-size 32] [--workers 2] [--keep]
+    python benchmarks/paper_memory.py [--out DIR] [--scale 1.0] [--batch-size 32] [--workers 2]
+                                      [--pipeline-batches N] [--keep]
 
 1. writes ``--like f30k`` synthetic SCAN precomp data at ``--scale`` (29,000 x 36 x 2048 float32 =
    8.6 GB at scale 1) in a child process, and reports that writer's peak RSS;
@@ -10,7 +11,9 @@ Flickr30K-shaped synthetic data (issue 12's target: peak RSS <= 3 GB on CPU with
    ``embed_size`` 1024, ``sim_dim`` 256, SGR), gathers one batch through ``xmlib.sgraf.loader`` with
    ``--workers`` DataLoader processes and runs one Adam step. It reports the peak RSS of that process
    (``ru_maxrss``, file-backed pages of the map included), of its loader workers, and the estimate of
-   one step's memory (``xmlib.sgraf.train.step_bytes``).
+   one step's memory (``xmlib.sgraf.train.step_bytes``); with ``--pipeline-batches N`` it then
+   gathers N more batches of 128 through the loader alone (resident memory must not grow with the
+   gigabytes read).
 The synthetic files are deleted afterwards unless ``--keep``.
 """
 
@@ -45,7 +48,7 @@ def _write(out: str, scale: float) -> None:
     print(json.dumps({"phase": "write", "seconds": round(time.perf_counter() - t, 1), "peak_rss_gb": round(_peak_self(), 3)}))
 
 
-def _step(out: str, batch_size: int, workers: int) -> None:
+def _step(out: str, batch_size: int, workers: int, pipeline_batches: int) -> None:
     import numpy as np
     import torch
 
@@ -78,6 +81,13 @@ def _step(out: str, batch_size: int, workers: int) -> None:
         optimizer.step()
         losses.append(round(loss.detach().item(), 4))
     step_s = time.perf_counter() - t
+    t = time.perf_counter()
+    read_gb = 0.0
+    if pipeline_batches:  # the data pipeline alone over many batches: resident memory must stay flat
+        caps = epoch_batches(train.n_images, 1, batch_size=128, seed=0)[:pipeline_batches]
+        for _, feats in batch_loader(train.images, caps, workers=workers):
+            read_gb += feats.numel() * 4 / GB
+    pipeline_s = time.perf_counter() - t
     print(json.dumps({
         "phase": "pipeline+step", "train_images": train.n_images, "dev_images": dev.n_images,
         "features_on_disk_gb": round(train.images.nbytes / GB, 2), "is_memmap": isinstance(train.images, np.memmap),
@@ -85,7 +95,9 @@ def _step(out: str, batch_size: int, workers: int) -> None:
         "read_seconds": round(read_s, 1), "step_seconds": round(step_s, 1), "loss": losses,
         "peak_rss_after_read_gb": round(after_read, 3), "peak_rss_gb": round(_peak_self(), 3),
         "peak_rss_loader_workers_gb": round(_peak_children(), 3),
-        "step_bytes_estimate_gb": round(step_bytes(cfg, train) / GB, 3)}))
+        "step_bytes_estimate_gb": round(step_bytes(cfg, train) / GB, 3),
+        "pipeline_batches_of_128": pipeline_batches, "pipeline_gathered_gb": round(read_gb, 2),
+        "pipeline_seconds": round(pipeline_s, 1)}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--pipeline-batches", type=int, default=0,
+                    help="after the step, gather this many batches of 128 through the loader (no model)")
     ap.add_argument("--keep", action="store_true", help="keep the synthetic files (and reuse them if present)")
     ap.add_argument("--phase", choices=("write", "step"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -101,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.out, args.scale)
         return 0
     if args.phase == "step":
-        _step(args.out, args.batch_size, args.workers)
+        _step(args.out, args.batch_size, args.workers, args.pipeline_batches)
         return 0
     free = shutil.disk_usage(Path(args.out).parent).free / GB
     need = 1.05 * 29_000 * 36 * 2048 * 4 * args.scale / GB
@@ -110,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     me = [sys.executable, __file__, "--out", args.out, "--scale", str(args.scale),
-          "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
+          "--batch-size", str(args.batch_size), "--workers", str(args.workers),
+          "--pipeline-batches", str(args.pipeline_batches)]
     try:
         if not (args.keep and (Path(args.out) / "train_ims.npy").is_file()):
             subprocess.run(me + ["--phase", "write"], check=True, env=env)

@@ -58,3 +58,14 @@ def test_bad_lines_name_file_and_line(tmp_path, root):
     (tmp_path / "image_list.tsv").write_text("path\tcat\n")
     with pytest.raises(FormatError, match="line 1: header"):
         list(ImageStream(tmp_path))
+
+
+def test_golden_relevance_matches_the_array(root):
+    g = np.load(root / "golden.npy", allow_pickle=False)  # (N, G)
+    rel = GoldenRelevance(root)
+    rng = np.random.default_rng(0)
+    for i, j in rng.integers(len(g), size=(20, 2)):
+        assert rel(int(i), int(j)) == pytest.approx(max(0.0, float(g[i].astype(np.float64) @ g[j])), rel=1e-6)
+    np.testing.assert_array_equal(rel.row(len(g) - 1), g[-1])
+    with pytest.raises(IndexError, match="outside"):
+        rel.row(len(g))

@@ -15,7 +15,7 @@ API
 - :class:`ImageStream` — a ``torch.utils.data.IterableDataset`` of ``(index, category, relevance)``,
   read line by line (each DataLoader worker takes every ``num_workers``-th line), so memory does not
   grow with the number of images.
-- :class:`GoldenRelevance` — ``r(i, j)`` from the memory-mapped golden features.
+- :class:`GoldenRelevance` — ``r(i, j)`` from the golden features, two rows read per call.
 - :func:`stream_batches` — training batches: before each batch offer the next ``offer_per_step``
   images of the stream to the sampler (:meth:`BufferedTripletSampler.offer`), then draw
   ``batch_size`` triplets with the generator given (:meth:`~BufferedTripletSampler.sample`). Memory is
@@ -47,23 +47,49 @@ def golden_relevance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class GoldenRelevance:
-    """``r(i, j)`` for images ``i``, ``j`` of one category from ``{root}/golden.npy`` (memory-mapped:
-    only the rows asked for are read)."""
+    """``r(i, j)`` for images ``i``, ``j`` of one category from ``{root}/golden.npy``.
+
+    Only the two rows asked for are read, with ``os.pread`` at their offset in the file (through the
+    page cache, not a memory map: the pages of a map that were read would stay in this process's
+    resident memory, which would then grow with the number of images that ever passed the buffers).
+    """
 
     def __init__(self, root: str | os.PathLike):
         from xmlib.core.io import load_npy_checked
 
-        path = Path(root) / GOLDEN_NAME
-        require_file(path, "float32 (N, G) golden features, row k = the k-th image of the list", _FIX)
-        self.golden = load_npy_checked(path, mmap_mode="r", fix=_FIX)
-        if self.golden.ndim != 2:
-            raise FormatError(f"{path} has shape {self.golden.shape}; expected (N, G) golden features")
+        self.path = Path(root) / GOLDEN_NAME
+        require_file(self.path, "float32 (N, G) golden features, row k = the k-th image of the list", _FIX)
+        mapped = load_npy_checked(self.path, mmap_mode="r", fix=_FIX)  # checks the header; only its layout is kept
+        if mapped.ndim != 2 or mapped.dtype != np.float32 or not mapped.flags.c_contiguous:
+            raise FormatError(f"{self.path} has shape {mapped.shape}, dtype {mapped.dtype}; expected C-ordered float32 "
+                              f"(N, G) golden features. {_FIX}")
+        self.shape = tuple(int(x) for x in mapped.shape)
+        self._offset = int(mapped.offset)
+        self._row = self.shape[1] * 4
+        del mapped
+        self._fd: int | None = None
+        self._pid = -1
 
     def __len__(self) -> int:
-        return int(self.golden.shape[0])
+        return self.shape[0]
+
+    def row(self, i: int) -> np.ndarray:
+        """Golden feature g_i, (G,) float32."""
+        if not 0 <= i < self.shape[0]:
+            raise IndexError(f"image {i} is outside {self.path} ({self.shape[0]} rows)")
+        if self._fd is None or self._pid != os.getpid():  # one descriptor per process (DataLoader workers fork)
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        return np.frombuffer(os.pread(self._fd, self._row, self._offset + i * self._row), dtype=np.float32)
 
     def __call__(self, i: int, j: int) -> float:
-        return golden_relevance(self.golden[i], self.golden[j])
+        return golden_relevance(self.row(i), self.row(j))
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_fd": None, "_pid": -1}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            os.close(self._fd)
 
 
 class ImageStream(torch.utils.data.IterableDataset):
