@@ -24,7 +24,7 @@ so that a tiny scale still gives a usable split):
   order of magnitude; 3 GB of golden features).
 
 The planted signal: **captions** — each image holds 3 of ``N_CONCEPTS`` concepts; its regions are
-uniform noise plus, for a third of them, the nonnegative pattern of one of its concepts, and each of
+uniform noise plus, for half of them, the nonnegative pattern of one of its concepts, and each of
 its captions names two of its concepts among filler words, so word ↔ region pattern is learnable;
 **MediaEval** — a query's relevant candidates share a visual prototype and their text features are
 slightly higher; **Deep Ranking** — images of a category scatter around its centre.
@@ -52,8 +52,8 @@ __all__ = ["LIKES", "PrecompShape", "SHAPES", "synth", "write_deepranking", "wri
 LIKES = ("f30k", "coco", "mediaeval", "deepranking")
 N_CONCEPTS = 120
 CONCEPTS_PER_IMAGE = 3
-SIGNAL = 1.0  # height of a concept's pattern over the U(0, 1) noise of a region feature
-PATTERN_DIMS = 48  # nonzero dimensions of one concept's pattern
+SIGNAL = 3.0  # height of a concept's pattern over the U(0, 1) noise of a region feature
+PATTERN_DIMS = 64  # nonzero dimensions of one concept's pattern
 CHUNK_BYTES = 64 * 2**20  # features generated and written this many bytes at a time
 _FILLER = ("a", "the", "is", "with", "near", "of", "and", "on", "in", "two", "some", "small", "big", "old",
            "young", "red", "blue", "green", "looking", "standing", "sitting", "next", "to", "at")
@@ -148,7 +148,7 @@ def _write_precomp_split(root: Path, split: str, split_id: int, n: int, shape: P
                 concepts = np.argsort(rng.random((m, N_CONCEPTS)), axis=1)[:, :CONCEPTS_PER_IMAGE]  # (m, 3)
                 block = rng.random((m, r, d), dtype=np.float32)  # (m, R, D) noise
                 region_concept = rng.integers(CONCEPTS_PER_IMAGE, size=(m, r))  # which concept a region shows
-                shows = rng.random((m, r)) < 1 / 3  # a third of the regions show a concept
+                shows = rng.random((m, r)) < 1 / 2  # half of the regions show a concept
                 for c in range(CONCEPTS_PER_IMAGE):
                     sel = shows & (region_concept == c)  # (m, R)
                     block += sel[..., None] * patterns[concepts[:, c]][:, None, :]
