@@ -17,7 +17,7 @@ API
   grow with the number of images.
 - :class:`GoldenRelevance` — ``r(i, j)`` from the golden features, two rows read per call.
 - :func:`stream_batches` — training batches: before each batch offer the next ``offer_per_step``
-  images of the stream to the sampler (:meth:`BufferedTripletSampler.offer`), then draw
+  images of the stream to the sampler (:meth:`BufferedTripletSampler.extend`), then draw
   ``batch_size`` triplets with the generator given (:meth:`~BufferedTripletSampler.sample`). Memory is
   O(categories × buffer capacity).
 """
@@ -143,12 +143,16 @@ def stream_batches(sampler, images: Iterable[tuple[int, int, float]], *, steps: 
     it = iter(images)
 
     def offer(n: int) -> None:
+        items, cats, weights = [], [], []
         for _ in range(n):
             item = next(it, None)
             if item is None:
-                return
-            k, c, w = item
-            sampler.offer(int(k), int(c), float(w))
+                break
+            items.append(int(item[0]))
+            cats.append(int(item[1]))
+            weights.append(float(item[2]))
+        if items:  # one call per step: the sampler may offer them together
+            sampler.extend(items, cats, weights)
 
     offer(warmup)
     for _ in range(steps):
