@@ -17,7 +17,7 @@ JB_FLAGS := --builder html --warningiserror --nitpick --keep-going
 SMOKE_OUT := _build/smoke
 export PYTHONHASHSEED := 0
 
-.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help
+.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help synth paper-memory
 
 all: book
 
@@ -26,6 +26,8 @@ help:
 	@echo "make test  - run every test (smoke data, smoke notebooks + nbval, smoke book + HTML/browser checks, unit tests)"
 	@echo "make unit  - lint, then unit tests only (no data, no book)"
 	@echo "make lint  - ruff (pyflakes, pycodestyle, import order) over xmlib, tests, benchmarks and notebooks"
+	@echo "make synth - paper-shaped synthetic data (f30k, coco, mediaeval, deepranking) at SYNTH_SCALE (0.01) in SYNTH_DIR"
+	@echo "make paper-memory - peak RSS of the SGRAF pipeline + one paper-size step on Flickr30K-shaped data (8.6 GB in /tmp)"
 
 $(ENV_STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -80,6 +82,15 @@ test: lint html-smoke chromium
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
+
+SYNTH_DIR ?= _build/synth
+SYNTH_SCALE ?= 0.01
+synth: env
+	for like in f30k coco mediaeval deepranking; do \
+	  $(PYTHON) -m xmlib.data synth --like $$like --out $(SYNTH_DIR)/$$like --scale $(SYNTH_SCALE); done
+
+paper-memory: env
+	$(PYTHON) benchmarks/paper_memory.py --scale 1.0 --batch-size 32 --workers 2
 
 clean:
 	rm -rf _build runs notebooks/*.ipynb

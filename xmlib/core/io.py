@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import mmap
 import os
 import tempfile
 import tokenize
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -228,21 +229,40 @@ def load_npy_checked(path: str | os.PathLike, mmap_mode: str | None = None, *, f
 
 
 def require_finite(array: np.ndarray, path: str | os.PathLike, what: str, *, fix: str | None = None,
-                   chunk_bytes: int = 1 << 24) -> np.ndarray:
+                   chunk_bytes: int = 1 << 24, after_chunk: Callable[[], object] | None = None) -> np.ndarray:
     """``array`` if every value is finite, else :class:`DataFormatError` naming the file and the first
     row (index along axis 0) holding NaN or inf. Memory-mapped arrays are checked ``chunk_bytes`` at a
-    time, so a large file is never loaded whole."""
+    time, so a large file is never loaded whole; ``after_chunk()`` is called after each chunk (e.g. to
+    drop the pages just read from resident memory)."""
     if array.dtype.kind not in "fc":
         return array
     rows = max(1, chunk_bytes // max(1, array[:1].nbytes))
     for start in range(0, len(array), rows):
         bad = ~np.isfinite(np.asarray(array[start:start + rows]))
+        if after_chunk is not None:
+            after_chunk()
         if bad.any():
             r = start + int(bad.reshape(len(bad), -1).any(axis=1).argmax())
             kind = "NaN" if np.isnan(np.asarray(array[r])).any() else "inf"
             raise DataFormatError(path=path, record=f"row {r}", problem=f"{what} hold {kind}",
                                   expected="finite numbers", fix=fix or "recompute or repair these features")
     return array
+
+
+def release_pages(array: np.ndarray) -> bool:
+    """Drop the pages of the memory map behind ``array`` (or a view of it) from this process's resident
+    memory (``madvise(MADV_DONTNEED)``); the data stay readable, from the page cache or the file. Pages
+    read through a map otherwise stay resident until the kernel needs them, so reading a whole 8 GB
+    split would show as 8 GB of resident memory. Returns whether ``array`` was memory-mapped."""
+    a = array
+    while a is not None:
+        mm = getattr(a, "_mmap", None)  # numpy.memmap keeps its mmap.mmap here
+        if isinstance(mm, mmap.mmap):
+            if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED)
+            return True
+        a = getattr(a, "base", None)
+    return False
 
 
 def require_inside(ref: str, base: str | os.PathLike, *, source: str | os.PathLike, line: int | None = None,

@@ -5,6 +5,8 @@
   Idempotent: a second run only checks (``--force`` rebuilds).
 - ``python -m xmlib.data fetch [NAME ...]``: fetch the pinned open assets into the cache.
 - ``python -m xmlib.data list``: show each asset and whether it is fetched.
+- ``python -m xmlib.data synth --like f30k|coco|mediaeval|deepranking --out DIR [--scale F] [--seed N]``:
+  paper-shaped synthetic data in the papers' formats (:mod:`xmlib.data.synth`).
 """
 
 from __future__ import annotations
@@ -59,7 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     p_fetch = sub.add_parser("fetch", help="download, verify and extract assets (all by default)")
     p_fetch.add_argument("names", nargs="*", metavar="NAME", help=f"one of: {', '.join(assets.ASSETS)}")
     sub.add_parser("list", help="list the assets and whether each is fetched")
+    p_synth = sub.add_parser("synth", help="write paper-shaped synthetic data in a paper's on-disk format")
+    p_synth.add_argument("--like", required=True, choices=("f30k", "coco", "mediaeval", "deepranking"))
+    p_synth.add_argument("--out", required=True, help="folder to write (created if missing)")
+    p_synth.add_argument("--scale", type=float, default=1.0, help="multiply every count (0 < F <= 1; 0.01 for CI)")
+    p_synth.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.cmd == "synth":
+        from xmlib.data.synth import synth
+
+        try:
+            out = synth(args.like, args.out, scale=args.scale, seed=args.seed)
+        except ValueError as err:
+            parser.error(str(err))
+        print(f"[xmlib.data] synth {args.like} (scale {args.scale:g}, seed {args.seed}) written to {out}")
+        return 0
     if args.cmd == "list":
         for name, a in assets.ASSETS.items():
             state = "fetched" if assets.is_fetched(name) else "missing"

@@ -52,7 +52,8 @@ Chapter-level fields (the notebook's budget; they do not change one model): ``te
 of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`` /
 ``ablation_lr_step`` / ``ablation_test_images`` (every ablation model of Tables 3–5 gets the same
 schedule and test subset), ``steps_grid`` (SGR steps of Table 3), ``n_boot`` (bootstrap replicates),
-``baseline_epochs`` (the linear VSE reference of Table 1), ``cpu_threads`` (0 = torch's default; 1 is
+``baseline_epochs`` (the linear VSE reference of Table 1), ``loader_workers`` (processes gathering training
+batches from the memory-mapped features, :mod:`xmlib.sgraf.loader`; 0 = none, the same batches), ``cpu_threads`` (0 = torch's default; 1 is
 fastest on a shared 2-core machine; set through :func:`xmlib.core.device.set_cpu_threads`).
 """
 
@@ -158,6 +159,7 @@ class Config(ModelConfig):
     ablation_local_steps: tuple[int, ...] = analysis_field((1, 3), Range(0))  # N of Table 3's local-only rows
     n_boot: int = analysis_field(2000, Range(100, why="bootstrap replicates"))
     baseline_epochs: int = analysis_field(15, Range(0))  # the linear VSE reference (xmlib.sgraf.baseline); 0 = not trained
+    loader_workers: int = analysis_field(0, Range(0))  # processes gathering training batches (xmlib.sgraf.loader; 0 = none)
     cpu_threads: int = analysis_field(0, Range(0))  # torch CPU threads (0 = torch's default), set through xmlib.core.device
 
     def validate(self) -> None:
@@ -195,5 +197,6 @@ PROFILES: dict[str, dict[str, object]] = {
         "img_dim": 2048, "embed_size": 1024, "sim_dim": 256, "num_regions": 36, "epochs": 40, "lr_step": 30,
         "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0, "seeds": 5,
         "length_buckets": 0,  # captions 6-80 tokens: one group per length (benchmarks/sgraf_paper_speed.py --train-step)
+        "loader_workers": 2,  # batches gathered from the memory-mapped features ahead of the training step (xmlib.sgraf.loader)
     },
 }

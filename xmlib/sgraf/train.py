@@ -50,6 +50,7 @@ from xmlib.core.seed import seed_everything
 from xmlib.core.train import FitResult, fit
 from xmlib.metrics.retrieval import retrieval_metrics
 from xmlib.sgraf.config import PROFILES, Config
+from xmlib.sgraf.loader import batch_loader
 from xmlib.sgraf.loss import contrastive_loss
 from xmlib.sgraf.model import EVAL_BYTES, SGRAFModel, encode_split, pair_bytes, score_matrix
 
@@ -172,7 +173,8 @@ class GatheredScores(nn.Module):
 
 def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.device,
               hardest: Callable[[], bool] | None = None, ddp: nn.Module | None = None):
-    """``step(caption_indices) -> loss`` for :func:`xmlib.core.train.fit`.
+    """``step(batch) -> loss`` for :func:`xmlib.core.train.fit`; a batch is the caption indices, or
+    ``(caption indices, this rank's images' features)`` as :func:`xmlib.sgraf.loader.batch_loader` yields it.
 
     ``hardest()`` says whether this step uses the hardest negatives (default: ``cfg.max_violation``);
     :func:`train_model` passes one that is False during the ``warmup_epochs``. ``ddp``: the
@@ -180,12 +182,18 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
     each rank then loads only its slice of the global batch ``caption_indices``. The forward pass runs
     under ``cfg.amp``'s autocast; the loss is computed in float32.
     """
-    def step(caps: np.ndarray) -> torch.Tensor:
+    def step(batch) -> torch.Tensor:
+        if isinstance(batch, tuple):  # (caption indices, their images' features) from xmlib.sgraf.loader
+            caps, feats = batch
+        else:
+            caps, feats = batch, None
         img = caps // data.captions_per_image
         ids = torch.from_numpy(img).to(device) if cfg.mask_same_image else None
         max_violation = cfg.max_violation if hardest is None else hardest()
         mine = distributed.shard(len(caps)) if ddp is not None else slice(None)
-        images = torch.from_numpy(np.asarray(data.images[img[mine]], dtype=np.float32)).to(device)  # (b, K, D)
+        if feats is None:
+            feats = torch.from_numpy(np.asarray(data.images[img[mine]], dtype=np.float32))
+        images = feats.to(device)  # (b, K, D)
         idx = torch.from_numpy(caps)
         lengths = data.lengths[idx[mine]]
         tokens = data.tokens[idx[mine], : int(lengths.max())].to(device)
@@ -293,10 +301,15 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
 
     current = {"epoch": 0}
 
-    def batches(epoch: int) -> list[np.ndarray]:
+    def batches(epoch: int):
         current["epoch"] = epoch  # the warm-up depends on the epoch (a resumed run calls this too)
-        return epoch_batches(train.n_images, epoch, batch_size=cfg.batch_size, seed=cfg.seed,
+        caps = epoch_batches(train.n_images, epoch, batch_size=cfg.batch_size, seed=cfg.seed,
                              captions_per_image=train.captions_per_image, captions_per_epoch=cfg.captions_per_epoch)
+        # features gathered from the (memory-mapped) split, by loader_workers processes when > 0; each rank
+        # gathers only its rows of the global batch
+        rows = [distributed.shard(len(c)) for c in caps] if distributed.is_distributed() else None
+        return batch_loader(train.images, caps, workers=cfg.loader_workers, captions_per_image=train.captions_per_image,
+                            rows=rows)
 
     def hardest() -> bool:
         return cfg.max_violation and current["epoch"] >= cfg.warmup_epochs

@@ -39,7 +39,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from xmlib.core.io import atomic_save_npy, atomic_write_text, load_npy_checked, require_finite
+from xmlib.core.io import atomic_save_npy, atomic_write_text, load_npy_checked, release_pages, require_finite
 from xmlib.data.formats._common import FormatError, check_single_line, read_lines, require_file
 
 __all__ = [
@@ -272,7 +272,8 @@ def _require_finite_cached(ims: np.ndarray, path: Path, fix: str) -> None:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _FINITE_CHECKED:
-        require_finite(ims, path, "image region features", fix=fix)
+        # chunk by chunk, each chunk's pages dropped from resident memory once checked
+        require_finite(ims, path, "image region features", fix=fix, after_chunk=lambda: release_pages(ims))
         _FINITE_CHECKED.add(key)
 
 
