@@ -25,6 +25,8 @@ def test_html_shows_counts_dashes_and_whole_cells():
     assert long.strip() in html.replace("&quot;", '"')
     assert "<td>20</td>" in html and "20.0" not in html
     assert f"<td>{MISSING}</td>" in html and "NaN" not in html
+    counts = table_html(pd.DataFrame({"seeds": [3.0, np.nan]}))  # an integer column with a gap
+    assert "<td>3</td>" in counts and f"<td>{MISSING}</td>" in counts and "NA" not in counts
 
 
 def test_many_rows_and_columns_are_all_shown():

@@ -41,7 +41,12 @@ def tidy(df: pd.DataFrame) -> pd.DataFrame:
 
 def table_html(df: pd.DataFrame) -> str:
     """The book's HTML for a DataFrame: whole cells, integer counts, ``–`` for missing values."""
-    return tidy(df).to_html(na_rep=MISSING, max_rows=None, max_cols=None, border=0)
+    shown = tidy(df)
+    for i in range(shown.shape[1]):  # to_html's na_rep does not reach pandas' <NA> of integer columns
+        col = shown.iloc[:, i]
+        if isinstance(col.dtype, pd.Int64Dtype) and col.isna().any():
+            shown.isetitem(i, col.astype(object).where(col.notna(), MISSING))
+    return shown.to_html(na_rep=MISSING, max_rows=None, max_cols=None, border=0)
 
 
 def setup() -> None:
