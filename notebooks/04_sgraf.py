@@ -188,10 +188,9 @@ print("all-ones read-out of |x - y|^2 equals 2 - 2 cos:",
 #
 # $$
 # \begin{aligned}
-# \bar c_{ij} &= \frac{[c_{ij}]_+}{\sqrt{\sum_{j'} [c_{ij'}]_+^{2}}}, &
+# \bar c_{ij} &= \frac{[c_{ij}]_+}{\sqrt{\sum_{j'} [c_{ij'}]_+^{2}}}, \\
 # \alpha_{ij} &= \frac{\exp(\lambda \bar c_{ij})}{\sum_{i'} \exp(\lambda \bar c_{i'j})}, \\
-# a^v_j &= \sum_i \alpha_{ij} v_i, &
-# s^l_j &= s(a^v_j, t_j; W_l),
+# a^v_j &= \sum_i \alpha_{ij} v_i, \qquad s^l_j = s(a^v_j, t_j; W_l),
 # \end{aligned}
 # $$ (eq-sgraf-attn)
 #
