@@ -15,7 +15,7 @@
 #
 # The three papers of this book share three ingredients. They compare vectors (cosine similarity
 # in DCMM and SGRAF, squared Euclidean distance in Deep Ranking), they learn from *pairs* of items
-# of which one should rank above the other (a hinge in Deep Ranking and SGRAF, the logistic BPR loss
+# of which one should rank above the other (a hinge in Deep Ranking and SGRAF, the logistic {term}`BPR` loss
 # in DCMM), and they are judged by ranking metrics that reward putting relevant items first. This
 # chapter sets each of them up once: the equation, the `xmlib` function that computes it, a check
 # against a plain Python loop, and a picture.
@@ -23,7 +23,7 @@
 # The notebook takes two parameters: `profile` (`smoke`, `default` or `paper`) and `overrides`,
 # a dictionary of single values to change.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # e.g. {"epochs": 10}
 
@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from xmlib.book import display as book_display
 from xmlib.book.configs import BLOCKS_PROFILES, BlocksConfig
 from xmlib.core.config import resolve_config
 from xmlib.core.device import get_device
@@ -44,6 +45,7 @@ from xmlib.distances import cosine_similarity_matrix, l2_normalize, squared_eucl
 from xmlib.losses import bpr_loss, pairwise_hinge
 from xmlib.metrics.ranking import evaluate_run
 
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(BlocksConfig, BLOCKS_PROFILES, profile, overrides)
 run = start_run("blocks", profile, cfg)
 device = get_device()
@@ -78,8 +80,7 @@ run
 # `xmlib.distances` computes both as one matrix product. First we check them against a plain loop
 # over pairs, in single and double precision.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def cosine_loop(x, y):
     out = torch.empty(len(x), len(y), dtype=x.dtype)
     for i in range(len(x)):
@@ -108,7 +109,7 @@ for dtype in (torch.float32, torch.float64):
 # Now {eq}`eq-blocks-sphere` on random vectors: before normalisation the squared distance is not a
 # function of the cosine (a cloud of points); after it, every pair falls on the line $D = 2 - 2\cos$.
 
-# %% mystnb={"figure": {"caption": "Squared Euclidean distance against cosine similarity for random pairs, before (left) and after (right) L2-normalisation. On the unit sphere every pair lies on the line D = 2 − 2 cos.", "name": "fig-blocks-sphere"}}
+# %% mystnb={"figure": {"caption": "Squared Euclidean distance against cosine similarity for random pairs, before (left) and after (right) L2-normalisation. On the unit sphere every pair lies on the line D = 2 − 2 cos.", "name": "fig-blocks-sphere"}} tags=["hide-input"]
 x = torch.randn(cfg.n_points, cfg.dim, generator=gen, dtype=torch.float64) * torch.rand(cfg.n_points, 1, generator=gen, dtype=torch.float64) * 3
 y = torch.randn(cfg.n_points, cfg.dim, generator=gen, dtype=torch.float64) * torch.rand(cfg.n_points, 1, generator=gen, dtype=torch.float64) * 3
 cos_raw = cosine_similarity_matrix(x, y).diagonal()
@@ -128,8 +129,7 @@ axes[1].legend()
 fig.tight_layout()
 plt.show()
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"largest |D - (2 - 2 cos)| over {cfg.n_points} unit pairs: {'< 1e-12' if gap < 1e-12 else gap}")
 # Same neighbours: ranking a gallery by cosine (descending) or by D (ascending) gives the same order.
 q, gallery = xn[:5], yn
@@ -167,8 +167,7 @@ print("same nearest-neighbour order:", bool((order_cos[:, :10] == order_d[:, :10
 # force that decays exponentially. `xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
 # which does not overflow for large negative $\Delta$ as the naive $-\log\sigma(\Delta)$ would.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for dtype in (torch.float32, torch.float64):
     delta = torch.randn(200, generator=gen, dtype=dtype) * 4
     hinge_ref = torch.tensor([max(0.0, cfg.margin - d) for d in delta.tolist()], dtype=dtype)
@@ -178,7 +177,7 @@ for dtype in (torch.float32, torch.float64):
     print(f"{dtype}: hinge and BPR agree with the loops")
 print("BPR at Delta = -1000:", bpr_loss(torch.tensor([-1000.0]), reduction="none").item(), "(finite)")
 
-# %% mystnb={"figure": {"caption": "The hinge (margin γ) and the BPR loss as functions of the score margin Δ (left), and the force each applies to a pair, −∂ℓ/∂Δ (right).", "name": "fig-blocks-losses"}}
+# %% mystnb={"figure": {"caption": "The hinge (margin γ) and the BPR loss as functions of the score margin Δ (left), and the force each applies to a pair, −∂ℓ/∂Δ (right).", "name": "fig-blocks-losses"}} tags=["hide-input"]
 delta = torch.linspace(-4, 6, 401, dtype=torch.float64, requires_grad=True)
 curves = {"hinge": pairwise_hinge(delta, cfg.margin, reduction="none"), "BPR": bpr_loss(delta, reduction="none")}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -264,7 +263,7 @@ def train_toy_ranker(loss_name, epochs, checkpoint_dir=None):
 
 results = {name: train_toy_ranker(name, cfg.epochs) for name in ("hinge", "BPR")}
 
-# %% mystnb={"figure": {"caption": "Validation MAP of the linear ranker trained with each loss, per epoch.", "name": "fig-blocks-curves"}}
+# %% mystnb={"figure": {"caption": "Validation MAP of the linear ranker trained with each loss, per epoch.", "name": "fig-blocks-curves"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(5.5, 3.4))
 for name, (_, res) in results.items():
     ax.plot(res.column("epoch"), res.column("val_map"), marker=".", label=f"{name} (best epoch {res.best_epoch})")
@@ -279,8 +278,7 @@ plt.show()
 # the same folder: it resumes from its checkpoint and ends with exactly the weights of the
 # uninterrupted run above.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 ckpt = run.out_dir / "resume-demo"
 if ckpt.exists():
     import shutil
@@ -301,11 +299,12 @@ print("same selected epoch:", res_resumed.best_epoch == res_full.best_epoch)
 # the item at rank $i$, with $R$ relevant items in total:
 #
 # $$
-# \mathrm{P@}k = \frac{1}{k}\sum_{i=1}^{k} r_i,
+# \begin{aligned}
+# \mathrm{P@}k &= \frac{1}{k}\sum_{i=1}^{k} r_i,
 # \qquad
-# \mathrm{AP} = \frac{1}{R}\sum_{i:\ r_i = 1} \mathrm{P@}i,
-# \qquad
-# \mathrm{nDCG@}k = \frac{\sum_{i=1}^{k} r_i / \log_2(i+1)}{\sum_{i=1}^{\min(k, R)} 1 / \log_2(i+1)} .
+# \mathrm{AP} = \frac{1}{R}\sum_{i:\ r_i = 1} \mathrm{P@}i, \\
+# \mathrm{nDCG@}k &= \frac{\sum_{i=1}^{k} r_i / \log_2(i+1)}{\sum_{i=1}^{\min(k, R)} 1 / \log_2(i+1)} .
+# \end{aligned}
 # $$ (eq-blocks-metrics)
 #
 # MAP is the mean of AP over queries. These are the measures of DCMM's Table 1, computed exactly as
@@ -314,8 +313,7 @@ print("same selected epoch:", res_resumed.best_epoch == res_full.best_epoch)
 # ordered by document id, which can leak an order into a tied ranking (our benchmarks shuffle each
 # list with the seed and say so). First a check against the formulas written as loops:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def metrics_loop(rels_in_rank_order, k):
     r = list(rels_in_rank_order)
     R = sum(r)
@@ -346,7 +344,7 @@ print("largest difference between trec_eval and the loops over 20 random lists:"
 # half — nDCG falls as $1/\log_2(i+1)$, slowly, and P@10 does not care where the item is as long
 # as it is in the top 10, and then drops to zero.
 
-# %% mystnb={"figure": {"caption": "One relevant item moved down a list: AP (= MAP for one query) punishes rank sharply, nDCG gently, P@10 only at the cut-off.", "name": "fig-blocks-metrics"}}
+# %% mystnb={"figure": {"caption": "One relevant item moved down a list: AP (= MAP for one query) punishes rank sharply, nDCG gently, P@10 only at the cut-off.", "name": "fig-blocks-metrics"}} tags=["hide-input"]
 rows = []
 n = cfg.list_length
 for pos in range(1, n + 1):
@@ -364,8 +362,7 @@ plt.show()
 # A second view: with *two* relevant items in a list of ten, which of two rankings is better —
 # one relevant item at rank 1 and the other at rank 10, or both at ranks 3 and 4?
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def score_ranking(positions, n=10):
     qrels = {"q": {f"d{i}": int(i + 1 in positions) for i in range(n)}}
     run_ = {"q": {f"d{i}": float(n - i) for i in range(n)}}
@@ -391,7 +388,7 @@ print(table.to_string())
 # | BPR | {eq}`eq-blocks-bpr` | `losses.bpr_loss` | DCMM |
 # | P@k, AP, nDCG | {eq}`eq-blocks-metrics` | `metrics.ranking.evaluate_run` | DCMM |
 
-# %%
+# %% tags=["remove-input"]
 from myst_nb import glue
 
 glue("n_docs", cfg.docs_per_query, display=False)

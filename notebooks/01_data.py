@@ -25,7 +25,7 @@
 # (`~/.cache/xmlib`, or `$XMLIB_CACHE`). `make book` and `make test` do this with
 # `python -m xmlib.data prepare`; a second run does nothing.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}
 
@@ -38,6 +38,7 @@ import pandas as pd
 from IPython.display import display
 from PIL import Image
 
+from xmlib.book import display as book_display
 from xmlib.book.configs import DATA_PROFILES, DataConfig
 from xmlib.core.config import resolve_config
 from xmlib.core.runinfo import start_run
@@ -46,6 +47,7 @@ from xmlib.data.benchmarks import captions, clipart, emoji
 from xmlib.data.images import load_image, montage
 from xmlib.data.sources.fashion_mnist import load_fashion_mnist
 
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(DataConfig, DATA_PROFILES, profile, overrides)
 run = start_run("data", profile, cfg)
 run
@@ -59,7 +61,7 @@ run
 # %%
 rows = []
 for name, a in assets.ASSETS.items():
-    rows.append({"asset": name, "package": a.spec, "licence": a.licence, "sha256": a.sha256[:12] + "…",
+    rows.append({"asset": name, "package": a.spec, "licence": a.licence, "sha256 (first 12 hex digits)": a.sha256[:12],
                  "fetched": assets.is_fetched(name)})
 pd.DataFrame(rows).set_index("asset")
 
@@ -128,7 +130,7 @@ clip_table
 # feedback has to close. Below, for a few queries, the first relevant and non-relevant candidates in
 # first-stage order (✓ relevant, ✗ not): the non-relevant ones are often *textually* plausible.
 
-# %% mystnb={"figure": {"caption": "Clipart queries with their first relevant (✓) and non-relevant (✗) candidates in first-stage order.", "name": "fig-data-clipart"}}
+# %% mystnb={"figure": {"caption": "Clipart queries with their first relevant (✓) and non-relevant (✗) candidates in first-stage order.", "name": "fig-data-clipart"}} tags=["hide-input"]
 examples = clipart.examples(clip_path, cfg.n_queries, n_images=cfg.n_images, seed=cfg.seed)
 fig, axes = plt.subplots(len(examples), 1, figsize=(10, 1.9 * len(examples)))
 for ax, ex in zip(np.atleast_1d(axes), examples):
@@ -140,7 +142,7 @@ for ax, ex in zip(np.atleast_1d(axes), examples):
 fig.tight_layout()
 plt.show()
 
-# %% mystnb={"figure": {"caption": "Clipart benchmark: candidates per query (left) and the share of relevant candidates per list (right).", "name": "fig-data-clipart-stats"}}
+# %% mystnb={"figure": {"caption": "Clipart benchmark: candidates per query (left) and the share of relevant candidates per list (right).", "name": "fig-data-clipart-stats"}} tags=["hide-input"]
 qids = list(clip_data.query_ids)
 lengths = [len(clip_data[q]) for q in qids]
 rates = [float(clip_data[q].rel.mean()) for q in qids]
@@ -206,7 +208,7 @@ for split, by_model in emo_stats["baselines"].items():
 baselines = pd.DataFrame(rows).set_index(["split", "baseline"])
 baselines
 
-# %% mystnb={"figure": {"caption": "Emoji evaluation triplets: query, positive (same concept, another designer) and negative.", "name": "fig-data-emoji"}}
+# %% mystnb={"figure": {"caption": "Emoji evaluation triplets: query, positive (same concept, another designer) and negative.", "name": "fig-data-emoji"}} tags=["hide-input"]
 imgs, labels, kinds = emoji.examples(emo, cfg.n_triplets, split="test", seed=cfg.seed)
 tiles, tile_labels = [], []
 for trip, lab, kind in zip(imgs, labels, kinds):
@@ -272,8 +274,7 @@ print("images by source:", json.dumps({s: cap_stats[s]["by_source"] for s in ("t
 # concept-disjoint plan; only the counts differ). "unseen" words never occur in train; "`<unk>` at 4" is
 # the share of test words SCAN's vocabulary threshold would lose. The book's split is 700 / 200.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 cap_items, _ = captions.collect_corpus()
 coverage = pd.DataFrame([
     captions.plan_coverage(captions.plan_split(cap_items, captions.CaptionsConfig(test=t, dev=d), cfg.seed))
@@ -283,7 +284,7 @@ coverage[["test_words_unseen_in_train", "unk_at_4"]] *= 100
 display(coverage.drop(columns="unk_at_1").rename(columns={
     "test_words_unseen_in_train": "test words unseen in train (%)", "unk_at_4": "test words <unk> at threshold 4 (%)"}).round(1))
 
-# %% mystnb={"figure": {"caption": "Test images of the open captions benchmark with their five captions.", "name": "fig-data-captions"}}
+# %% mystnb={"figure": {"caption": "Test images of the open captions benchmark with their five captions.", "name": "fig-data-captions"}} tags=["hide-input"]
 ex = captions.examples(cap_path, cfg.n_captions, split="test", seed=cfg.seed)
 ncols = 4
 nrows = (len(ex) + ncols - 1) // ncols
@@ -296,7 +297,7 @@ for ax, e in zip(np.atleast_1d(axes).ravel(), ex):
 fig.tight_layout()
 plt.show()
 
-# %% mystnb={"figure": {"caption": "Caption length in words, per split.", "name": "fig-data-caption-lengths"}}
+# %% mystnb={"figure": {"caption": "Caption length in words, per split.", "name": "fig-data-caption-lengths"}} tags=["hide-input"]
 from xmlib.data.formats.scan_precomp import read_split
 from xmlib.data.formats.vocab import tokenize
 

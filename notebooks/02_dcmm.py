@@ -32,7 +32,7 @@
 # this same notebook on it with
 # `overrides={"data": "/path/to/mediaeval", "text_features": "all", "query_set": "all"}`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # single values to change, e.g. {"epochs": 3}
 
@@ -47,6 +47,7 @@ import torch
 from IPython.display import Markdown, display
 
 from xmlib import replication as R
+from xmlib.book import display as book_display
 from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
@@ -64,7 +65,7 @@ from xmlib.dcmm.graph import knn_adjacency
 from xmlib.dcmm.layers import CrossModalConv, EdgeWeights, cosine_edge_weights
 from xmlib.dcmm.protocol import fig2_configs, select_by_validation, switch_configs
 
-pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("dcmm", profile, cfg)
 device = get_device()
@@ -80,8 +81,7 @@ run
 # embedding $v_i$ and a binary relevance label. The clipart benchmark (see the data chapter) is
 # written in the MediaEval'17 layout that the paper's code reads, so one reader serves both.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 loaded = load_queries(cfg.data, feature_set=cfg.text_features, query_set=cfg.query_set, split=cfg.data_split)
 queries, folds = loaded.queries, loaded.folds
 lengths = np.array([len(q) for q in queries])
@@ -146,17 +146,18 @@ print(f"s_T of Eq. (1): {loaded.feature_names[cfg.cm_text_feature].removesuffix(
 # $g = s_V$; and connect every candidate to every other and to itself. Then, since $s_V$ is symmetric,
 #
 # $$
-# h_i^{1} = \sum_{j} s_T(q, d_j)\, \mathbb{1}[d_j \in \mathrm{NN}_T^K(q)]\, s_V(d_j, d_i)
-#         = \sum_{d_j \in \mathrm{NN}_T^K(q)} s_T(q, d_j)\, s_V(d_j, d_i) = s_{CM}(q, d_i) ,
+# \begin{aligned}
+# h_i^{1} &= \sum_{j} s_T(q, d_j)\, \mathbb{1}[d_j \in \mathrm{NN}_T^K(q)]\, s_V(d_j, d_i) \\
+#         &= \sum_{d_j \in \mathrm{NN}_T^K(q)} s_T(q, d_j)\, s_V(d_j, d_i) = s_{CM}(q, d_i) ,
+# \end{aligned}
 # $$ (eq-dcmm-cm-conv)
 #
-# which is {eq}`eq-dcmm-cm` (Eq. 4 of the paper): **pseudo-relevance feedback is one graph convolution
+# which is {eq}`eq-dcmm-cm` (Eq. 4 of the paper): **pseudo-relevance feedback ({term}`PRF`) is one graph convolution
 # with fixed weights**. `xmlib.dcmm.cm` computes {eq}`eq-dcmm-cm` twice: `cm_scores` writes the sum
 # as it stands, `cm_as_convolution` runs one `CrossModalConv` layer with $W = 1$ on the fully
 # connected graph with self-loops. On every query of the benchmark, in float64, the two agree:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for K in sorted(set(cfg.cm_k_grid) | {cfg.cm_k}):
     gap = cm_identity_gap(queries, K, cfg.cm_text_feature)
     assert gap < 1e-10, f"Eq. (1) and its convolution form differ by {gap} at K = {K}"
@@ -168,7 +169,7 @@ for K in sorted(set(cfg.cm_k_grid) | {cfg.cm_k}):
 # query words); CM gives each of them a score from how much it looks like the top text results, and
 # relevant images, which look alike, tend to rise.
 
-# %% mystnb={"figure": {"caption": "One query: text score s_T (BM25) against the CM score of Eq. (1) (K as in the config), relevant candidates in orange. The K seeds are circled.", "name": "fig-dcmm-cm-scatter"}}
+# %% mystnb={"figure": {"caption": "One query: text score s_T (BM25) against the CM score of Eq. (1) (K as in the config), relevant candidates in orange. The K seeds are circled.", "name": "fig-dcmm-cm-scatter"}} tags=["hide-input"]
 # show the query whose list is closest to the median share of relevant candidates
 q_show = queries[int(np.argsort(np.abs(rates - np.median(rates)))[0])]
 s_t = q_show.text[:, cfg.cm_text_feature]
@@ -223,8 +224,7 @@ plt.show()
 # elsewhere. First a check against the sum over edges written as a loop, on one real query, with
 # both edge functions:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 torch.manual_seed(cfg.seed)
 one = pad_queries([q_show], device=torch.device("cpu"), dtype=torch.float64)
 adj = knn_adjacency(one.sim, one.mask, cfg.k, self_loops=True)           # (1, N, N) bool
@@ -254,7 +254,7 @@ print(f"each node has {int(adj[0].sum(1).min())} neighbours (itself included: Eq
 # Centring each list's features before the cosine (right) spreads the edges around zero; we measure
 # below whether that helps.
 
-# %% mystnb={"figure": {"caption": "Cosines between candidates of the same list, by the relevance of the two, with the raw non-negative features (left) and after subtracting each list's mean feature (right).", "name": "fig-dcmm-cosines"}}
+# %% mystnb={"figure": {"caption": "Cosines between candidates of the same list, by the relevance of the two, with the raw non-negative features (left) and after subtracting each list's mean feature (right).", "name": "fig-dcmm-cosines"}} tags=["hide-input"]
 def pair_cosines(centre):
     data = pad_queries(queries, device=torch.device("cpu"), centre_visual=centre)
     out = {"relevant–relevant": [], "relevant–other": [], "other–other": []}
@@ -299,7 +299,7 @@ for name in ("relevant–relevant", "relevant–other", "other–other"):
 # for a fixed number of epochs; the combination and the number of epochs with the best validation
 # nDCG win; the winner is retrained on the whole pool for that number of epochs and scored once on the
 # test fold. Each query is tested exactly once. Metrics follow trec_eval: P@20, nDCG@20, nDCG over the
-# whole list, and MAP {cite}`jarvelin2002ndcg`.
+# whole list, and {term}`MAP` {cite}`jarvelin2002ndcg`.
 #
 # **Seeds.** A model's score on ~56 queries moves with its training seed (initial weights, batch
 # order, dropout) by as much as the differences the paper reports. So every trained method runs the
@@ -386,7 +386,7 @@ display(pd.concat([ours.set_index(["data", "method"]), PAPER]))
 # one $a \in \mathbb{R}^{D}$ per layer. Each point below is one training seed: how much the seed
 # alone moves a method.
 
-# %% mystnb={"figure": {"caption": "Test MAP of each method, one point per training seed (CM has no seed), with the mean over seeds as a bar. The spread of the points is the variance a single-seed comparison cannot see.", "name": "fig-dcmm-seeds"}}
+# %% mystnb={"figure": {"caption": "Test MAP of each method, one point per training seed (CM has no seed), with the mean over seeds as a bar. The spread of the points is the variance a single-seed comparison cannot see.", "name": "fig-dcmm-seeds"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.5, 3.2))
 for i, m in enumerate(METHODS):
     per = results[m].per_seed("map")
@@ -467,7 +467,7 @@ if RUNS["strong text"]:
     strong_numbers.to_csv(run.out_dir / "table1_strong.csv")
     display(strong_table.drop(columns="seeds"))
 
-# %% mystnb={"figure": {"caption": "Test MAP of each method with the weak (BM25-only) and the strong (BM25 + MiniLM + first stage) text features: bars are means over seeds, points single seeds. CM is seeded by BM25 with the weak set and by the first-stage fusion score with the strong one.", "name": "fig-dcmm-text-quality"}}
+# %% mystnb={"figure": {"caption": "Test MAP of each method with the weak (BM25-only) and the strong (BM25 + MiniLM + first stage) text features: bars are means over seeds, points single seeds. CM is seeded by BM25 with the weak set and by the first-stage fusion score with the strong one.", "name": "fig-dcmm-text-quality"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(7, 3.4))
 width = 0.8 / len(sets)
 for s_, (name, res) in enumerate(sets.items()):
@@ -564,7 +564,7 @@ fig2 = pd.DataFrame([{"k": "full" if k == 0 else k, "depth": d, "MAP": r.mean(),
 fig2.to_csv(run.out_dir / "fig2.csv", index=False)
 fig2.pivot(index="k", columns="depth", values="MAP").round(3)
 
-# %% mystnb={"figure": {"caption": "Test MAP against the number of cross-modal convolution layers, one line per k of the visual k-NN graph (full = fully connected): the mean over seeds, with each seed as a small point. CM and LTR+CM of Table 1 for reference.", "name": "fig-dcmm-depth"}}
+# %% mystnb={"figure": {"caption": "Test MAP against the number of cross-modal convolution layers, one line per k of the visual k-NN graph (full = fully connected): the mean over seeds, with each seed as a small point. CM and LTR+CM of Table 1 for reference.", "name": "fig-dcmm-depth"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6.2, 3.6))
 for i, k in enumerate(cfg.fig2_k):
     depths = list(cfg.fig2_depth)
@@ -589,7 +589,7 @@ plt.show()
 # (text-only LTR, upper row) and after (DCMM-edge, lower row) re-ranking. Labels give the rank and
 # whether the image is relevant.
 
-# %% mystnb={"figure": {"caption": "Top 10 of the text-only LTR ranking (upper row of each pair) and of DCMM-edge (lower row) for three test queries; 'yes' marks a relevant image.", "name": "fig-dcmm-examples"}}
+# %% mystnb={"figure": {"caption": "Top 10 of the text-only LTR ranking (upper row of each pair) and of DCMM-edge (lower row) for three test queries; 'yes' marks a relevant image.", "name": "fig-dcmm-examples"}} tags=["hide-input"]
 pictures = clipart_pictures(cfg.data)
 if pictures is not None:
     before, after = results["ltr"].first, results["dcmm-edge"].first
@@ -694,7 +694,7 @@ scorecard.save("dcmm", profile, judgements, base_seed=cfg.seed, seeds=len(seeds)
                training=f"up to {cfg.epochs} epochs, lr from {tuple(cfg.lr_grid)}; Fig. 2: {len(cells)} cells")
 display(replication)
 
-# %%
+# %% tags=["remove-input"]
 counts = scorecard.verdict_counts(judgements)
 unresolved = [j for j in judgements if j.verdict == R.NOT_RESOLVED]
 lines = [f"Over {len(seeds)} training seeds and {len(queries)} test queries: "
@@ -718,7 +718,7 @@ display(Markdown(" ".join(lines)))
 # all {glue:text}`dcmm_queries` queries of the benchmark, a two-value learning-rate grid and a
 # {glue:text}`dcmm_cells`-cell Fig. 2 grid; the `paper` profile has 5 seeds and the paper's grids.
 
-# %%
+# %% tags=["remove-input"]
 from myst_nb import glue
 
 for name in ("hidden", "conv_channels", "n_conv", "k", "epochs", "batch_queries"):

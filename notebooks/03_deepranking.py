@@ -30,7 +30,7 @@
 # The notebook takes two parameters: `profile` (`smoke`, `default` or `paper`) and `overrides`, a
 # dictionary of single config values to change.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"   # smoke | default | paper
 overrides = {}        # single values to change, e.g. {"epochs": 3}
 
@@ -45,6 +45,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from xmlib import replication as R
+from xmlib.book import display as book_display
 from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
@@ -64,7 +65,7 @@ from xmlib.deepranking.sampler import OfflineTripletSampler, check_triplets
 from xmlib.deepranking.training import make_sampler
 from xmlib.metrics.triplets import similarity_precision, triplet_outcomes
 
-pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 device = get_device()
 set_cpu_threads(cfg.cpu_threads, device)  # one thread: the network's operations are small (see the config)
@@ -86,8 +87,7 @@ run
 # training triplets are never the evaluation triplets, they are sampled from the training images
 # (Sec. 5.1 of the paper, below).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 bench = E.load(cfg.benchmark)
 info = bench.stats()
 S = bench.images.shape[1]
@@ -100,7 +100,7 @@ card = pd.DataFrame({
 print(f"{info['images']} images of {S} px, {info['concepts']} emoji in {info['categories']} categories")
 print(card.to_string())
 
-# %% mystnb={"figure": {"caption": "Test triplets of the emoji benchmark: the query (left), the same emoji by another designer (middle, more similar) and the negative (right): in-class (another emoji of the same subcategory, the colour nearest neighbour) or out-of-class.", "name": "fig-dr-eval-triplets"}}
+# %% mystnb={"figure": {"caption": "Test triplets of the emoji benchmark: the query (left), the same emoji by another designer (middle, more similar) and the negative (right): in-class (another emoji of the same subcategory, the colour nearest neighbour) or out-of-class.", "name": "fig-dr-eval-triplets"}} tags=["hide-input"]
 def show_triplets(images, labels, titles, path=None):
     """A grid with one triplet (query, positive, negative) per row."""
     n = len(images)
@@ -131,7 +131,7 @@ plt.show()
 #   colour alone is a strong cue; the paper's are photographs.
 # - **Negatives.** In-class test negatives are mined with the colour histogram, so the colour feature
 #   is weak *by construction* on them and its row in Table 1 is not a fair score.
-# - **Gallery and K.** Score-at-top-K counts triplets whose $p^+$ or $p^-$ is among the query's $K$
+# - **Gallery and K.** {term}`Score-at-top-K <score-at-top-K>` counts triplets whose $p^+$ or $p^-$ is among the query's $K$
 #   nearest neighbours in a gallery. The paper uses $K = 30$ among the 1,000 images retrieved for a
 #   text query; our gallery is the query's whole split (val or test images), so we scale $K$ with it:
 #   $K = \mathrm{round}(30 \cdot |\text{gallery}| / 1000)$, i.e. {glue:text}`dr_k_test` on the
@@ -150,8 +150,10 @@ plt.show()
 # and a triplet is ranked correctly when the positive is the closer one (Eq. 2):
 #
 # $$
-# D\bigl(f(p_i), f(p_i^+)\bigr) < D\bigl(f(p_i), f(p_i^-)\bigr)
-# \quad \text{for all } t_i \text{ with } r(p_i, p_i^+) > r(p_i, p_i^-) .
+# \begin{aligned}
+# &D\bigl(f(p_i), f(p_i^+)\bigr) < D\bigl(f(p_i), f(p_i^-)\bigr) \\
+# &\quad \text{for all } t_i \text{ with } r(p_i, p_i^+) > r(p_i, p_i^-) .
+# \end{aligned}
 # $$ (eq-dr-constraint)
 #
 # Writing $D_i^+$ and $D_i^-$ for the two distances, the paper asks for a margin $g$ (the *gap*) and
@@ -191,8 +193,7 @@ plt.show()
 # {eq}`eq-dr-objective`. We check them against a plain loop and against PyTorch's own triplet loss
 # given the squared distance, in single and double precision.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 gen = torch.Generator().manual_seed(cfg.seed)
 for dtype in (torch.float32, torch.float64):
     q, p, n = (torch.nn.functional.normalize(torch.randn(64, 8, generator=gen, dtype=dtype), dim=1) for _ in range(3))
@@ -228,7 +229,7 @@ print(f"mean of per-triplet hinges {mean_hinge:.4f} >= hinge of the mean margin 
 # grows. The left panel shows the hinge over $(\theta^+, \theta^-)$ for our $g$ = {glue:text}`dr_gap`;
 # the right panel the share of random triplets on the sphere that a given gap already satisfies.
 
-# %% mystnb={"figure": {"caption": "Left: the hinge of Eq. (3) for unit-norm embeddings as a function of the angles of the positive and the negative from the query, with the zero-loss boundary for several gaps g (it shrinks to the corner θ⁺ = 0, θ⁻ = π as g → 4). Right: share of uniformly random triplets on the sphere S² whose hinge is already zero, against g.", "name": "fig-dr-sphere"}}
+# %% mystnb={"figure": {"caption": "Left: the hinge of Eq. (3) for unit-norm embeddings as a function of the angles of the positive and the negative from the query, with the zero-loss boundary for several gaps g (it shrinks to the corner θ⁺ = 0, θ⁻ = π as g → 4). Right: share of uniformly random triplets on the sphere S² whose hinge is already zero, against g.", "name": "fig-dr-sphere"}} tags=["hide-input"]
 theta = np.linspace(0, np.pi, 181)
 tp, tn = np.meshgrid(theta, theta, indexing="xy")   # x: θ+, y: θ−
 margin = 2 * (np.cos(tp) - np.cos(tn))                # D− − D+ , Eq. (eq-dr-sphere)
@@ -263,17 +264,18 @@ plt.show()
 # linear embedding followed by L2-normalisation gives $f(p)$:
 #
 # $$
-# f(p) = \frac{W\,[\,s(p) \,\Vert\, c(p)\,] + b}{\lVert W\,[\,s(p) \,\Vert\, c(p)\,] + b \rVert_2},
-# \qquad s(p) = \frac{[s_4(p) \Vert s_8(p)]}{\lVert [s_4(p) \Vert s_8(p)] \rVert_2},
-# \quad c(p) = \frac{\mathrm{ConvNet}(p)}{\lVert \mathrm{ConvNet}(p) \rVert_2} .
+# \begin{aligned}
+# f(p) &= \frac{W\,[\,s(p) \,\Vert\, c(p)\,] + b}{\lVert W\,[\,s(p) \,\Vert\, c(p)\,] + b \rVert_2}, \\
+# s(p) &= \frac{[s_4(p) \Vert s_8(p)]}{\lVert [s_4(p) \Vert s_8(p)] \rVert_2}, \\
+# c(p) &= \frac{\mathrm{ConvNet}(p)}{\lVert \mathrm{ConvNet}(p) \rVert_2} .
+# \end{aligned}
 # $$ (eq-dr-network)
 #
 # The figure's sizes do not agree with each other (a $15 \times 15$ map pooled $3 \times 3$ with
 # stride 2 is $7 \times 7$, not the $4 \times 4$ drawn), so we fix a padding convention and print the
 # sizes it gives, at the paper's 224 px and at our {glue:text}`dr_image_size` px.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rows = []
 for side in sorted({224, cfg.image_size}):
     for name, (f, k, s) in {"shallow 4:1": (4, 3, 2), "shallow 8:1": (8, 7, 4)}.items():
@@ -291,8 +293,7 @@ print(f"\nembedding input: {net.shallow_dim} shallow + {net.convnet_dim} ConvNet
 # drawing points the same way and the L2-normalised shallow features of any two images are nearly
 # parallel; the next cell measures it on the training images with the initial weights.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 x64 = images_to_tensor(bench.images, 64)                      # (N, 3, 64, 64) in [0, 1], for the baselines too
 probe = images_to_tensor(bench.images[bench.train_idx[:200]], cfg.image_size)
 torch.manual_seed(cfg.seed)
@@ -346,9 +347,12 @@ print(f"mean cosine between the shallow features of two training images: {cos_ra
 # (`xmlib.deepranking.golden`) mixes the pretrained ConvNet's cosine with the colour histograms' Bhattacharyya coefficient:
 #
 # $$
-# r_{ij} = [c_i = c_j]\,[i \neq j]\,\Bigl( w_{\text{cnn}} \cos(f_i, f_j) + w_{\text{color}}
-# \textstyle\sum_b \sqrt{h_i[b]\, h_j[b]} + w_{\text{concept}}\,[\text{emoji}_i = \text{emoji}_j] \Bigr),
-# \qquad r_i = \sum_j r_{ij} .
+# \begin{aligned}
+# r_{ij} &= [c_i = c_j]\,[i \neq j]\,\Bigl( w_{\text{cnn}} \cos(f_i, f_j) \\
+# &\qquad + w_{\text{color}} \textstyle\sum_b \sqrt{h_i[b]\, h_j[b]} \\
+# &\qquad + w_{\text{concept}}\,[\text{emoji}_i = \text{emoji}_j] \Bigr), \\
+# r_i &= \sum_j r_{ij} .
+# \end{aligned}
 # $$ (eq-dr-golden)
 #
 # With $w_{\text{concept}} = 0$ this is the paper's rule. On the emoji it is a poor teacher: the golden
@@ -359,8 +363,7 @@ print(f"mean cosine between the shallow features of two training images: {cos_ra
 # val or test emoji). The next cell shows how each rule ranks the same emoji among the training
 # images of its category.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def same_emoji_rank(b):
     """Median rank (0 = most relevant) of the same emoji by another designer in each training image's row of r."""
     train = bench.train_idx
@@ -413,8 +416,7 @@ for w in (0.0, cfg.golden_concept):
 # First a check of the offline sampler against {eq}`eq-dr-positive`: for one query, the positives'
 # empirical frequencies over many draws and the exact probabilities.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 rel, train_ids = training_relevance(bench, cfg)
 offline = OfflineTripletSampler(rel, cfg.t_p, cfg.t_r, 0.0, cfg.max_failures, seed=cfg.seed)
 i0 = int(np.argmax(rel.total))                                   # the query with the largest r_i
@@ -438,7 +440,7 @@ print(f"500 sampled triplets satisfy Eq. (2) and T_r; out-of-class share {batch.
 # negative is in-class or out-of-class). Many positives are the same emoji by another designer,
 # because of the emoji bonus of {eq}`eq-dr-golden`; in-class negatives are other emoji of the category.
 
-# %% mystnb={"figure": {"caption": "Training triplets drawn by the offline sampler of Sec. 5.1 from the training images (query, positive, negative).", "name": "fig-dr-sampled"}}
+# %% mystnb={"figure": {"caption": "Training triplets drawn by the offline sampler of Sec. 5.1 from the training images (query, positive, negative).", "name": "fig-dr-sampled"}} tags=["hide-input"]
 show = MappedSampler(OfflineTripletSampler(rel, cfg.t_p, cfg.t_r, 0.5, cfg.max_failures, seed=cfg.seed + 7),
                      train_ids).sample(4)
 show_triplets(bench.images[show.as_array()], [[bench.label(i) for i in t] for t in show.as_array()],
@@ -535,7 +537,7 @@ main = trained["DeepRanking"]
 print(f"{len(seeds)} seeds; best epochs (val, 0-based) of DeepRanking: {[r['best_epoch'] for r in main]}; "
       f"OASIS chose C = {[r['c'] for r in oasis['OASIS']]} on val")
 
-# %% mystnb={"figure": {"caption": "Training of the multiscale network: mean hinge of the training batches (left) and similarity precision on the validation triplets (right), per epoch, one line per seed. The dotted line is the pretrained ConvNet's validation precision.", "name": "fig-dr-curves"}}
+# %% mystnb={"figure": {"caption": "Training of the multiscale network: mean hinge of the training batches (left) and similarity precision on the validation triplets (right), per epoch, one line per seed. The dotted line is the pretrained ConvNet's validation precision.", "name": "fig-dr-curves"}} tags=["hide-input"]
 cnn_unit = torch.nn.functional.normalize(torch.as_tensor(bench.cnn, dtype=torch.float64), dim=1)
 cnn_val = similarity_precision(cnn_unit, val_trip)
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
@@ -581,7 +583,7 @@ plt.show()
 # raw pixels ($16 \times 16$), the colour histogram (Hellinger, i.e. the Bhattacharyya ranking), a
 # truncated Haar wavelet signature, HOG (scikit-image), the pretrained ConvNet's L2-normalised
 # features, and the golden vectors of {eq}`eq-dr-golden` (without the emoji bonus, which needs the
-# labels). OASIS {cite}`chechik2010oasis` learns a bilinear similarity $S_W(p, q) = p^\top W q$ by
+# labels). {term}`OASIS` {cite}`chechik2010oasis` learns a bilinear similarity $S_W(p, q) = p^\top W q$ by
 # passive-aggressive steps on the same sampled triplets as Deep Ranking, here on the ConvNet
 # features reduced to their {glue:text}`dr_oasis_dim` principal directions (its aggressiveness $C$
 # picked on val). Trained rows give the mean over {glue:text}`dr_seeds` seeds; the intervals (95 %) are
@@ -710,7 +712,7 @@ sweep = pd.DataFrame(sweep_rows).set_index("out-of-class fraction")
 sweep.to_csv(run.out_dir / "fraction_sweep.csv")
 display(sweep.round(1))
 
-# %% mystnb={"figure": {"caption": "Out-of-class fraction of the training negatives against test precision on in-class and out-of-class triplets (left) and score-at-top-K (right): means over seeds, with each seed as a small point. The paper's Fig. 6 reports score-at-top-30 falling from about 7.1k to 6.6k as the fraction grows.", "name": "fig-dr-fraction"}}
+# %% mystnb={"figure": {"caption": "Out-of-class fraction of the training negatives against test precision on in-class and out-of-class triplets (left) and score-at-top-K (right): means over seeds, with each seed as a small point. The paper's Fig. 6 reports score-at-top-30 falling from about 7.1k to 6.6k as the fraction grows.", "name": "fig-dr-fraction"}} tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
 for col in ("precision %", "in-class %", "out-of-class %"):
     axes[0].plot(sweep.index, sweep[col], marker="o", label=col.replace(" %", ""))
@@ -754,7 +756,7 @@ display(mem.round(1))
 # A few test queries with their five nearest test images under the pretrained ConvNet and under Deep
 # Ranking (first seed). A green frame marks the same emoji by another designer.
 
-# %% mystnb={"figure": {"caption": "Five nearest neighbours (left to right) of test queries among the test images, under the pretrained ConvNet features (upper row of each pair) and the learned Deep Ranking embedding (lower row). Green frame: the same emoji by another designer.", "name": "fig-dr-neighbours"}}
+# %% mystnb={"figure": {"caption": "Five nearest neighbours (left to right) of test queries among the test images, under the pretrained ConvNet features (upper row of each pair) and the learned Deep Ranking embedding (lower row). Green frame: the same emoji by another designer.", "name": "fig-dr-neighbours"}} tags=["hide-input"]
 test_idx = bench.test_idx
 rng = np.random.default_rng(cfg.seed + 1)
 queries = rng.choice(test_idx, size=min(3, len(test_idx)), replace=False)
@@ -785,7 +787,7 @@ plt.show()
 # ## Replication
 #
 # Each claim compares models trained with the same seeds (paired) on the same test triplets, with the
-# book's replication engine ({ref}`method`): the difference in similarity precision (points) or in
+# book's replication engine ({ref}`method`): the difference in {term}`similarity precision` (points) or in
 # score-at-top-K, averaged over seeds, with its 95 % interval over seeds and test emoji. Our headline
 # model trains with the emoji bonus, a departure; every claim about it is marked as a modified method
 # and, where the budget allows, judged again with the paper's relevance rule beside it.
@@ -830,7 +832,7 @@ scorecard.save("deepranking", profile, judgements, base_seed=cfg.seed, seeds=len
                training=f"{cfg.epochs} epochs x {cfg.steps_per_epoch} steps of {cfg.batch_size} triplets")
 display(replication)
 
-# %%
+# %% tags=["remove-input"]
 counts = scorecard.verdict_counts(judgements)
 by_rule = {rule: [j for j in judgements if bool(j.claim.modified) == (rule == "ours")] for rule in ("ours", "paper")}
 lines = [f"Over {len(seeds)} seeds and {len(test_trip)} test triplets: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + "."]
@@ -849,7 +851,7 @@ print(f"data: emoji benchmark ({cfg.benchmark}); notebook ran in {time.perf_coun
 # trained model, {glue:text}`dr_epochs` epochs of {glue:text}`dr_steps` steps each, a frozen ConvNet
 # branch and 64-pixel inputs; the `paper` profile fine-tunes the ConvNet at 224 px with 5 seeds.
 
-# %%
+# %% tags=["remove-input"]
 glue("dr_k_test", K_TEST, display=False)
 glue("dr_gallery_test", len(bench.test_idx), display=False)
 glue("dr_gap", cfg.gap, display=False)

@@ -33,7 +33,7 @@
 # COCO runs the paper's setting with
 # `profile="paper", overrides={"data_dir": "/path/to/f30k_precomp", "img_dim": 2048, "num_regions": 36}`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # single values to change, e.g. {"epochs": 3}
 
@@ -50,6 +50,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from xmlib import replication as R
+from xmlib.book import display as book_display
 from xmlib.book import scorecard
 from xmlib.book.scorecard import chapter_table
 from xmlib.core.config import resolve_config
@@ -67,7 +68,7 @@ from xmlib.sgraf.saf import saf_weights
 from xmlib.sgraf.sgr import GraphStep, toy_graph_step
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
 
-pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(Config, PROFILES, profile, overrides)
 run = start_run("sgraf", profile, cfg)
 device = get_device()
@@ -83,8 +84,7 @@ run
 # image, a vocabulary JSON). The open captions benchmark of the data chapter is written in that
 # format, so the same reader serves our data and the paper's.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 data_dir = X.data_dir_of(cfg)
 vocab, train_data, dev_data, test_full = X.load(cfg)
 test_data = test_full.first_images(cfg.test_images)
@@ -111,10 +111,10 @@ print(f"regions per image K = {K}, region feature size D = {D}, vocabulary {len(
 #   model learns its word embeddings from the training captions alone, so it knows nothing of them;
 # - **test size**: 700 images, not 1,000. Each test concept is removed from train, and only emoji
 #   qualify for test. A 1,000-image test left 39% of the test words unseen in train; 700 leaves 23%.
-#   The data chapter gives the measurement. With fewer candidates, R@K is a little easier than on
+#   The data chapter gives the measurement. With fewer candidates, {term}`R@K` is a little easier than on
 #   1,000 images (chance R@1 is 0.14% instead of 0.1%);
 # - **vocabulary**: every training word, not only those seen 4 times (SCAN's threshold). On dev, SGR
-#   reached rSum 174.9 with every word and 147.6 with the threshold of 4, after 14 epochs each
+#   reached {term}`rSum` 174.9 with every word and 147.6 with the threshold of 4, after 14 epochs each
 #   (a development measurement with `benchmarks/sgraf_sizing.py`, one seed, made on the benchmark's build before its OpenClipart reader was fixed; not re-run by this notebook);
 # - **size**: about 5,600 training images instead of 29,000. The learning task is much smaller and
 #   quite different, so only the *direction* of the paper's claims can be compared, not the numbers.
@@ -159,8 +159,7 @@ print(f"regions per image K = {K}, region feature size D = {D}, vocabulary {len(
 # computes {eq}`eq-sgraf-sim` for whole blocks of pairs. Below we check it against a loop over
 # pairs.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def vector_similarity_loop(x, y, w):
     out = torch.empty(len(x), len(y), w.shape[0], dtype=x.dtype)
     for a in range(len(x)):
@@ -188,10 +187,11 @@ print("all-ones read-out of |x - y|^2 equals 2 - 2 cos:",
 # Each word $t_j$ gets a visual context, a weighted mean of the regions. With $c_{ij} = \cos(v_i, t_j)$,
 #
 # $$
-# \bar c_{ij} = \frac{[c_{ij}]_+}{\sqrt{\sum_{j'} [c_{ij'}]_+^{2}}}, \qquad
-# \alpha_{ij} = \frac{\exp(\lambda \bar c_{ij})}{\sum_{i'} \exp(\lambda \bar c_{i'j})}, \qquad
-# a^v_j = \sum_i \alpha_{ij} v_i, \qquad
-# s^l_j = s(a^v_j, t_j; W_l),
+# \begin{aligned}
+# \bar c_{ij} &= \frac{[c_{ij}]_+}{\sqrt{\sum_{j'} [c_{ij'}]_+^{2}}}, \\
+# \alpha_{ij} &= \frac{\exp(\lambda \bar c_{ij})}{\sum_{i'} \exp(\lambda \bar c_{i'j})}, \\
+# a^v_j &= \sum_i \alpha_{ij} v_i, \qquad s^l_j = s(a^v_j, t_j; W_l),
+# \end{aligned}
 # $$ (eq-sgraf-attn)
 #
 # with $\lambda = 9$. The cosines are clipped at zero and normalised over the **words** of the caption.
@@ -201,8 +201,7 @@ print("all-ones read-out of |x - y|^2 equals 2 - 2 cos:",
 # {eq}`eq-sgraf-attn` for a block of $n_i$ images × $n_c$ captions at once, with padded words masked
 # out. Here is the check against a loop over one image and one caption at a time.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def attention_loop(regions, words, lengths, lam):
     """Contexts a_j of Eq. (attn) for every (image, caption, word): plain loops."""
     n_i, k, d = regions.shape
@@ -285,8 +284,7 @@ for dtype in (torch.float32, torch.float64):
 # changes nothing since every entry is positive. `xmlib.sgraf.sgr.toy_graph_step` works the whole graph
 # out from these closed forms and runs `sgr_step` on it:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 toy = toy_graph_step()
 torch.testing.assert_close(toy["edges"], toy["expected_edges"])
 torch.testing.assert_close(toy["new_nodes"], toy["expected_nodes"])
@@ -302,8 +300,7 @@ print("the library agrees with the hand computation")
 # of two. The last step needs only the global node's row. Both shortcuts are checked here on a random
 # batch of graphs with padded nodes:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for dtype in (torch.float64, torch.float32):
     step = GraphStep(6).to(dtype)
     nodes = torch.randn(3, 4, 5, 6, generator=gen, dtype=dtype)  # (n_i, n_c, P, m)
@@ -335,7 +332,7 @@ for dtype in (torch.float64, torch.float32):
 # the benchmark's last saved run (`benchmarks/results/sgraf_paper_speed.json`, not re-run by this
 # notebook):
 
-# %%
+# %% tags=["remove-input"]
 speed_file = project_root() / "benchmarks" / "results" / "sgraf_paper_speed.json"
 if speed_file.exists():
     speed = json.loads(speed_file.read_text())
@@ -372,8 +369,10 @@ else:
 # SAF gives each node a scalar weight and keeps the weighted mean:
 #
 # $$
-# \beta_p = \frac{\sigma\bigl(\mathrm{BN}(W_f s_p)\bigr)}{\sum_q \sigma\bigl(\mathrm{BN}(W_f s_q)\bigr)}, \qquad
-# s_f = \mathrm{L2}\Bigl(\sum_p \beta_p s_p\Bigr), \qquad S(v, t) = \sigma(W_s s_f) .
+# \begin{aligned}
+# \beta_p &= \frac{\sigma\bigl(\mathrm{BN}(W_f s_p)\bigr)}{\sum_q \sigma\bigl(\mathrm{BN}(W_f s_q)\bigr)}, \\
+# s_f &= \mathrm{L2}\Bigl(\sum_p \beta_p s_p\Bigr), \qquad S(v, t) = \sigma(W_s s_f) .
+# \end{aligned}
 # $$ (eq-sgraf-saf)
 #
 # A sigmoid is not a softmax: several nodes can be switched off at once, and no node is forced to win.
@@ -381,8 +380,7 @@ else:
 # implements {eq}`eq-sgraf-saf` and excludes padded words from those statistics. The weights against a
 # loop:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for dtype in (torch.float32, torch.float64):
     logits = torch.randn(4, 6, generator=gen, dtype=dtype)
     m_ = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4, [1] * 5 + [0]], dtype=torch.bool)
@@ -398,17 +396,19 @@ for dtype in (torch.float32, torch.float64):
 #
 # Both modules are trained with the bidirectional hinge of VSE++ {cite}`faghri2018vsepp`. Each positive
 # pair $(v, t)$ of a batch is compared with its **hardest** negative caption and its hardest negative
-# image:
+# image ({term}`hardest negative`):
 #
 # $$
-# \mathcal L = \bigl[\gamma - S(v, t) + S(v, \hat t^-)\bigr]_+ + \bigl[\gamma - S(v, t) + S(\hat v^-, t)\bigr]_+ ,
-# \qquad \hat t^- = \arg\max_{t' \ne t} S(v, t'),\ \hat v^- = \arg\max_{v' \ne v} S(v', t),
+# \begin{aligned}
+# \mathcal L &= \bigl[\gamma - S(v, t) + S(v, \hat t^-)\bigr]_+ \\
+# &\quad + \bigl[\gamma - S(v, t) + S(\hat v^-, t)\bigr]_+ , \\
+# \hat t^- &= \arg\max_{t' \ne t} S(v, t'), \qquad \hat v^- = \arg\max_{v' \ne v} S(v', t),
+# \end{aligned}
 # $$ (eq-sgraf-loss)
 #
 # with $\gamma = 0.2$, summed over the batch (`xmlib.sgraf.loss.contrastive_loss`).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 s_toy = torch.tensor([[0.9, 0.5, 0.8], [0.3, 0.7, 0.6], [0.2, 0.4, 0.6]], dtype=torch.float64)
 # hand: rows (caption negatives) max(0, .2-.9+.8)=.1, max(0, .2-.7+.3... (.6))=.1, max(0, .2-.6+.4)=0
 #       columns (image negatives) max(0, .2-.9+.3)=0, max(0, .2-.7+.5)=0, max(0, .2-.6+.8)=.4
@@ -487,7 +487,7 @@ for name, rs in main.items():
     print(f"{name}: {rs[0]['n_params']:,} parameters; best epoch (1-based) by dev rSum per seed: "
           f"{[r['best_epoch'] + 1 for r in rs]} (dev rSum {best})")
 
-# %% mystnb={"figure": {"caption": "Training loss (left; the hinge of the objective summed over the batch, with all negatives or the hardest as the profile says) and dev rSum (right) of SGR and SAF per epoch, one line per seed. The selected epoch of each seed is circled.", "name": "fig-sgraf-curves"}}
+# %% mystnb={"figure": {"caption": "Training loss (left; the hinge of the objective summed over the batch, with all negatives or the hardest as the profile says) and dev rSum (right) of SGR and SAF per epoch, one line per seed. The selected epoch of each seed is circled.", "name": "fig-sgraf-curves"}} tags=["hide-input"]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
 for c_, (label, rs) in enumerate(main.items()):
     for i, r in enumerate(rs):
@@ -578,7 +578,7 @@ def attention_of_test_pair(model, img_idx: int, cap_idx: int):
     return alpha.cpu().numpy(), [vocab.word(int(t)) for t in tok]
 
 
-# %% mystnb={"figure": {"caption": "Attention of each word of a test caption over the 7 × 7 grid of its image (trained SGR model; brighter = more weight). The first panel is the picture; the caption's start and end tokens get their own attention too.", "name": "fig-sgraf-attention"}}
+# %% mystnb={"figure": {"caption": "Attention of each word of a test caption over the 7 × 7 grid of its image (trained SGR model; brighter = more weight). The first panel is the picture; the caption's start and end tokens get their own attention too.", "name": "fig-sgraf-attention"}} tags=["hide-input"]
 if pictures is not None and K == 49:
     # a caption that SGR retrieves its image for (rank 0), with at least two words
     good = [j for j in range(len(ranks_t2i)) if ranks_t2i[j] == 0 and int(test_data.lengths[j]) >= 4]
@@ -609,7 +609,7 @@ else:
 # Text-to-image retrieval with SGRAF (first seed) for a few test captions: the five best test images,
 # left to right. A green frame marks the caption's own image.
 
-# %% mystnb={"figure": {"caption": "Text-to-image retrieval with SGRAF: for each test caption (row label), its five highest-scoring test images. The caption's own image is framed in green.", "name": "fig-sgraf-t2i"}}
+# %% mystnb={"figure": {"caption": "Text-to-image retrieval with SGRAF: for each test caption (row label), its five highest-scoring test images. The caption's own image is framed in green.", "name": "fig-sgraf-t2i"}} tags=["hide-input"]
 if pictures is not None:
     rng = np.random.default_rng(cfg.seed)
     picks = rng.choice(S["SGRAF"][0].shape[1], size=min(4, S["SGRAF"][0].shape[1]), replace=False)
@@ -647,8 +647,8 @@ if pictures is not None:
 # Each ablation changes one switch of the model and is trained with the same schedule as the variant
 # it is compared with, and with the same seeds. All of them are scored on the same test subset.
 # Table 3 varies the nodes (global only, local only, both) and the number of reasoning steps $N$.
-# Table 4 uses local nodes only and compares the similarity representation (SV = vectors of Eq. 1, SS =
-# scalar cosines), the aggregation (AA = a plain average of the nodes; SAF) and the direction of the
+# Table 4 uses local nodes only and compares the similarity representation ({term}`SV` = vectors of Eq. 1,
+# {term}`SS` = scalar cosines), the aggregation ({term}`AA` = a plain average of the nodes; SAF) and the direction of the
 # attention (text-to-image, t2i, the paper's; image-to-text, i2t, one node per region). Table 5 trains
 # SGR and SAF jointly, as one model with both heads on shared encoders, instead of separately with
 # their scores averaged.
@@ -775,7 +775,7 @@ scorecard.save("sgraf", profile, judgements, base_seed=cfg.seed, seeds=len(seeds
                training=f"SGR {cfg.epochs}, SAF {cfg.saf_epochs}, ablations {E_abl} epochs")
 display(replication)
 
-# %%
+# %% tags=["remove-input"]
 counts = scorecard.verdict_counts(judgements)
 lines = [f"On {data_label.removeprefix('ours (').rstrip(')')}, over {len(seeds)} seeds: "
          + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + "."]
@@ -830,7 +830,7 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # {glue:text}`sg_test` test images, the ablations trained for {glue:text}`sg_abl_epochs` epochs and
 # tested on the first {glue:text}`sg_abl_test` test images.
 
-# %%
+# %% tags=["remove-input"]
 for name, value in {"sg_embed": cfg.embed_size, "sg_sim": cfg.sim_dim, "sg_word": cfg.word_dim,
                     "sg_max_words": cfg.max_words, "sg_epochs": cfg.epochs, "sg_saf_epochs": cfg.saf_epochs,
                     "sg_cpe": cfg.captions_per_epoch, "sg_batch": cfg.batch_size, "sg_lr": f"{cfg.lr:g}",

@@ -16,15 +16,15 @@
 # The three paper chapters each end with a replication table. This page puts all of their claims in
 # one table and one picture. Every row is judged the same way ({ref}`method`): each compared model is
 # trained with several seeds and scored on the same test queries, and the effect's interval comes from
-# a two-level bootstrap over the seeds and the queries. The verdict is **held**, **reversed**, **not
-# resolved**, or, for claims that a method is no worse than another, **no worse (within margin)**.
-# A "not resolved" row gives the smallest effect our setup could have detected (MDE, 80 % power).
+# a two-level bootstrap over the seeds and the queries. The verdict is **{term}`held`**, **{term}`reversed`**,
+# **{term}`not resolved`**, or, for claims that a method is no worse than another, **{term}`no worse` (within margin)**.
+# A "not resolved" row gives the smallest effect our setup could have detected ({term}`MDE`, 80 % power).
 #
 # The notebook takes two parameters: `profile` (the profile the chapters ran with) and `overrides`;
 # `seed` is the first training seed of the chapters' seed set (a second set, e.g. `seed = 100`, shows
 # whether the verdicts survive new seeds).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # single values to change, e.g. {"seed": 100}
 
@@ -35,12 +35,13 @@ import pandas as pd
 from IPython.display import HTML, Markdown, display
 
 from xmlib import replication as R
+from xmlib.book import display as book_display
 from xmlib.book import scorecard
 from xmlib.book.configs import SCORECARD_PROFILES, ScorecardConfig
 from xmlib.core.config import resolve_config
 from xmlib.core.runinfo import start_run
 
-pd.set_option("display.max_colwidth", None)  # tables show whole cells, never "..."
+book_display.setup()  # tables: whole cells, integer counts, "–" for missing values
 cfg = resolve_config(ScorecardConfig, SCORECARD_PROFILES, profile, overrides)
 run = start_run("scorecard", profile, cfg)
 by_chapter = scorecard.load(profile, base_seed=cfg.seed)
@@ -81,7 +82,7 @@ display(HTML(scorecard.scorecard_html(by_chapter)))
 # (when the compared models share their seeds), and the hollow diamond the paper's own effect where its
 # tables give one.
 
-# %% mystnb={"figure": {"caption": "Every claim of the three papers: our effect with its 95 % interval over training seeds and test queries (colour = verdict), the per-seed effects (crosses) and the paper's effect (diamond), in percentage points of the claim's metric. The grey band is the ±1-point margin of the no-worse claims.", "name": "fig-scorecard-forest"}}
+# %% mystnb={"figure": {"caption": "Every claim of the three papers: our effect with its 95 % interval over training seeds and test queries (colour = verdict), the per-seed effects (crosses) and the paper's effect (diamond), in percentage points of the claim's metric. The grey band is the ±1-point margin of the no-worse claims.", "name": "fig-scorecard-forest"}} tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(8, 0.36 * len(judgements) + 1.4))
 scorecard.forest(judgements, ax=ax)
 n = len(judgements)
@@ -102,7 +103,7 @@ plt.show()
 # is simulated many times; the table gives the share of intervals that contained the true effect and
 # the median degrees of freedom of the interval (low when the seeds dominate).
 
-# %%
+# %% tags=["hide-input"]
 rng = np.random.default_rng(cfg.seed)
 true_effect = 0.02
 rows = []

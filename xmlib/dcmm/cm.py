@@ -69,7 +69,7 @@ def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tenso
 
 
 def cm_identity_gap(queries: Sequence[QueryList], K: int, cm_text_feature: int = 0) -> float:
-    """Largest |Eq. (1) − its convolution form| over ``queries``, in float64.
+    """Largest absolute difference between Eq. (1) and its convolution form over ``queries``, in float64.
 
     The notebook asserts this is ~1e-15: PRF is one graph convolution (Eq. 4).
     """

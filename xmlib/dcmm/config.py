@@ -10,7 +10,7 @@ see :data:`OFFICIAL_CODE`):
   removes self-loops, leaving k − 1 neighbours.
 - ``conv_bias``: Eq. (5) is ``W h_j`` without a bias; the released conv computes ``W h_j + b``.
 - ``degree_norm``: Eq. (5) sums over neighbours without normalisation, and so does the code
-  (no degree normalisation, no softmax). ``True`` divides by |N_i| (a mean), an ablation only.
+  (no degree normalisation, no softmax). ``True`` divides by ``|N_i|`` (a mean), an ablation only.
 - ``conv_dropout``: the paper names no dropout after the convolutions; the released model applies
   dropout, with the model's rate ``dropout``, to the output of every convolution (after its
   activation, the last one included, before the score projection). ``False`` keeps dropout in the

@@ -10,7 +10,7 @@ Dense batched form: with G[b, i, j] = g(v_i, v_j) · [j ∈ N_i] (zero off the g
 the sum over neighbours for every node of every query is one batched product ``G @ (h W^T)``.
 
 DCMM-edge's dense G costs N² D multiply-adds per query and layer; on a k-NN graph with few
-neighbours :func:`xmlib.dcmm.neighbours.edge_weights_on_neighbours` computes only its N·|N_i|
+neighbours :func:`xmlib.dcmm.neighbours.edge_weights_on_neighbours` computes only its N·``|N_i|``
 entries on the graph.
 """
 
@@ -55,7 +55,7 @@ class CrossModalConv(nn.Module):
     ``in_channels``: size of h^l; ``out_channels``: size of h^{l+1} (W^l is out × in).
     Switches (defaults = the paper; named as in :class:`~xmlib.dcmm.config.Config`): ``conv_relu``
     (Eq. 5's ReLU; the released code has none), ``conv_bias`` (the released code adds b to W h_j),
-    ``degree_norm`` (divide by |N_i|; neither paper nor code does).
+    ``degree_norm`` (divide by ``|N_i|``; neither paper nor code does).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, conv_relu: bool = True, conv_bias: bool = False,

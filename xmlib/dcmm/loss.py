@@ -6,7 +6,7 @@ The official code averages over all pairs of the batch of queries (BCE-with-logi
 is Eq. (7) divided by the number of pairs: ``reduction="mean"`` (default, learning rates comparable
 to the code's), ``"sum"`` for Eq. (7) as printed. Pairs never cross queries; padded nodes are in no
 pair. The per-pair term −log σ(Δ) is the shared :func:`xmlib.losses.bpr_loss` (softplus(−Δ), stable for
-large |Δ|); this module only forms the pairs of each query.
+large ``|Δ|``); this module only forms the pairs of each query.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class DCMM(nn.Module):
     ``k``: graph size (0 = fully connected); ``conv_relu``, ``self_loops``, ``conv_bias``,
     ``degree_norm``, ``conv_dropout``: the paper/code switches documented in :mod:`xmlib.dcmm.config`.
 
-    DCMM-edge on a k-NN graph whose lists are short against the query (N ≥ ``LISTS_BELOW`` · |N_i|)
+    DCMM-edge on a k-NN graph whose lists are short against the query (N ≥ ``LISTS_BELOW`` · ``|N_i|``)
     computes its edge weights on the neighbour lists only (:mod:`xmlib.dcmm.neighbours`); otherwise,
     and for DCMM-cos, G is computed densely. Both give the same G.
     """

@@ -2,7 +2,7 @@
 neighbours (chapter label `eq-dcmm-edges`).
 
 DCMM-edge's dense G (B, N, N) of :class:`~xmlib.dcmm.layers.EdgeWeights` costs N² D multiply-adds
-per query and layer, though on a k-NN graph only N·m entries are on the graph (m = |N_i| ≪ N).
+per query and layer, though on a k-NN graph only N·m entries are on the graph (m = ``|N_i|`` ≪ N).
 :func:`edge_weights_on_neighbours` computes just those, for every layer at once, as a sampled product
 on the sparse pattern of the lists of :func:`~xmlib.dcmm.graph.knn_neighbours` (N·m·D per query and
 layer; no N × N product, no (N·m) × D gather of neighbour rows); :func:`neighbour_weights_to_dense`

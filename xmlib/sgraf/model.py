@@ -174,7 +174,7 @@ class SGRAFModel(nn.Module):
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The attention α (L, K) of each word of one caption over the regions of one image, as this
         model computes it (its own ``lambda_softmax``, ``attn_leaky``, ``l2_context``): row j is
-        α_·j = softmax_i(λ c̄_ij) of SGRAF's text-to-visual attention (Sec. "Similarity Representation
+        ``α_·j = softmax_i(λ c̄_ij)`` of SGRAF's text-to-visual attention (Sec. "Similarity Representation
         Learning"; chapter label `eq-sgraf-attn`).
 
         Args:
