@@ -53,7 +53,7 @@ of the test split the main models are evaluated on, 0 = all), ``ablation_epochs`
 ``ablation_lr_step`` / ``ablation_test_images`` (every ablation model of Tables 3–5 gets the same
 schedule and test subset), ``steps_grid`` (SGR steps of Table 3), ``n_boot`` (bootstrap replicates),
 ``baseline_epochs`` (the linear VSE reference of Table 1), ``loader_workers`` (processes gathering training
-batches from the memory-mapped features, :mod:`xmlib.sgraf.loader`; 0 = none, the same batches), ``cpu_threads`` (0 = torch's default; 1 is
+batches from the memory-mapped features, ``xmlib.sgraf.loader``; 0 = none, the same batches), ``cpu_threads`` (0 = torch's default; 1 is
 fastest on a shared 2-core machine; set through :func:`xmlib.core.device.set_cpu_threads`).
 """
 
