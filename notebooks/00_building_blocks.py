@@ -34,6 +34,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
 from xmlib.book import display as book_display
 from xmlib.book.configs import BLOCKS_PROFILES, BlocksConfig
@@ -373,10 +374,18 @@ def score_ranking(positions, n=10):
 table = pd.DataFrame({"ranks 1 and 10": score_ranking({1, 10}), "ranks 3 and 4": score_ranking({3, 4})}).T.round(3)
 print(table.to_string())
 
+# %% tags=["remove-input"]
+def prefers(metric):
+    first, second = table.loc["ranks 1 and 10", metric], table.loc["ranks 3 and 4", metric]
+    side = "the first ranking" if first > second else "the second" if second > first else "neither"
+    return f"{metric} prefers {side} ({first:.3f} against {second:.3f})"
+
+
+display(Markdown(f"{prefers('AP')}: a relevant item at the very top weighs most; {prefers('nDCG')}; "
+                 f"{prefers('P@5')}. A claim that one model \"beats\" another is a claim about a metric; "
+                 "the chapters report several, as the papers do."))
+
 # %% [markdown]
-# AP prefers the first ranking (a relevant item at the very top weighs most), nDCG prefers it only
-# slightly, and P@5 prefers the second. A claim that one model "beats" another is a claim about a
-# metric; the chapters report several, as the papers do.
 #
 # ## Summary
 #

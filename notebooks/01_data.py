@@ -31,11 +31,13 @@ overrides = {}
 
 # %%
 import json
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
+from myst_nb import glue
 from PIL import Image
 
 from xmlib.book import display as book_display
@@ -98,6 +100,9 @@ pd.DataFrame(rows).set_index("asset")
 # - **How it differs from the paper's data.** Clip art, not photographs; about 60 queries rather
 #   than 110 (MediaEval) or 952 (WebQ); 50 candidates per query rather than up to 300; relevance from
 #   curators' folders, not from raters looking at each image.
+# - **Flat text scores.** In {glue:text}`clip_flat_bm25` queries the BM25 score is the same for every
+#   candidate (no candidate's text holds a query word, or all hold it alike): there the weak text
+#   features cannot order the list, and DCMM's pseudo-relevance feedback has no seeds to prefer.
 # :::
 
 # %%
@@ -122,23 +127,41 @@ for qset in ("all", "no_flags"):
     })
 clip_table = pd.DataFrame(rows).set_index("query set")
 print(f"images in the collection: {clip_stats['images_in_collection']}, featurised: {clip_stats['images_featurised']}")
+bm25_all = list(clip_data.feature_names).index("bm25_all_feature")
+flat_bm25 = sum(int(np.ptp(clip_data[q].features[:, bm25_all]) == 0) for q in clip_data.query_ids)
+print(f"queries whose BM25 score (all fields) is the same for every candidate: {flat_bm25} of {len(clip_data.query_ids)}")
 print(f"text features: {', '.join(n.removesuffix('_feature') for n in clip_data.feature_names)}")
 clip_table
+
+
+# %% tags=["remove-input"]
+glue("clip_flat_bm25", f"{flat_bm25} of {len(clip_data.query_ids)}", display=False)
 
 # %% [markdown]
 # The text-only first stage is clearly imperfect: that gap is what DCMM's visual pseudo-relevance
 # feedback has to close. Below, for a few queries, the first relevant and non-relevant candidates in
-# first-stage order (✓ relevant, ✗ not): the non-relevant ones are often *textually* plausible.
+# first-stage order (green frame: relevant, red: not): the non-relevant ones are often *textually* plausible.
 
-# %% mystnb={"figure": {"caption": "Clipart queries with their first relevant (✓) and non-relevant (✗) candidates in first-stage order.", "name": "fig-data-clipart"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Clipart queries with their first relevant (green frame) and non-relevant (red frame) candidates in first-stage order, each with its title.", "name": "fig-data-clipart"}} tags=["hide-input"]
 examples = clipart.examples(clip_path, cfg.n_queries, n_images=cfg.n_images, seed=cfg.seed)
-fig, axes = plt.subplots(len(examples), 1, figsize=(10, 1.9 * len(examples)))
-for ax, ex in zip(np.atleast_1d(axes), examples):
-    items = [(i, "✓ ") for i in ex["relevant"]] + [(i, "✗ ") for i in ex["non_relevant"]]
-    sheet = montage([i["png"] for i, _ in items], ncols=len(items), labels=[m + i["title"] for i, m in items], tile=88)
-    ax.imshow(sheet)
-    ax.set_title(f"query: “{ex['text']}”", loc="left", fontsize=10)
-    ax.axis("off")
+n_cols = max(len(ex["relevant"]) + len(ex["non_relevant"]) for ex in examples)
+fig, axes = plt.subplots(len(examples), n_cols, figsize=(1.45 * n_cols, 2.3 * len(examples)), squeeze=False)
+for row, ex in zip(axes, examples):
+    items = [(i, True) for i in ex["relevant"]] + [(i, False) for i in ex["non_relevant"]]
+    for ax in row:
+        ax.axis("off")
+    for ax, (item, relevant) in zip(row, items):
+        ax.axis("on")
+        ax.imshow(load_image(item["png"], 128))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():  # the mark is the frame's colour and the word under the title
+            spine.set_color("tab:green" if relevant else "tab:red")
+            spine.set_linewidth(3)
+        ax.set_xlabel("relevant" if relevant else "not relevant", fontsize=8,
+                      color="tab:green" if relevant else "tab:red")
+        ax.set_title("\n".join(textwrap.wrap(item["title"], 16)[:2]), fontsize=8)
+    row[0].annotate(f"query: “{ex['text']}”", (0, 1.32), xycoords="axes fraction", fontsize=10, ha="left")
 fig.tight_layout()
 plt.show()
 
@@ -293,7 +316,7 @@ for ax in np.atleast_1d(axes).ravel():
     ax.axis("off")
 for ax, e in zip(np.atleast_1d(axes).ravel(), ex):
     ax.imshow(load_image(e["path"], 128))
-    ax.set_title("\n".join(c[:34] for c in e["captions"]), fontsize=7.5, loc="left")
+    ax.set_title("\n".join("\n  ".join(textwrap.wrap(c, 30)) for c in e["captions"]), fontsize=7.5, loc="left")
 fig.tight_layout()
 plt.show()
 
