@@ -84,18 +84,25 @@ def test_temporary_folder_of_a_killed_build_is_removed(tmp_path):
     assert (out / "f.txt").read_text() == "new" and sorted(p.name for p in parent.iterdir()) == [".default.lock", "default"]
 
 
-def test_the_full_check_hashes_only_files_written_since_it_last_passed(toy, monkeypatch, capsys):
+def test_the_full_check_hashes_only_files_written_since_it_last_passed(toy, tmp_path, monkeypatch, capsys):
+    from xmlib.core import manifest
+
     hashed = []
-    real = A.file_problem
-    monkeypatch.setattr(A, "file_problem", lambda path, entry, *, full=False: (hashed.append(full), real(path, entry, full=full))[1])
-    assert A.is_fetched("toy", full=True) and sum(hashed) == 2  # first full check: both files hashed
+    real = manifest.sha256_file
+    monkeypatch.setattr(manifest, "sha256_file", lambda path: (hashed.append(path), real(path))[1])
+    record = tmp_path / "verified.json"  # as prepare keeps it, between runs
+    with manifest.remembering(record):
+        assert A.is_fetched("toy", full=True) and len(hashed) == 2  # first full check: both files hashed
     hashed.clear()
-    assert A.is_fetched("toy", full=True) and sum(hashed) == 0  # nothing written since: stat calls only
+    with manifest.remembering(record):
+        assert A.is_fetched("toy", full=True) and len(hashed) == 0  # nothing written since: stat calls only
+    assert A.is_fetched("toy", full=True) and len(hashed) == 2  # outside remembering(): every file hashed
     path = toy / "package/a.txt"
     before = path.stat()
     path.write_bytes(b"alphA")  # same size, and the modification time put back: only the change time tells
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     hashed.clear()
-    assert not A.is_fetched("toy", full=True) and sum(hashed) == 1  # the written file is hashed again
+    with manifest.remembering(record):
+        assert not A.is_fetched("toy", full=True) and len(hashed) == 1  # the written file is hashed again
     assert A.fetch("toy", downloader=no_download, verify=True) == toy
     assert "sha256 differs" in capsys.readouterr().out and path.read_bytes() == b"alpha"

