@@ -285,7 +285,8 @@ def submit_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers
     same trained model) with an earlier job are left to :func:`run_jobs`.
     """
     cache = Path(cache) if cache is not None else default_cache()
-    if _workers(workers) == 1:
+    workers = _workers(workers)
+    if workers == 1:
         return 0
     cache.mkdir(parents=True, exist_ok=True)
     busy = {work for _, work in _INFLIGHT.values()}
@@ -295,7 +296,7 @@ def submit_jobs(jobs: Sequence[Job], *, cache: str | Path | None = None, workers
         if str(folder) in _INFLIGHT or work in busy or _load(folder) is not None:
             continue
         busy.add(work)
-        _INFLIGHT[str(folder)] = (_pool(_workers(workers)).submit(_execute, job, str(folder)), work)
+        _INFLIGHT[str(folder)] = (_pool(workers).submit(_execute, job, str(folder)), work)
         started += 1
     return started
 
