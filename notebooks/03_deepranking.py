@@ -453,6 +453,13 @@ plt.show()
 # The library can multiply the acceptance by the largest constant $\kappa$ that never clips it at 1,
 # which leaves the positive's distribution unchanged; the next cell counts proposals per triplet with
 # both rules on the training images.
+#
+# The library does not run the propose-and-accept loop one proposal at a time. For one query the
+# accepted positive has probability proportional to its acceptance, and the number of proposals is
+# geometric (capped at `max_proposals`, after which the query is dropped). `BufferedTripletSampler`
+# draws both directly, for a whole batch at once. The triplets have the loop's distribution exactly
+# (`tests/deepranking/test_sampler.py` checks this by enumerating every triplet of a small buffer), and
+# the counts below are those the loop would have made.
 
 # %%
 proposal_rows = []
