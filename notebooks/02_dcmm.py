@@ -794,8 +794,8 @@ print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile},
 # - Every trained method ran the whole cross-validation protocol with {glue:text}`dcmm_seeds` seeds on
 #   {glue:text}`dcmm_queries` queries. The replication table's verdicts: {glue:text}`dcmm_verdicts`.
 #   Claims that held: {glue:text}`dcmm_held`.
-# - Whether visual feedback helps depends on how good the text ranker is
-#   ({numref}`fig-dcmm-text-quality`).
+# - The visual gain over the text-only model is measured with weak and with strong text features
+#   ({numref}`fig-dcmm-text-quality` and the visual-gain table): feedback is only as good as its text seeds.
 # - The released code departs from Eq. 5 in five switches; each is measured alone and together, and
 #   none is on by default.
 #
