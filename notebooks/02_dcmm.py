@@ -825,7 +825,7 @@ print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile},
 # for a non-relevant $d_i$: $\partial \mathcal L / \partial s_i = +\sum_{d^+ \in D_q^+} \sigma\bigl(-(s(q, d^+) - s_i)\bigr)$.
 # Each pair's weight $\sigma(-\Delta)$ is near 1 for a misordered pair and decays like $e^{-\Delta}$
 # for a well-ordered one, so the misordered pairs dominate. A relevant image is pushed up, a
-# non-relevant one down, each by the number of pairs it loses. `bpr_reduction="mean"` divides the sum
+# non-relevant one down, each with a force close to the number of pairs it loses. `bpr_reduction="mean"` divides the sum
 # by the number of pairs in the batch, which scales every gradient by the same factor.
 # :::
 #
@@ -857,7 +857,7 @@ print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile},
 # :::{dropdown} Solution
 # With $G_{ij} \approx c$, $h_i^{l+1} = \mathrm{ReLU}\bigl(\sum_j G_{ij} W h_j^l\bigr) \approx
 # \mathrm{ReLU}\bigl(c\, W \sum_j h_j^l\bigr)$, which does not depend on $i$: every node receives about
-# the mean of all nodes. The conv branch then adds nearly the same score to every candidate and cannot
+# the same message, a scaled sum over all nodes. The conv branch then adds nearly the same score to every candidate and cannot
 # reorder them; more layers average again and blur what is left. A $k$-NN graph keeps the sums local,
 # and DCMM-edge's learned metric can spread the edge weights apart.
 # :::
