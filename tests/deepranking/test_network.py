@@ -91,6 +91,22 @@ def test_pixel_shift_translates_each_image_by_at_most_s():
     assert torch.equal(m(x), x)
 
 
+def test_pixel_shift_equals_the_per_pixel_definition():
+    """out[b, :, y, x] = image[b, :, clamp(y − dy_b), clamp(x − dx_b)], written pixel by pixel with the
+    same offsets (drawn from the same generator state), bit for bit."""
+    x = torch.rand(5, 3, 9, 11, generator=torch.Generator().manual_seed(0))
+    s = 3
+    got = pixel_shift(x, s, torch.Generator().manual_seed(4))
+    off = torch.randint(0, 2 * s + 1, (5, 2), generator=torch.Generator().manual_seed(4))  # crop corners
+    want = torch.empty_like(x)
+    for b in range(5):
+        dy, dx = s - int(off[b, 0]), s - int(off[b, 1])
+        for y in range(9):
+            for c in range(11):
+                want[b, :, y, c] = x[b, :, min(max(y - dy, 0), 8), min(max(c - dx, 0), 10)]
+    assert torch.equal(got, want)
+
+
 def test_dropout_only_in_training_and_is_p_04():
     cfg = resolve_config(Config, PROFILES, "smoke")
     net = build_network(cfg, convnet=tiny_cnn(16))

@@ -89,6 +89,14 @@ def test_nodes_global_first_and_masked(dtype):
     assert out.shape == (2, 3, 5, 5) and node_mask.shape == (3, 5)
     assert node_mask[:, 0].all() and node_mask[1].tolist() == [True, True, False, False, False]
     torch.testing.assert_close(out[1, 2, 0], vector_similarity(vg[1], tg[2], nodes.w_global.weight))
+    # no padded word: no mask (the aggregators skip masking), the same nodes as with an all-True mask
+    full = torch.ones(3, 4, dtype=torch.bool)
+    out_full, mask_full = nodes(v, vg, t, tg, full)
+    out_none, mask_none = nodes(v, vg, t, tg, None)
+    assert mask_full.shape == (3, 5) and mask_full.all() and mask_none is None
+    assert torch.equal(out_full, out_none)
+    i2t = SimilarityNodes(ModelConfig(embed_size=4, sim_dim=5, attention="i2t")).to(dtype)
+    assert i2t(v, vg, t, tg, mask)[1] is None  # its local nodes are the regions: never padded
     scalar = SimilarityNodes(ModelConfig(embed_size=4, sim_dim=5, similarity="scalar", aggregator="average")).to(dtype)
     s_out, _ = scalar(v, vg, t, tg, mask)
     torch.testing.assert_close(s_out[0, 1, 0, 0], vg[0] @ tg[1])

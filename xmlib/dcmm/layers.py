@@ -40,6 +40,9 @@ class EdgeWeights(nn.Module):
         One query at a time, each cut to its ``lengths[b]`` real candidates when given (a ragged batch
         pays no N² D work for padding), so the (n, D) product v ⊙ a and its gradient also stay small."""
         B, N, _ = visual.shape
+        if lengths is None or min(lengths) == N:  # no padding: one batched product
+            g = torch.bmm(visual * self.a, visual.transpose(1, 2))  # (B, N, N)
+            return g * adj.to(g.dtype)
         blocks = []
         for b, v in enumerate(visual):
             n = N if lengths is None else lengths[b]

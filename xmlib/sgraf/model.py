@@ -100,7 +100,7 @@ class SGRAFModel(nn.Module):
         lengths = lengths.to(words.device)
         n_c = words.shape[0]
         if buckets == 1 or (buckets > 1 and n_c < 2 * buckets):
-            mask = length_mask(lengths, words.shape[1])  # (n_c, L)
+            mask = _padding_mask(lengths, words.shape[1])  # (n_c, L), None without padding
             nodes, node_mask = self.nodes(regions, img_glob, words, txt_glob, mask)  # (n_i, n_c, P, m), (n_c, P)
             return self.aggregate(nodes, node_mask)  # (n_i, n_c)
         if buckets < 0:
@@ -116,9 +116,10 @@ class SGRAFModel(nn.Module):
         parts, masks = [], []
         for idx in groups:
             n = int(lengths[idx].max())
-            nodes, node_mask = self.nodes(regions, img_glob, words[idx, :n], txt_glob[idx], length_mask(lengths[idx], n))
+            nodes, node_mask = self.nodes(regions, img_glob, words[idx, :n], txt_glob[idx], _padding_mask(lengths[idx], n))
             parts.append(nodes if joint_stats else self.aggregate(nodes, node_mask))
-            masks.append(node_mask)
+            masks.append(node_mask if node_mask is not None else
+                         torch.ones(nodes.shape[1:3], dtype=torch.bool, device=nodes.device))
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order), device=order.device)
         if not joint_stats:
@@ -138,7 +139,7 @@ class SGRAFModel(nn.Module):
         cols, col_idx, rows = [], [], []
         for length, idx, i0, n_it in tiles:
             dev_idx = idx.to(words.device)
-            mask = length_mask(lengths[dev_idx], length)
+            mask = _padding_mask(lengths[dev_idx], length)
             nodes, node_mask = self.nodes(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[dev_idx, :length],
                                           txt_glob[dev_idx], mask)
             rows.append(self.aggregate(nodes, node_mask))  # (n_it, len(idx))
@@ -222,6 +223,13 @@ def encode_split(model: SGRAFModel, images: np.ndarray | torch.Tensor, tokens: t
         txt_glob.append(g)
     return {"regions": torch.cat(regions), "img_glob": torch.cat(img_glob), "words": torch.cat(words),
             "txt_glob": torch.cat(txt_glob), "lengths": lengths.to(device)}
+
+
+def _padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor | None:
+    """:func:`length_mask` of captions trimmed to ``width`` tokens, or None when none of them is padded
+    (every tile of :func:`plan_tiles` holds one length): the attention and the aggregators then skip
+    their masking, with the same numbers."""
+    return None if bool((lengths == width).all()) else length_mask(lengths, width)
 
 
 def pair_bytes(cfg: ModelConfig, length: int, regions: int, itemsize: int = 4) -> int:

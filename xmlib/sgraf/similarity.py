@@ -92,13 +92,14 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     """
     n_i, k, d = regions.shape
     n_c, length, _ = words.shape
-    # c_ij = cos(v_i, t_j): one matrix product for the whole block
-    c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T)  # (n_c·L, n_i·K)
-    c = c.view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K)
+    # c_ij = cos(v_i, t_j): every word of the block against each image's regions, written straight in
+    # the (image, caption, word, region) order the softmax and the context product read
+    c = torch.bmm(words.reshape(1, n_c * length, d).expand(n_i, -1, -1), regions.transpose(1, 2))  # (n_i, n_c·L, K)
+    c = c.view(n_i, n_c, length, k)
     mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
     c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky, norm_eps=norm_eps)  # normalised over the words j
     alpha = torch.softmax(lambda_softmax * c_bar, dim=-1)  # softmax over regions i
-    ctx = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
+    ctx = torch.bmm(alpha.view(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
     ctx = ctx.view(n_i, n_c, length, d)
     if l2_context:
         ctx = l2_normalize_(ctx, norm_eps=norm_eps) if _no_grad(ctx) else l2_normalize(ctx, norm_eps=norm_eps)
@@ -136,7 +137,8 @@ class SimilarityNodes(nn.Module):
     """The similarity graph's nodes for a block of image–caption pairs: s^g and s^l_j of SGRAF's Eq. (1)
     on the attended contexts (chapter labels `eq-sgraf-sim`, `eq-sgraf-attn`).
 
-    ``forward(regions, img_glob, words, txt_glob, word_mask)`` → ``(nodes, mask)`` with nodes
+    ``forward(regions, img_glob, words, txt_glob, word_mask)`` → ``(nodes, mask)`` (mask None when every
+    node is real: no padded word among the local nodes) with nodes
     (n_i, n_c, 1 + L, m) = [s^g, s_1^l .. s_L^l] (text-to-visual) or (n_i, n_c, 1 + K, m)
     (image-to-text); without the global node (``use_global=False``) the first entry is dropped,
     without local nodes (``use_local=False``) only s^g remains. ``similarity="scalar"`` gives cosines
@@ -175,22 +177,20 @@ class SimilarityNodes(nn.Module):
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         n_c = words.shape[0]
-        parts, masks = [], []
+        parts = []
+        padded = self.cfg.use_local and self.cfg.attention == "t2i" and word_mask is not None
         if self.cfg.use_global:
             s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global)  # (n_i, n_c, m)
             parts.append(s_g.unsqueeze(2))
-            masks.append(torch.ones(n_c, 1, dtype=torch.bool, device=words.device))
         if self.cfg.use_local:
             ctx, _ = self.attend(regions, words, word_mask)
             if self.cfg.attention == "t2i":
                 s_l = self._sim(ctx, words.unsqueeze(0), self.w_local)  # (n_i, n_c, L, m)
-                lm = word_mask if word_mask is not None else torch.ones(words.shape[:2], dtype=torch.bool,
-                                                                         device=words.device)
             else:
                 s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local)  # (n_i, n_c, K, m)
-                lm = torch.ones(n_c, regions.shape[1], dtype=torch.bool, device=words.device)
             parts.append(s_l)
-            masks.append(lm)
         nodes = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (n_i, n_c, P, m)
-        mask = torch.cat(masks, dim=1) if len(masks) > 1 else masks[0]  # (n_c, P): the same for every image
-        return nodes, mask
+        if not padded:  # every node is real: the aggregators skip their masking
+            return nodes, None
+        glob = [torch.ones(n_c, 1, dtype=torch.bool, device=words.device)] if self.cfg.use_global else []
+        return nodes, torch.cat([*glob, word_mask], dim=1)  # (n_c, P): the same for every image
