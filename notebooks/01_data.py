@@ -346,3 +346,9 @@ for name, path in (("clipart", clip_path), ("emoji", emo_path), ("captions", cap
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     shown = [f for f in files if "/" not in f or f.count("/") == 1][:12]
     print(f"{name}: {len(files)} files under {path.name}/ — e.g. {', '.join(shown[:8])}")
+
+# %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```

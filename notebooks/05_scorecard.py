@@ -141,3 +141,9 @@ display(Markdown(f"Over these settings the coverage ranges from {lo:.1%} to "
 #   our setup could not have confirmed the claim even if it is true.
 # - Rerunning the book with other seeds (`-p seed 100` on every chapter, then on this page) gives a
 #   second scorecard; `python -m xmlib.book.scorecard --compare 0 100` sets the two side by side.
+
+# %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
