@@ -766,7 +766,9 @@ print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile},
 # **The command**: the paper's sizes, grids and 5 seeds on that folder,
 #
 # ```bash
-# .venv/bin/python -m xmlib.book.run notebooks/02_dcmm.py --profile paper -p data DATA/mediaeval17 -p text_features all -p query_set all
+# python -m xmlib.book.run notebooks/02_dcmm.py \
+#   --profile paper -p data DATA/mediaeval17 \
+#   -p text_features all -p query_set all
 # ```
 #
 # **What it needs.** No GPU: the models have a few thousand parameters and DCMM does not use several

@@ -834,9 +834,18 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # `-p epochs 20 -p lr_step 10 -p saf_epochs 20 -p saf_lr_step 10`), or one model alone, on one GPU or N:
 #
 # ```bash
-# .venv/bin/python -m xmlib.book.run notebooks/04_sgraf.py --profile paper -p data_dir DATA/f30k_precomp
-# .venv/bin/python -m xmlib.sgraf.train --profile paper --data-dir DATA/f30k_precomp --aggregator sgr --checkpoint-dir runs/sgr
-# .venv/bin/torchrun --standalone --nproc-per-node N -m xmlib.sgraf.train --profile paper --data-dir DATA/f30k_precomp --aggregator sgr --checkpoint-dir runs/sgr
+# # the chapter
+# python -m xmlib.book.run notebooks/04_sgraf.py \
+#   --profile paper -p data_dir DATA/f30k_precomp
+# # one model on one GPU
+# python -m xmlib.sgraf.train --profile paper \
+#   --data-dir DATA/f30k_precomp --aggregator sgr \
+#   --checkpoint-dir runs/sgr
+# # the same on N GPUs of one machine
+# torchrun --standalone --nproc-per-node N \
+#   -m xmlib.sgraf.train --profile paper \
+#   --data-dir DATA/f30k_precomp --aggregator sgr \
+#   --checkpoint-dir runs/sgr
 # ```
 #
 # **What it needs.** A GPU. The batch of 128 pairs is the global batch whatever the number of GPUs; each

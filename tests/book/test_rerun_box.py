@@ -1,6 +1,7 @@
 """The "Rerunning this chapter" box (xmlib.book.sphinx_rerun) and the chapters' cells that hold it."""
 
 import re
+from pathlib import Path
 
 import jupytext
 import pytest
@@ -19,7 +20,7 @@ def test_box_gives_each_profile_its_command_and_recorded_time(tmp_path):
     timings.record("default", "notebooks", "02_dcmm", 0.0, status="unchanged", kept=540.0, root=tmp_path)
     text = rerun_markdown("notebooks/02_dcmm", tmp_path)
     for profile in ("smoke", "default", "paper"):
-        assert f"python -m xmlib.book.run notebooks/02_dcmm.py --profile {profile}" in text
+        assert f"python -m xmlib.book.run \\\n    notebooks/02_dcmm.py --profile {profile}\n" in text
     smoke, default, paper = re.findall(r"^- \*\*(?:smoke|default|paper)\*\*: (.*)$", text, re.M)
     assert "took 42.5 s" in smoke
     assert "took 540 s (9.0 min)" in default  # the run an unchanged build kept
@@ -49,3 +50,32 @@ def test_every_chapter_has_one_rerun_cell_before_its_summary(path):
     if path.stem in PAPER_CHAPTERS:
         assert ":::{admonition} Paper scale" in cell and "**Has it run?**" in cell and "GPU" in cell, \
             f"{path.name}: the paper-scale box (data, layout, GPU, whether it has run) is missing"
+
+
+def _links(html: str) -> list[str]:
+    return re.findall(r'href="([^"#]+)(?:#[^"]*)?"', html)
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in SOURCES])
+def test_built_chapter_offers_its_rerun_commands_and_downloads(book_html, stem):
+    page = book_html / "notebooks" / f"{stem}.html"
+    html = page.read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", "", html)  # the commands are highlighted token by token
+    assert "xmlib-rerun" in html and f"-m xmlib.book.run \\\n    notebooks/{stem}.py --profile paper" in text
+    downloads = [u for u in _links(html) if "_downloads/" in u]
+    names = sorted(Path(u).name for u in downloads)
+    assert names == sorted([f"{stem}.ipynb", f"{stem}.py"]), f"{page.name}: downloads {names}"
+    for url in downloads:  # the files are in the build, and the .py is the text source
+        assert (page.parent / url).resolve().is_file(), url
+    source = next((page.parent / u).resolve() for u in downloads if u.endswith(".py"))
+    assert source.read_bytes() == (project_root() / "notebooks" / f"{stem}.py").read_bytes()
+    assert f"_sources/notebooks/{stem}.ipynb" in html  # the theme's download button: the executed notebook
+
+
+def test_api_docstrings_link_to_the_chapter_equations(book_html):
+    api = (book_html / "book" / "api.html").read_text(encoding="utf-8")
+    targets = set(re.findall(r'href="\.\./notebooks/(\d\d_\w+)\.html#equation-(eq-[a-z0-9-]+)"', api))
+    assert ("02_dcmm", "eq-dcmm-conv") in targets and ("04_sgraf", "eq-sgraf-sim") in targets
+    assert len(targets) >= 20
+    for stem, label in targets:  # each link lands on an equation of that page
+        assert f'id="equation-{label}"' in (book_html / "notebooks" / f"{stem}.html").read_text(encoding="utf-8")

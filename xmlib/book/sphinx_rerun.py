@@ -41,13 +41,14 @@ def rerun_markdown(docname: str, root: Path) -> str:
     """The MyST text of the box for the notebook page ``docname`` (e.g. ``notebooks/02_dcmm``)."""
     doc = PurePosixPath(docname)
     stem, source = doc.name, f"{doc.as_posix()}.py"
-    out = ["From the repository root, after `make env` (the data of a profile is built on first use, or "
-           "beforehand with `make data`), each command reruns this chapter alone and writes its outputs "
-           "under `runs/` (set `XMLIB_RUNS` to write elsewhere); a chapter whose source, library code and "
-           "inputs did not change is not run again (add `--force`).", ""]
+    out = ["From the repository root, with the book's environment active (`make env`, then "
+           "`source .venv/bin/activate`; the data of a profile is built on first use, or beforehand with "
+           "`make data`), each command reruns this chapter alone and writes its outputs under `runs/` (set "
+           "`XMLIB_RUNS` to write elsewhere); a chapter whose source, library code and inputs did not change "
+           "is not run again (add `--force`).", ""]
     for profile in PROFILES:
         out += [f"- **{profile}**: {measured(profile, stem, root)}.", "",
-                "  ```bash", f"  .venv/bin/python -m xmlib.book.run {source} --profile {profile}", "  ```", ""]
+                "  ```bash", "  python -m xmlib.book.run \\", f"    {source} --profile {profile}", "  ```", ""]
     out += ["A single value changes with `-p NAME VALUE` (e.g. `-p seed 3`); the run record at the top of the "
             "page lists every value. To set a rerun's tables beside this build's, give both runs folders to "
             f"`{COMPARE}` (e.g. `{COMPARE} /tmp/my-runs runs`): it lists each table's verdicts and numbers "
