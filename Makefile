@@ -76,13 +76,13 @@ pdf: notebooks chromium
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
 	$(PYTHON) -m xmlib.book.timings page --profile default
 	$(JB) build . --path-output $(PDF_OUT) --builder singlehtml --warningiserror --nitpick --keep-going
-	$(PYTHON) -m xmlib.book.pdf $(PDF_OUT)/_build/singlehtml/index.html _build/book.pdf
+	$(PYTHON) -m xmlib.book.pdf $(PDF_OUT)/_build/singlehtml _build/book.pdf
 
 pdf-smoke: notebooks-smoke chromium
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
 	$(PYTHON) -m xmlib.book.timings page --profile smoke
 	$(JB) build . --path-output $(PDF_SMOKE_OUT) --builder singlehtml --warningiserror --nitpick --keep-going
-	$(PYTHON) -m xmlib.book.pdf $(PDF_SMOKE_OUT)/_build/singlehtml/index.html $(PDF_SMOKE_OUT)/book.pdf
+	$(PYTHON) -m xmlib.book.pdf $(PDF_SMOKE_OUT)/_build/singlehtml $(PDF_SMOKE_OUT)/book.pdf
 
 chromium:
 	@bash scripts/ensure_chromium.sh

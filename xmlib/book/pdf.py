@@ -1,6 +1,6 @@
 """Print the book to one PDF, offline, with the headless Chromium the browser tests use.
 
-    python -m xmlib.book.pdf _build/pdf/_build/singlehtml/index.html _build/book.pdf
+    python -m xmlib.book.pdf _build/pdf/_build/singlehtml _build/book.pdf
 
 ``make pdf`` builds the whole book as one HTML page (Jupyter Book's ``singlehtml`` builder: every
 chapter, the API reference and the bibliography in one file, its maths typeset by the MathJax copy the
@@ -44,8 +44,30 @@ def page_count(pdf: Path) -> int:
     return len(PAGE.findall(pdf.read_bytes()))
 
 
+def single_page(build: Path) -> Path:
+    """The page of a one-page (``singlehtml``) build, ready to print.
+
+    Jupyter Book writes that page under its root document's folder (``book/intro.html``, with
+    ``index.html`` redirecting to it) while its links to ``_static/`` and ``_images/`` are relative to
+    the build folder; printed from there it would have no styles, pictures or typeset maths. So the
+    page is copied to the build folder's top (``_print.html``) and printed from the copy."""
+    index = build / "index.html"
+    if not index.is_file():
+        raise FileNotFoundError(f"{index} does not exist: build the one-page book first (`make pdf` does)")
+    target = re.search(r"""http-equiv="Refresh" content="0; url=([^"']+)""", index.read_text(encoding="utf-8"))
+    page = build / target.group(1) if target else index
+    if page.parent.resolve() == build.resolve():
+        return page
+    copy = build / "_print.html"
+    with atomic_path(copy) as tmp:
+        shutil.copyfile(page, tmp)
+    return copy
+
+
 def print_pdf(html: Path, out: Path, *, budget_ms: int = 60000, timeout: int = 900, chromium: str | None = None) -> int:
-    """Print ``html`` to ``out`` (written atomically) and return its page count."""
+    """Print ``html`` (a page, or the folder of a one-page build: :func:`single_page`) to ``out``
+    (written atomically) and return its page count."""
+    html = single_page(html) if html.is_dir() else html
     html = html.resolve()
     if not html.is_file():
         raise FileNotFoundError(f"{html} does not exist: build the one-page book first (`make pdf` does)")
@@ -65,7 +87,7 @@ def print_pdf(html: Path, out: Path, *, budget_ms: int = 60000, timeout: int = 9
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xmlib.book.pdf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("html", type=Path, help="the one-page HTML build (index.html of the singlehtml builder)")
+    parser.add_argument("html", type=Path, help="the folder of the one-page (singlehtml) build, or one HTML page")
     parser.add_argument("out", type=Path, help="the PDF to write")
     parser.add_argument("--budget-ms", type=int, default=60000, help="time the page gets to typeset its maths")
     args = parser.parse_args(argv)

@@ -45,7 +45,8 @@ def rerun_markdown(docname: str, root: Path) -> str:
            "`source .venv/bin/activate`; the data of a profile is built on first use, or beforehand with "
            "`make data`), each command reruns this chapter alone and writes its outputs under `runs/` (set "
            "`XMLIB_RUNS` to write elsewhere); a chapter whose source, library code and inputs did not change "
-           "is not run again (add `--force`).", ""]
+           "is not run again (add `--force`), and the training runs it finds in `runs/cache/` are not repeated, "
+           "so a time measured with a warm cache leaves their training out.", ""]
     for profile in PROFILES:
         out += [f"- **{profile}**: {measured(profile, stem, root)}.", "",
                 "  ```bash", "  python -m xmlib.book.run \\", f"    {source} --profile {profile}", "  ```", ""]
