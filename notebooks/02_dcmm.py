@@ -753,9 +753,9 @@ print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile},
 # **The paper's data.** DCMM was evaluated on MediaEval'17 "Retrieving Diverse Social Images" (Flickr
 # results up to rank 300 per query with human relevant / irrelevant labels; train 110 queries and
 # 33,340 images, test 84 queries and 24,986 images) and on Naver's WebQ (952 queries, 43,064 images),
-# which is private. The MediaEval subset comes from the authors' release; it could not be downloaded on
-# the machines that built this book (they reach only PyPI, Debian's archive and npm), which is why this
-# chapter runs on the clipart benchmark written in the same layout.
+# which is private. The MediaEval data could not be downloaded on the machines that built this book
+# (they reach only PyPI, Debian's archive and npm), which is why this chapter runs on the clipart
+# benchmark, written in the layout of the MediaEval subset used with the official code.
 #
 # **Its layout**, as the chapter reads it (`xmlib.data.formats.mediaeval`):
 # `interactions/interactions_{train,test}.csv` (columns `query_id`, `img_id`, `rel` and one `*_feature`

@@ -49,7 +49,7 @@ def rerun_markdown(docname: str, root: Path) -> str:
            "so a time measured with a warm cache leaves their training out.", ""]
     for profile in PROFILES:
         out += [f"- **{profile}**: {measured(profile, stem, root)}.", "",
-                "  ```bash", "  python -m xmlib.book.run \\", f"    {source} --profile {profile}", "  ```", ""]
+                "  ```bash", "  python -m xmlib.book.run \\", f"    {source} \\", f"    --profile {profile}", "  ```", ""]
     out += ["A single value changes with `-p NAME VALUE` (e.g. `-p seed 3`); the run record at the top of the "
             "page lists every value. To set a rerun's tables beside this build's, give both runs folders to "
             f"`{COMPARE}` (e.g. `{COMPARE} /tmp/my-runs runs`): it lists each table's verdicts and numbers "
