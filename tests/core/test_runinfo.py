@@ -11,7 +11,9 @@ from xmlib.core import runinfo
 @pytest.fixture
 def runs(tmp_path, monkeypatch):
     monkeypatch.setenv("XMLIB_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setattr(runinfo, "DATA", {})
+    from xmlib.data.benchmarks import _build
+
+    monkeypatch.setattr(_build, "LOCATED", {})
     monkeypatch.setattr(runinfo, "_OPEN", [])
     return tmp_path / "runs"
 
@@ -32,7 +34,9 @@ def test_start_records_hardware_commit_and_tree_state(runs):
 
 def test_finish_adds_wall_time_and_the_data_builds_read(runs):
     run = runinfo.start_run("blocks", "smoke", BlocksConfig())
-    runinfo.note_data("clipart", runs / "clipart" / "smoke", stamp())
+    from xmlib.data.benchmarks import _build
+
+    _build.LOCATED["clipart/smoke"] = (runs / "clipart" / "smoke", stamp())
     runinfo.finish_runs()
     record = json.loads((run.out_dir / "run.json").read_text())
     assert record["wall_seconds"] >= 0 and record["finished"]
@@ -60,11 +64,17 @@ def test_dirty_flag_follows_git_status(monkeypatch):
 
 
 def test_the_benchmark_reader_notes_the_build_it_returns(tmp_path, monkeypatch):
+    """locate() notes the build; the data code does not import the run record (editing it retrains nothing)."""
+    from xmlib.core.fingerprint import module_closure
+
+    closure = module_closure("xmlib.data.benchmarks.clipart", "xmlib.sgraf.experiment")
+    assert "xmlib.data.benchmarks._build" in closure and "xmlib.sgraf.model" in closure
+    assert "xmlib.core.runinfo" not in closure
     from xmlib.data.benchmarks import _build
 
-    monkeypatch.setattr(runinfo, "DATA", {})
+    monkeypatch.setattr(_build, "LOCATED", {})
     folder = tmp_path / "clipart" / "smoke"
     folder.mkdir(parents=True)
     (folder / "stamp.json").write_text(json.dumps(stamp(files={})))
     assert _build.locate("clipart", {"smoke": {}}, folder, 2) == folder
-    assert runinfo.DATA["clipart/smoke"]["hash"] == runinfo.stamp_hash(stamp(files={}))
+    assert runinfo.data_read()["clipart/smoke"]["hash"] == runinfo.stamp_hash(stamp(files={}))

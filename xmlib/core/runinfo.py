@@ -6,8 +6,8 @@ run's output folder and returns a :class:`RunInfo` whose rich display shows the 
 rendered page: a one-line summary (profile, seed, device, commit and whether the tree was dirty, the
 data builds, the wall time) and, folded under it, the config and the versions. When the notebook ends,
 :func:`finish_runs` (called by the book's runner, :mod:`xmlib.book.run`, after the last cell; or by the
-reader) adds the wall time and the stamp of every benchmark build the run read (:func:`note_data`,
-called by the benchmark readers), rewrites ``run.json`` and updates the summary shown at the top.
+reader) adds the wall time and the stamp of every benchmark build the run read (:func:`data_read`,
+noted by the benchmark readers), rewrites ``run.json`` and updates the summary shown at the top.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from xmlib.core.seed import seed_everything
 PACKAGES = ("xmlib", "torch", "numpy", "scipy", "pandas", "matplotlib", "pytrec-eval-terrier", "bm25s",
             "sentence-transformers", "efficientnet-lite-pytorch", "papermill", "jupyter-book")
 
-# Benchmark builds read by this process: {name/profile-or-folder: {...}} (filled by note_data).
-DATA: dict[str, dict[str, Any]] = {}
+# Where the benchmark readers note the builds they return (xmlib.data.benchmarks._build.LOCATED), read
+# from sys.modules so that nothing in the data code imports this module (whose edits then retrain nothing).
+BUILDS_MODULE = "xmlib.data.benchmarks._build"
 # Runs started in this process and not finished yet (finish_runs completes them).
 _OPEN: list["RunInfo"] = []
 
@@ -97,13 +98,13 @@ def stamp_hash(stamp: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def note_data(name: str, folder: str | os.PathLike, stamp: dict[str, Any]) -> None:
-    """Record that this process read the benchmark build ``folder`` (called by
-    :func:`xmlib.data.benchmarks._build.locate`); the run record lists it when the run finishes."""
-    folder = Path(folder)
-    key = f"{name}/{folder.name}"
-    DATA[key] = {"benchmark": name, "folder": str(folder), "version": stamp.get("version"),
-                 "built": stamp.get("built"), "hash": stamp_hash(stamp)}
+def data_read() -> dict[str, dict[str, Any]]:
+    """The benchmark builds this process has read (``locate`` notes each in ``LOCATED``), each with its
+    folder, builder version, build time and :func:`stamp_hash`."""
+    located = getattr(sys.modules.get(BUILDS_MODULE), "LOCATED", {})
+    return {key: {"benchmark": key.split("/")[0], "folder": str(folder), "version": stamp.get("version"),
+                  "built": stamp.get("built"), "hash": stamp_hash(stamp)}
+            for key, (folder, stamp) in sorted(located.items())}
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -172,7 +173,7 @@ class RunInfo:
         and update the record shown on the page."""
         self.record["wall_seconds"] = round(time.perf_counter() - self.started, 1)
         self.record["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        self.record["data"] = dict(DATA)
+        self.record["data"] = data_read()
         atomic_write_json(self.out_dir / "run.json", self.record)
         _OPEN[:] = [r for r in _OPEN if r is not self]
         try:
