@@ -885,11 +885,11 @@ glue("dr_buffer", cfg.buffer_size, display=False)
 # :::{admonition} Paper scale: what a run on the paper's data needs, and whether it has run
 # :class: note
 #
-# **The paper's data.** Deep Ranking trained on images from Google's image search, with relevance from
-# "golden features" that were not released; what was released is the evaluation set
-# `query_and_triplets.txt`: about 14,000 human-rated triplets over 1,000 text queries, 4 lines a record
-# (the query text, then three thumbnail URLs, many of which are likely dead). Neither could be fetched on
-# the machines that built this book, so the chapter runs on the emoji benchmark.
+# **The paper's data.** The paper's training images and the "golden features" that gave their relevance
+# are not available to us. Its evaluation set is `query_and_triplets.txt`: about 14,000 human-rated
+# triplets over 1,000 text queries, 4 lines a record (the query text, then three thumbnail URLs, many of
+# which are likely dead); it could not be fetched on the machines that built this book (they reach only
+# PyPI, Debian's archive and npm), so the chapter runs on the emoji benchmark.
 #
 # **The layout the streaming path reads** (`xmlib.data.image_stream`): `image_list.tsv` (header
 # `image category relevance`, one image a line, read line by line), `golden.npy` (N × G float32 golden

@@ -820,8 +820,8 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # :::{admonition} Paper scale: what a run on the paper's data needs, and whether it has run
 # :class: note
 #
-# **The paper's data.** Flickr30K and MS-COCO with bottom-up-attention region features, in the "precomp"
-# form released with SCAN: Flickr30K 29,000 / 1,014 / 1,000 images (train / dev / test), COCO's test
+# **The paper's data.** Flickr30K and MS-COCO with bottom-up-attention region features, in SCAN's "precomp"
+# format: Flickr30K 29,000 / 1,014 / 1,000 images (train / dev / test), COCO's test
 # `testall` of 5,000 images (the "1K" numbers average its five folds of 1,000). These files could not be
 # downloaded on the machines that built this book, so the chapter runs on the open captions benchmark,
 # written in the same format.
