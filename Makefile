@@ -35,9 +35,8 @@ help:
 
 $(ENV_STAMP): requirements.txt pyproject.toml
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	@# torch first: every later pin is satisfied by it, so pip never fetches another torch build.
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# uv (pip as the fall-back; XMLIB_INSTALLER=pip forces it): the pinned versions, torch==2.13.0 included
+	bash scripts/install_env.sh $(PYTHON)
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@$(PYTHON) -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(0 if v == '2.13.0' else f'torch {v} installed, 2.13.0 required')"
 	@rm -f $(VENV)/.installed-*

@@ -23,6 +23,23 @@
 # The notebook takes two parameters: `profile` (`smoke`, `default` or `paper`) and `overrides`,
 # a dictionary of single values to change.
 
+# %% [markdown]
+# :::{admonition} In this chapter
+# :class: tip
+# **You will**
+# - derive $D = 2 - 2\cos$ for unit vectors, and explain why Deep Ranking's gap must stay below 4;
+# - derive the gradients of the hinge and BPR losses, and explain what each does to a pair that is
+#   already well ordered;
+# - compute P@k, AP and nDCG by hand, and explain two details of `trec_eval` (the divisor of P@k, ties);
+# - rerun the chapter with another margin and read which training curve moves.
+#
+# **Before you start.** No earlier chapter. Basic PyTorch; the symbols are listed in {ref}`notation`,
+# the terms in {ref}`glossary`.
+#
+# **Time.** Reading: {glue:text}`page_reading` (an estimate: the words of the page at 200 a minute).
+# Running: {glue:text}`page_run` (see {doc}`/book/reproducing`).
+# :::
+
 # %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # e.g. {"epochs": 10}
@@ -53,6 +70,23 @@ device = get_device()
 run
 
 # %% [markdown]
+# This chapter replicates no paper, so its `paper` profile only makes the toy problems larger. The
+# table is generated from the two configs.
+
+# %% tags=["remove-input"]
+from myst_nb import glue
+
+from xmlib.book.chapter import config_table, header_values
+
+for key, value in header_values("00_building_blocks", profile).items():
+    glue(key, value, display=False)
+config_table(resolve_config(BlocksConfig, BLOCKS_PROFILES, "paper"), cfg, [
+    ("random vectors", "n_points"), ("their dimension", "dim"), ("toy queries", "n_queries"),
+    ("candidates per query", "docs_per_query"), ("epochs", "epochs"), ("learning rate (Adam)", "lr"),
+    ("hinge margin γ", "margin"), ("seed", "seed"),
+], columns=("paper profile", f"this page ({profile})"))
+
+# %% [markdown]
 # ## Distances on the unit sphere
 #
 # For two vectors $x, y \in \mathbb{R}^d$ the cosine similarity and the squared Euclidean distance
@@ -78,7 +112,7 @@ run
 # a squared distance can never exceed 4. This is why Deep Ranking's gap parameter $g$ must stay
 # below 4 once its embeddings are L2-normalised: a larger gap asks for the impossible.
 #
-# {py:mod}`xmlib.distances` computes both as one matrix product. First we check them against a plain loop
+# {py:mod}{py:mod}`xmlib.distances` computes both as one matrix product. First we check them against a plain loop
 # over pairs, in single and double precision.
 
 # %% tags=["nbval-check-output"]
@@ -165,7 +199,7 @@ print("same nearest-neighbour order:", bool((order_cos[:, :10] == order_d[:, :10
 # $$ (eq-blocks-grads)
 #
 # The hinge ignores a pair once its margin exceeds $\gamma$; BPR keeps pushing every pair, with a
-# force that decays exponentially. {py:mod}`xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
+# force that decays exponentially. {py:mod}{py:mod}`xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
 # which does not overflow for large negative $\Delta$ as the naive $-\log\sigma(\Delta)$ would.
 
 # %% tags=["nbval-check-output"]
@@ -309,7 +343,7 @@ print("same selected epoch:", res_resumed.best_epoch == res_full.best_epoch)
 # $$ (eq-blocks-metrics)
 #
 # MAP is the mean of AP over queries. These are the measures of DCMM's Table 1, computed exactly as
-# `trec_eval` does through `pytrec_eval` in {py:mod}`xmlib.metrics.ranking`. Two details of `trec_eval`
+# `trec_eval` does through `pytrec_eval` in {py:mod}{py:mod}`xmlib.metrics.ranking`. Two details of `trec_eval`
 # matter: P@$k$ divides by $k$ even when the list is shorter, and items with *equal* scores are
 # ordered by document id, which can leak an order into a tied ranking (our benchmarks shuffle each
 # list with the seed and say so). First a check against the formulas written as loops:
@@ -395,6 +429,19 @@ display(Markdown(f"{prefers('AP')}: a relevant item at the very top weighs most;
 #
 # ## Summary
 #
+# - On the unit sphere the squared distance is $2 - 2\cos$ ({eq}`eq-blocks-sphere`): cosine and
+#   squared distance give the same neighbours, and no squared distance exceeds 4
+#   ({numref}`fig-blocks-sphere`).
+# - The hinge stops pushing a pair once its margin passes $\gamma$; BPR never stops, with a force that
+#   decays exponentially ({eq}`eq-blocks-grads`, {numref}`fig-blocks-losses`).
+# - {py:mod}`xmlib.distances`, {py:mod}`xmlib.losses` and {py:mod}`xmlib.metrics.ranking` agree with plain loops in float32 and
+#   float64. The cells assert it, so a page that renders has passed these checks.
+# - Both losses train a linear ranker on a toy problem with {glue:text}`n_docs` candidates per query
+#   ({numref}`fig-blocks-curves`). A run stopped halfway and resumed ends with
+#   {glue:text}`resume_same` weights as the uninterrupted run.
+# - AP punishes a low rank sharply, nDCG gently, P@10 only at the cut-off ({numref}`fig-blocks-metrics`),
+#   and two metrics can prefer different rankings of the same items.
+#
 # | building block | equation | `xmlib` | used by |
 # |---|---|---|---|
 # | cosine similarity | {eq}`eq-blocks-cos-dist` | {py:func}`distances.cosine_similarity_matrix <xmlib.distances.cosine_similarity_matrix>` | DCMM-cos, SGRAF attention (each in its own batched form) |
@@ -408,3 +455,68 @@ from myst_nb import glue
 
 glue("n_docs", cfg.docs_per_query, display=False)
 glue("list_length", cfg.list_length, display=False)
+glue("resume_same", "the same" if torch.equal(model_resumed.weight, model_full.weight) else "different", display=False)
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (derive).** A linear scorer $s(q, d) = w^\top x_{q,d}$ is trained on one pair with
+# $\Delta = w^\top (x^+ - x^-)$. Derive $\partial \ell / \partial w$ for the hinge {eq}`eq-blocks-hinge`
+# and for BPR {eq}`eq-blocks-bpr`. Which pairs give the hinge no gradient at all?
+#
+# *Hint.* Chain rule through $\Delta$: $\partial \Delta / \partial w = x^+ - x^-$, then use {eq}`eq-blocks-grads`.
+#
+# :::{dropdown} Solution
+# For the hinge, $\partial \ell / \partial w = -\mathbb{1}[\Delta < \gamma]\,(x^+ - x^-)$: a pair whose
+# margin is at least $\gamma$ gives no gradient (at $\Delta = \gamma$ the hinge has a kink, and any value
+# between the two one-sided derivatives is a subgradient). For BPR,
+# $\partial \ell / \partial w = -\sigma(-\Delta)\,(x^+ - x^-) = -\frac{x^+ - x^-}{1 + e^{\Delta}}$:
+# every pair pulls $w$ towards $x^+ - x^-$, with a weight that decays like $e^{-\Delta}$ once the pair
+# is well ordered.
+# :::
+#
+# **Exercise 2 (derive).** Show that both losses bound the ranking error $\mathbb{1}[\Delta \le 0]$ of a
+# pair from above: $\max(0, 1 - \Delta) \ge \mathbb{1}[\Delta \le 0]$ and
+# $\ell_{\text{BPR}}(\Delta) / \log 2 \ge \mathbb{1}[\Delta \le 0]$. Then show that $\ell_{\text{BPR}}$ is convex.
+#
+# *Hint.* Treat $\Delta \le 0$ and $\Delta > 0$ apart; for convexity differentiate {eq}`eq-blocks-grads` once more.
+#
+# :::{dropdown} Solution
+# For $\Delta \le 0$: $1 - \Delta \ge 1$, and $\log(1 + e^{-\Delta}) \ge \log 2$ because $e^{-\Delta} \ge 1$.
+# For $\Delta > 0$ the right-hand side is 0 and both losses are non-negative. So minimising either loss
+# minimises an upper bound on the number of misordered pairs. Convexity:
+# $\frac{d^2}{d\Delta^2} \log(1 + e^{-\Delta}) = \frac{d}{d\Delta}\bigl(-\sigma(-\Delta)\bigr) = \sigma(\Delta)\,\sigma(-\Delta) > 0$.
+# The hinge is convex too, as the maximum of two linear functions.
+# :::
+#
+# **Exercise 3 (predict, then run).** Set the margin to zero and rerun the chapter:
+#
+# ```bash
+# python -m xmlib.book.run notebooks/00_building_blocks.py --profile smoke -p margin 0.0
+# ```
+#
+# Before you run it: which of the two curves of {numref}`fig-blocks-curves` will change, and which
+# weights $w$ make the hinge loss zero on every pair?
+#
+# *Hint.* Look at which of the two losses reads `cfg.margin`, and set $w = 0$ in {eq}`eq-blocks-hinge`.
+#
+# :::{dropdown} Solution
+# The BPR curve does not move: BPR does not use the margin, and both runs start from the same seed and
+# see the same batches. The hinge curve can change. With $\gamma = 0$ the hinge is $\max(0, -\Delta)$:
+# a pair ordered by any amount costs nothing, and $w = 0$ (every $\Delta = 0$) already gives zero loss
+# on every pair. The loss no longer asks for any separation, so nothing but the misordered pairs shapes
+# $w$. How much the validation MAP changes is what the rerun's figure shows.
+# :::
+#
+# **Exercise 4 (compute by hand).** A query has only 5 candidates, all relevant, ranked in any order.
+# What do P@10, AP and nDCG@10 come to under `trec_eval`'s rules?
+#
+# *Hint.* Read the two details under {eq}`eq-blocks-metrics`: what P@$k$ divides by, and the upper
+# limit of the sum in nDCG's denominator.
+#
+# :::{dropdown} Solution
+# P@10 $= 5/10 = 0.5$, since P@$k$ divides by $k$ even when the list is shorter. AP $= 1$: every
+# relevant item has precision 1 at its rank. nDCG@10 $= 1$: the ideal list holds $\min(k, R) = 5$
+# relevant items, as the ranked list does. To check:
+# `evaluate_run({"q": {f"d{i}": 1 for i in range(5)}}, {"q": {f"d{i}": float(5 - i) for i in range(5)}}, measures=("P_10", "map", "ndcg_cut_10"))`.
+# :::

@@ -25,6 +25,24 @@
 # (`~/.cache/xmlib`, or `$XMLIB_CACHE`). `make book` and `make test` do this with
 # `python -m xmlib.data prepare`; a second run does nothing.
 
+# %% [markdown]
+# :::{admonition} In this chapter
+# :class: tip
+# **You will**
+# - explain how each benchmark is built from open assets, and what stands in for its paper's queries,
+#   relevance and human judgements;
+# - explain how the label leak in the clipart text was removed, and why a query with flat text scores
+#   gives pseudo-relevance feedback nothing to work with;
+# - read the baselines table and say how hard the emoji triplets are for features that learn nothing;
+# - explain the trade-off between the size of the captions' test split and the test words never seen in training.
+#
+# **Before you start.** {doc}`00_building_blocks` for the ranking metrics in the tables (MAP, P@20).
+# Terms are in {ref}`glossary`.
+#
+# **Time.** Reading: {glue:text}`page_reading` (an estimate: the words of the page at 200 a minute).
+# Running: {glue:text}`page_run` (see {doc}`/book/reproducing`).
+# :::
+
 # %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}
@@ -53,6 +71,20 @@ book_display.setup()  # tables: whole cells, integer counts, "–" for missing v
 cfg = resolve_config(DataConfig, DATA_PROFILES, profile, overrides)
 run = start_run("data", profile, cfg)
 run
+
+# %% [markdown]
+# This chapter replicates no paper: its `paper` profile shows the same benchmarks as the `default`
+# one. The table is generated from the two configs.
+
+# %% tags=["remove-input"]
+from xmlib.book.chapter import config_table, header_values
+
+for key, value in header_values("01_data", profile).items():
+    glue(key, value, display=False)
+config_table(resolve_config(DataConfig, DATA_PROFILES, "paper"), cfg, [
+    ("benchmark build", "benchmarks"), ("clipart queries shown", "n_queries"), ("images shown per query", "n_images"),
+    ("emoji triplets shown", "n_triplets"), ("image–caption pairs shown", "n_captions"), ("seed", "seed"),
+], columns=("paper profile", f"this page ({profile})"))
 
 # %% [markdown]
 # ## The assets
@@ -352,3 +384,73 @@ for name, path in (("clipart", clip_path), ("emoji", emo_path), ("captions", cap
 #
 # ```{xmlib-rerun}
 # ```
+
+# %% [markdown]
+# ## Summary
+#
+# - Seven pinned open assets give three benchmarks, one per paper, each written in its paper's own
+#   file format, so the paper chapters read our data and the papers' data through the same readers.
+# - Clipart search (DCMM): curator folders are both the queries and the relevance labels, and keywords
+#   that repeat a folder name are dropped from every image alike. In {glue:text}`clip_flat_bm25`
+#   queries the BM25 score is the same for every candidate.
+# - Emoji similarity (Deep Ranking): the same emoji by another designer is the more similar image;
+#   the baselines table shows how hard the in-class and out-of-class triplets are for features that
+#   learn nothing.
+# - Open captions (SGRAF): a concept-disjoint split with five captions per test image; the coverage
+#   table shows how many test words the training captions never show, for three split sizes.
+# - Every card ends with how the data differs from the paper's: these differences bound what the
+#   paper chapters can conclude.
+#
+# ## Exercises
+#
+# **Exercise 1 (explain why).** The clipart benchmark drops every keyword equal to a folder word *on
+# every image alike*. Why not only on the relevant images, which are the ones the keyword gives away?
+#
+# *Hint.* After the change, what would the absence of a folder word tell a model?
+#
+# :::{dropdown} Solution
+# Dropping the words from relevant images only would create a new leak: a candidate *without* any
+# folder word would then be more likely relevant, and a text model could learn that. Removing the
+# words from every image changes all candidates the same way, so the text no longer says which
+# candidates a curator filed, in either direction.
+# :::
+#
+# **Exercise 2 (derive).** In a query whose BM25 score is the same for every candidate, what does
+# DCMM's cross-modal score {eq}`eq-dcmm-cm` compute? Treat a score of 0 and a constant score $c > 0$ apart.
+#
+# *Hint.* Which candidates form $\mathrm{NN}_T^K(q)$ when every text score ties, and what weight does each get?
+#
+# :::{dropdown} Solution
+# With every $s_T(q, d) = 0$, every term of the sum is 0, so $s_{CM} = 0$ for all candidates: no
+# re-ranking at all. With $s_T = c > 0$, the $K$ "best" text results are an arbitrary $K$ of the tied
+# candidates (whatever order breaks the tie), each with the same weight $c$, so $s_{CM}(q, d) = c \sum_{d_i}
+# s_V(d_i, d)$ ranks by visual similarity to a set that the text did not choose. Either way the
+# feedback has no text evidence to spread.
+# :::
+#
+# **Exercise 3 (predict, then check).** The in-class negative of an emoji test triplet is the query's
+# nearest neighbour by colour histogram among the other emoji of its subcategory. Predict how the
+# colour-histogram baseline does on in-class triplets compared with out-of-class ones, then check the
+# baselines table of section (b).
+#
+# *Hint.* On an in-class triplet, which image was chosen to be close in colour?
+#
+# :::{dropdown} Solution
+# Expect the colour histogram to be weak on in-class triplets: the negative was picked to be as close
+# in colour as any other emoji of the subcategory can be, while the positive (another designer's
+# drawing) is often coloured differently. Out-of-class negatives are random emoji of another
+# subcategory, usually far away in colour. The baselines table gives the two precisions; this is why
+# the Deep Ranking chapter says the colour row is not a fair score on in-class triplets.
+# :::
+#
+# **Exercise 4 (explain the result).** The coverage table shows more test words unseen in train as the
+# test split grows. Why, although the training pool of captions is the same?
+#
+# *Hint.* Read the data card: what happens to a test concept's other pictures?
+#
+# :::{dropdown} Solution
+# Every test concept leaves train (no concept is on two sides). A larger test split removes more
+# concepts, with all their captions, from the training captions, and the words that only those
+# concepts use are then never seen in training. The same words were in the pool; the split plan moved
+# them to the test side.
+# :::

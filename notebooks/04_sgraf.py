@@ -33,6 +33,25 @@
 # COCO runs the paper's setting with
 # `profile="paper", overrides={"data_dir": "/path/to/f30k_precomp", "img_dim": 2048, "num_regions": 36}`.
 
+# %% [markdown]
+# :::{admonition} In this chapter
+# :class: tip
+# **You will**
+# - derive the similarity vector of Eq. 1, and see the cosine as one fixed read-out of it;
+# - work one SGR reasoning step by hand on a three-node graph, and check the library against it;
+# - derive the gradient of the hinge with hardest negatives, and explain why training with it from
+#   scratch can collapse on a small budget;
+# - rerun the chapter with the paper's loss and read the replication table as a test of directions,
+#   not of numbers.
+#
+# **Before you start.** {doc}`00_building_blocks` (cosine, the hinge), {doc}`01_data` (the open
+# captions benchmark) and {ref}`method` (how a verdict is reached). {term}`R@K` and {term}`rSum` are in
+# {ref}`glossary`, the symbols in {ref}`notation`.
+#
+# **Time.** Reading: {glue:text}`page_reading` (an estimate: the words of the page at 200 a minute).
+# Running: {glue:text}`page_run` (see {doc}`/book/reproducing`).
+# :::
+
 # %% tags=["parameters", "remove-cell"]
 profile = "default"  # smoke | default | paper
 overrides = {}  # single values to change, e.g. {"epochs": 3}
@@ -75,6 +94,30 @@ device = get_device()
 set_cpu_threads(cfg.cpu_threads, device)
 t_start = time.perf_counter()
 run
+
+# %% [markdown]
+# (sgraf-config)=
+# **The paper's settings and this page's.** The `paper` profile restores the paper's Flickr30K sizes,
+# loss and schedule; it runs on the data its first row names (SCAN precomp features are passed as
+# `data_dir`). The table is generated from the two configs; the departures below say why each
+# difference was made.
+
+# %% tags=["remove-input"]
+from xmlib.book.chapter import config_table, header_values
+
+for key, value in header_values("04_sgraf", profile).items():
+    glue(key, value, display=False)
+config_table(resolve_config(Config, PROFILES, "paper"), cfg, [
+    ("data", lambda c: c.data_dir or f"open captions ({c.benchmark})"), ("region feature size D", "img_dim"),
+    ("regions K", "num_regions"), ("joint size d", "embed_size"), ("similarity size m", "sim_dim"),
+    ("word embedding size", "word_dim"), ("tokens per caption (0 = all)", "max_words"), ("SGR steps N", "sgr_steps"),
+    ("loss", lambda c: "hinge, hardest negatives" if c.max_violation else "hinge, all negatives"), ("margin γ", "margin"),
+    ("pairs per batch", "batch_size"), ("learning rate (Adam)", "lr"),
+    ("SGR epochs / lr cut after", lambda c: f"{c.epochs} / {c.lr_step}"),
+    ("SAF epochs / lr cut after", lambda c: f"{c.saf_epochs} / {c.saf_lr_step}"),
+    ("captions of each image per epoch", "captions_per_epoch"), ("dev images for model selection", "dev_images"),
+    ("training seeds", "seeds"),
+], columns=("paper profile", f"this page ({profile})"))
 
 # %% [markdown]
 # ## The data
@@ -155,7 +198,7 @@ print(f"regions per image K = {K}, region feature size D = {D}, vocabulary {len(
 # where $\lvert\cdot\rvert^2$ squares each element. For unit vectors $\sum_k (x_k - y_k)^2 = 2 - 2\cos(x, y)$:
 # the cosine is one fixed linear read-out of $\lvert x - y\rvert^2$, the all-ones row. Eq. (1) keeps $m$
 # learned read-outs instead, so the model can tell *which* dimensions differ, not only by how much.
-# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. {py:func}`xmlib.sgraf.similarity.vector_similarity`
+# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. {py:func}{py:func}`xmlib.sgraf.similarity.vector_similarity`
 # computes {eq}`eq-sgraf-sim` for whole blocks of pairs. Below we check it against a loop over
 # pairs.
 
@@ -242,7 +285,7 @@ for dtype in (torch.float32, torch.float64):
 # $s = \mathrm{L2}(W|x - y|^2 + b)$ (`sim_bias`); every linear map of an SGR step carries one
 # (`sgr_bias`; the key's bias cancels in the softmax over $q$, the query's does not); and it adds its
 # $\epsilon$ to a norm, $x / (\lVert x \rVert + 10^{-8})$, where we clamp the norm (`norm_eps="add"`).
-# `OFFICIAL_CODE` in {py:mod}`xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
+# `OFFICIAL_CODE` in {py:mod}{py:mod}`xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
 # `default` profile with seeds 0, 1 and 2 (dev rSum on 100 dev images, 4 epochs; again not re-run
 # here): 207.0, 182.8, 190.4 as in the paper; 198.6, 174.4, 201.6 with both biases (paired difference
 # −1.9 on average, −8.4 to +11.2 per seed); 188.0, 191.0, 199.0 with the added $\epsilon$ (−0.7 on
@@ -281,7 +324,7 @@ for dtype in (torch.float32, torch.float64):
 # $s_p^\top s_q$: $\left(\begin{smallmatrix}1&0&1\\0&1&1\\1&1&2\end{smallmatrix}\right)$. A row softmax gives,
 # for the first node, $e_{1\cdot} = (e, 1, e)/(2e+1) \approx (0.42, 0.16, 0.42)$. Its new value is
 # $e_{11} s_1 + e_{12} s_2 + e_{13} s_3 = (e + e,\ 1 + e)/(2e + 1) \approx (0.84, 0.58)$, and the ReLU
-# changes nothing since every entry is positive. {py:func}`xmlib.sgraf.sgr.toy_graph_step` works the whole graph
+# changes nothing since every entry is positive. {py:func}{py:func}`xmlib.sgraf.sgr.toy_graph_step` works the whole graph
 # out from these closed forms and runs `sgr_step` on it:
 
 # %% tags=["nbval-check-output"]
@@ -313,7 +356,7 @@ for dtype in (torch.float64, torch.float32):
 # %% [markdown]
 # **Scoring at the paper's size.** Every image–caption pair has its own graph, so evaluation is where
 # SGRAF spends its time: Flickr30K's 1,000 × 5,000 test matrix is five million graphs.
-# {py:func}`xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
+# {py:func}{py:func}`xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
 # padding. It scores tiles of several captions of one length against as many images as keep the tile's
 # intermediates under a bound given in bytes (`eval_mib`). Without autograd it squares and normalises
 # in place, forms $W_{out}^\top W_{in}$ once per model, and multiplies every node by $W_r$ before the
@@ -376,7 +419,7 @@ else:
 # $$ (eq-sgraf-saf)
 #
 # A sigmoid is not a softmax: several nodes can be switched off at once, and no node is forced to win.
-# The BN has one channel, with statistics over all the nodes of the batch. {py:class}`xmlib.sgraf.saf.SAF`
+# The BN has one channel, with statistics over all the nodes of the batch. {py:class}{py:class}`xmlib.sgraf.saf.SAF`
 # implements {eq}`eq-sgraf-saf` and excludes padded words from those statistics. The weights against a
 # loop:
 
@@ -406,7 +449,7 @@ for dtype in (torch.float32, torch.float64):
 # \end{aligned}
 # $$ (eq-sgraf-loss)
 #
-# with $\gamma = 0.2$, summed over the batch ({py:func}`xmlib.sgraf.loss.contrastive_loss`).
+# with $\gamma = 0.2$, summed over the batch ({py:func}{py:func}`xmlib.sgraf.loss.contrastive_loss`).
 #
 # This is the paper's objective and the `paper` profile's. The `smoke` and `default` profiles sum the
 # hinge over **every** negative of the batch instead of taking the hardest (`max_violation=False`, the
@@ -424,12 +467,11 @@ print("loss of the 3 x 3 example:", round(float(contrastive_loss(s_toy, 0.2)), 6
 # The paper trains for 30–40 epochs of 145,000 pairs on a GPU, with $d = 1024$ and $m = 256$. The
 # book's `default` profile trains ten models, each with {glue:text}`sg_seeds` seeds, on a shared
 # two-core CPU, so:
-# - **sizes**: $d$ = {glue:text}`sg_embed`, $m$ = {glue:text}`sg_sim`, word embeddings of
-#   {glue:text}`sg_word` dimensions, captions cut at {glue:text}`sg_max_words` tokens;
+# - **sizes, batches and learning rate**: smaller than the paper's; the
+#   {ref}`configuration table <sgraf-config>` sets each beside the `paper` profile's;
 # - **schedule**: {glue:text}`sg_epochs` epochs for every model (SGR, SAF and every ablation alike),
 #   the learning rate cut after {glue:text}`sg_abl_lr_step`. An epoch uses {glue:text}`sg_cpe` of each
-#   image's captions. Batches hold {glue:text}`sg_batch` pairs (paper: 128) and the learning rate is
-#   {glue:text}`sg_lr` (paper: 2e-4). The curves below show whether the dev rSum still rises at the end;
+#   image's captions. The curves below show whether the dev rSum still rises at the end;
 # - **all negatives instead of the hardest**: the hinge of {eq}`eq-sgraf-loss` is summed over every
 #   negative of the batch (SCAN's sum variant, `max_violation=False`; the `paper` profile keeps the
 #   hardest negatives). Started from scratch with hardest negatives and a small budget, SGR collapsed
@@ -865,6 +907,17 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # %% [markdown]
 # ## Summary
 #
+# - The similarity vector {eq}`eq-sgraf-sim` generalises the cosine: for unit vectors the cosine is one
+#   fixed read-out of $\lvert x - y \rvert^2$, and Eq. 1 learns $m$ of them.
+# - The attention {eq}`eq-sgraf-attn`, one SGR step ({eq}`eq-sgraf-edge`, {eq}`eq-sgraf-node`, worked by
+#   hand on three nodes) and SAF {eq}`eq-sgraf-saf` agree with plain loops in float32 and float64.
+# - The paper's loss takes the hardest negatives; this page's profile trains with
+#   {glue:text}`sg_loss` (the departure box says why).
+# - Over {glue:text}`sg_seeds` seeds, the replication table's verdicts: {glue:text}`sg_verdicts`.
+#   Claims that held: {glue:text}`sg_held`.
+# - The data differ in shape from Flickr30K (short tag phrases, grid cells for regions), so a claim that
+#   did not hold here can still hold at the paper's scale; the paragraphs below say where this matters.
+#
 # | piece | equation | `xmlib` |
 # |---|---|---|
 # | similarity vector | {eq}`eq-sgraf-sim` | {py:func}`sgraf.similarity.vector_similarity <xmlib.sgraf.similarity.vector_similarity>` |
@@ -894,9 +947,87 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # tested on the first {glue:text}`sg_abl_test` test images.
 
 # %% tags=["remove-input"]
-for name, value in {"sg_embed": cfg.embed_size, "sg_sim": cfg.sim_dim, "sg_word": cfg.word_dim,
-                    "sg_max_words": cfg.max_words, "sg_epochs": cfg.epochs, "sg_saf_epochs": cfg.saf_epochs,
-                    "sg_cpe": cfg.captions_per_epoch, "sg_batch": cfg.batch_size, "sg_lr": f"{cfg.lr:g}",
+for name, value in {"sg_epochs": cfg.epochs, "sg_saf_epochs": cfg.saf_epochs, "sg_cpe": cfg.captions_per_epoch,
                     "sg_dev_images": cfg.dev_images, "sg_abl_epochs": E_abl, "sg_abl_lr_step": L_abl,
                     "sg_abl_test": n_abl, "sg_boot": cfg.n_boot, "sg_seeds": len(seeds), "sg_test": n_test}.items():
     glue(name, value, display=False)
+glue("sg_loss", "the hardest negatives" if cfg.max_violation else "every negative of the batch", display=False)
+glue("sg_verdicts", ", ".join(f"{n} {v}" for v, n in scorecard.verdict_counts(judgements).items() if n), display=False)
+glue("sg_held", "; ".join(j.claim.statement for j in judgements if j.verdict == R.HELD) or "none", display=False)
+
+# %% [markdown]
+# ## Exercises
+#
+# **Exercise 1 (derive).** Write $S_{ic} = S(v_i, t_c)$ for a batch, positives on the diagonal. Derive
+# the gradient of {eq}`eq-sgraf-loss` (hardest negatives) with respect to every entry of $S$, for one
+# positive pair $(i, i)$. Then do the same for the sum over all negatives. How many entries of a row
+# get a gradient in each case?
+#
+# *Hint.* Where a hinge is active it is linear in its scores; the max picks one entry.
+#
+# :::{dropdown} Solution
+# Hardest negatives: let $\hat c = \arg\max_{c \ne i} S_{ic}$ and $\hat \jmath = \arg\max_{j \ne i} S_{ji}$,
+# and $a = \mathbb 1[\gamma - S_{ii} + S_{i\hat c} > 0]$, $b = \mathbb 1[\gamma - S_{ii} + S_{\hat \jmath i} > 0]$.
+# Then $\partial \mathcal L_i / \partial S_{ii} = -(a + b)$, $\partial \mathcal L_i / \partial S_{i \hat c} = a$,
+# $\partial \mathcal L_i / \partial S_{\hat \jmath i} = b$, and every other entry gets 0: at most one
+# negative per direction is pushed down. All negatives: every violating negative $c$ of row $i$ gets
+# $+1$, every violating $j$ of column $i$ gets $+1$, and $S_{ii}$ gets minus their number. At the start
+# of training, when the scores are almost equal, the hardest negative gives each positive a push
+# against a single negative chosen by noise; the sum spreads the push over the whole batch.
+# :::
+#
+# **Exercise 2 (compute by hand).** For the $3 \times 3$ example of the objective section, compute the
+# loss summed over *all* negatives (`max_violation=False`).
+#
+# *Hint.* Write out all six caption negatives (off-diagonal entries by row) and all six image negatives (by column).
+#
+# :::{dropdown} Solution
+# Caption negatives: row 1 gives $[0.2 - 0.9 + 0.5]_+ = 0$ and $[0.2 - 0.9 + 0.8]_+ = 0.1$; row 2 gives
+# $0$ and $[0.2 - 0.7 + 0.6]_+ = 0.1$; row 3 gives $0$ and $[0.2 - 0.6 + 0.4]_+ = 0$: together 0.2.
+# Image negatives: column 1 gives $0$ and $0$; column 2 gives $[0.2 - 0.7 + 0.5]_+ = 0$ and $0$;
+# column 3 gives $[0.2 - 0.6 + 0.8]_+ = 0.4$ and $[0.2 - 0.6 + 0.6]_+ = 0.2$: together 0.6. The sum is
+# 0.8, against 0.6 with the hardest negatives. Check: `contrastive_loss(s_toy, 0.2, max_violation=False)`.
+# :::
+#
+# **Exercise 3 (derive).** Finish the hand computation of the SGR step for the third node, $s_3 = (1, 1)$,
+# and compare with the last row printed by the check cell.
+#
+# *Hint.* The third row of the logits is $(1, 1, 2)$.
+#
+# :::{dropdown} Solution
+# $e_{3\cdot} = (e, e, e^2)/(2e + e^2) = (1, 1, e)/(2 + e)$, so the new node is
+# $\bigl((1, 0) + (0, 1) + e\,(1, 1)\bigr)/(2 + e) = \bigl(\tfrac{1 + e}{2 + e}, \tfrac{1 + e}{2 + e}\bigr)
+# \approx (0.788, 0.788)$; the ReLU changes nothing. It is the third row of "nodes after one step".
+# :::
+#
+# **Exercise 4 (explain why).** What does Eq. 1 compute with a similarity vector of size $m = 1$? Why
+# must $m$ be larger than 1?
+#
+# *Hint.* A vector of size 1 divided by its own norm.
+#
+# :::{dropdown} Solution
+# With $m = 1$, $s = w^\top \lvert x - y \rvert^2 / \lvert w^\top \lvert x - y \rvert^2 \rvert = \pm 1$: only the
+# sign survives, and every pair with the same sign gets the same "similarity". The L2-normalisation of
+# Eq. 1 keeps the direction of $W \lvert x - y \rvert^2$ and drops its length, so the information lies in
+# how the $m$ read-outs compare with one another, which needs $m \ge 2$.
+# :::
+#
+# **Exercise 5 (predict, then run).** Train with the paper's loss, the hardest negatives:
+#
+# ```bash
+# python -m xmlib.book.run notebooks/04_sgraf.py --profile smoke -p max_violation true
+# ```
+#
+# Before you run it: what does the departure box on the CPU budget lead you to expect for the training
+# loss and the dev rSum of {numref}`fig-sgraf-curves`?
+#
+# *Hint.* What is the hinge of a positive when every score of the batch takes the same value?
+#
+# :::{dropdown} Solution
+# If every score takes the same value, both hinges of a positive are $[\gamma - S + S]_+ = \gamma$: the
+# loss sits at $2\gamma$ per positive and retrieval is at chance. While the profile was sized, SGR
+# trained from scratch with hardest negatives collapsed that way (the departure box gives the
+# development measurement). The smoke profile trains a tiny model for one epoch, so whether it
+# collapses here is what the rerun's curves and Table 1 show; compare the loss with $2\gamma$ times
+# the pairs of a batch.
+# :::
