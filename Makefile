@@ -15,15 +15,19 @@ ENV_STAMP := $(VENV)/.installed-$(REQ_HASH)
 # Book build flags: warnings are errors, nitpicky references, report all problems at once.
 JB_FLAGS := --builder html --warningiserror --nitpick --keep-going
 SMOKE_OUT := _build/smoke
+# The PDF: the book built as one HTML page (singlehtml builder), printed by headless chromium (xmlib.book.pdf).
+PDF_OUT := _build/pdf
+PDF_SMOKE_OUT := _build/smoke-pdf
 export PYTHONHASHSEED := 0
 
-.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help synth paper-memory
+.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help synth paper-memory pdf pdf-smoke
 
 all: book
 
 help:
 	@echo "make book  - build the whole book (data, notebooks in the default profile, HTML) into _build/html"
 	@echo "make test  - run every test (smoke data, smoke notebooks + nbval, smoke book + HTML/browser checks, unit tests)"
+	@echo "make pdf   - the whole book (default profile) as one PDF, _build/book.pdf, printed offline by headless chromium"
 	@echo "make unit  - lint, then unit tests only (no data, no book)"
 	@echo "make lint  - ruff (pyflakes, pycodestyle, import order) over xmlib, tests, benchmarks and notebooks"
 	@echo "make synth - paper-shaped synthetic data (f30k, coco, mediaeval, deepranking) at SYNTH_SCALE (0.01) in SYNTH_DIR"
@@ -67,6 +71,18 @@ html-smoke: notebooks-smoke
 
 book: html
 
+pdf: notebooks chromium
+	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(PYTHON) -m xmlib.book.timings page --profile default
+	$(JB) build . --path-output $(PDF_OUT) --builder singlehtml --warningiserror --nitpick --keep-going
+	$(PYTHON) -m xmlib.book.pdf $(PDF_OUT)/_build/singlehtml _build/book.pdf
+
+pdf-smoke: notebooks-smoke chromium
+	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(PYTHON) -m xmlib.book.timings page --profile smoke
+	$(JB) build . --path-output $(PDF_SMOKE_OUT) --builder singlehtml --warningiserror --nitpick --keep-going
+	$(PYTHON) -m xmlib.book.pdf $(PDF_SMOKE_OUT)/_build/singlehtml $(PDF_SMOKE_OUT)/book.pdf
+
 chromium:
 	@bash scripts/ensure_chromium.sh
 
@@ -77,8 +93,8 @@ unit: env
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -m "not book and not browser"
 
-test: lint html-smoke chromium
-	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_REQUIRE_BOOK=1 \
+test: lint html-smoke pdf-smoke chromium
+	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_BOOK_PDF=$(PDF_SMOKE_OUT)/book.pdf XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
 

@@ -112,7 +112,7 @@ config_table(resolve_config(BlocksConfig, BLOCKS_PROFILES, "paper"), cfg, [
 # a squared distance can never exceed 4. This is why Deep Ranking's gap parameter $g$ must stay
 # below 4 once its embeddings are L2-normalised: a larger gap asks for the impossible.
 #
-# `xmlib.distances` computes both as one matrix product. First we check them against a plain loop
+# {py:mod}{py:mod}`xmlib.distances` computes both as one matrix product. First we check them against a plain loop
 # over pairs, in single and double precision.
 
 # %% tags=["nbval-check-output"]
@@ -199,7 +199,7 @@ print("same nearest-neighbour order:", bool((order_cos[:, :10] == order_d[:, :10
 # $$ (eq-blocks-grads)
 #
 # The hinge ignores a pair once its margin exceeds $\gamma$; BPR keeps pushing every pair, with a
-# force that decays exponentially. `xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
+# force that decays exponentially. {py:mod}{py:mod}`xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
 # which does not overflow for large negative $\Delta$ as the naive $-\log\sigma(\Delta)$ would.
 
 # %% tags=["nbval-check-output"]
@@ -343,7 +343,7 @@ print("same selected epoch:", res_resumed.best_epoch == res_full.best_epoch)
 # $$ (eq-blocks-metrics)
 #
 # MAP is the mean of AP over queries. These are the measures of DCMM's Table 1, computed exactly as
-# `trec_eval` does through `pytrec_eval` in `xmlib.metrics.ranking`. Two details of `trec_eval`
+# `trec_eval` does through `pytrec_eval` in {py:mod}{py:mod}`xmlib.metrics.ranking`. Two details of `trec_eval`
 # matter: P@$k$ divides by $k$ even when the list is shorter, and items with *equal* scores are
 # ordered by document id, which can leak an order into a tied ranking (our benchmarks shuffle each
 # list with the seed and say so). First a check against the formulas written as loops:
@@ -420,6 +420,12 @@ display(Markdown(f"{prefers('AP')}: a relevant item at the very top weighs most;
                  "the chapters report several, as the papers do."))
 
 # %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
+
+# %% [markdown]
 #
 # ## Summary
 #
@@ -428,7 +434,7 @@ display(Markdown(f"{prefers('AP')}: a relevant item at the very top weighs most;
 #   ({numref}`fig-blocks-sphere`).
 # - The hinge stops pushing a pair once its margin passes $\gamma$; BPR never stops, with a force that
 #   decays exponentially ({eq}`eq-blocks-grads`, {numref}`fig-blocks-losses`).
-# - `xmlib.distances`, `xmlib.losses` and `xmlib.metrics.ranking` agree with plain loops in float32 and
+# - {py:mod}`xmlib.distances`, {py:mod}`xmlib.losses` and {py:mod}`xmlib.metrics.ranking` agree with plain loops in float32 and
 #   float64. The cells assert it, so a page that renders has passed these checks.
 # - Both losses train a linear ranker on a toy problem with {glue:text}`n_docs` candidates per query
 #   ({numref}`fig-blocks-curves`). A run stopped halfway and resumed ends with
@@ -438,11 +444,11 @@ display(Markdown(f"{prefers('AP')}: a relevant item at the very top weighs most;
 #
 # | building block | equation | `xmlib` | used by |
 # |---|---|---|---|
-# | cosine similarity | {eq}`eq-blocks-cos-dist` | `distances.cosine_similarity_matrix` | DCMM-cos, SGRAF attention (each in its own batched form) |
-# | squared Euclidean distance | {eq}`eq-blocks-cos-dist`, {eq}`eq-blocks-sphere` | `distances.squared_euclidean_matrix` | Deep Ranking |
-# | hinge | {eq}`eq-blocks-hinge` | `losses.pairwise_hinge` | Deep Ranking, SGRAF |
-# | BPR | {eq}`eq-blocks-bpr` | `losses.bpr_loss` | DCMM |
-# | P@k, AP, nDCG | {eq}`eq-blocks-metrics` | `metrics.ranking.evaluate_run` | DCMM |
+# | cosine similarity | {eq}`eq-blocks-cos-dist` | {py:func}`distances.cosine_similarity_matrix <xmlib.distances.cosine_similarity_matrix>` | DCMM-cos, SGRAF attention (each in its own batched form) |
+# | squared Euclidean distance | {eq}`eq-blocks-cos-dist`, {eq}`eq-blocks-sphere` | {py:func}`distances.squared_euclidean_matrix <xmlib.distances.squared_euclidean_matrix>` | Deep Ranking |
+# | hinge | {eq}`eq-blocks-hinge` | {py:func}`losses.pairwise_hinge <xmlib.losses.pairwise_hinge>` | Deep Ranking, SGRAF |
+# | BPR | {eq}`eq-blocks-bpr` | {py:func}`losses.bpr_loss <xmlib.losses.bpr_loss>` | DCMM |
+# | P@k, AP, nDCG | {eq}`eq-blocks-metrics` | {py:func}`metrics.ranking.evaluate_run <xmlib.metrics.ranking.evaluate_run>` | DCMM |
 
 # %% tags=["remove-input"]
 from myst_nb import glue

@@ -380,6 +380,12 @@ for name, path in (("clipart", clip_path), ("emoji", emo_path), ("captions", cap
     print(f"{name}: {len(files)} files under {path.name}/ — e.g. {', '.join(shown[:8])}")
 
 # %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
+
+# %% [markdown]
 # ## Summary
 #
 # - Seven pinned open assets give three benchmarks, one per paper, each written in its paper's own

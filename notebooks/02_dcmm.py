@@ -196,7 +196,7 @@ print(f"s_T of Eq. (1): {loaded.feature_names[cfg.cm_text_feature].removesuffix(
 # $$ (eq-dcmm-cm-conv)
 #
 # which is {eq}`eq-dcmm-cm` (Eq. 4 of the paper): **pseudo-relevance feedback ({term}`PRF`) is one graph convolution
-# with fixed weights**. `xmlib.dcmm.cm` computes {eq}`eq-dcmm-cm` twice: `cm_scores` writes the sum
+# with fixed weights**. {py:mod}`xmlib.dcmm.cm` computes {eq}`eq-dcmm-cm` twice: `cm_scores` writes the sum
 # as it stands, `cm_as_convolution` runs one `CrossModalConv` layer with $W = 1$ on the fully
 # connected graph with self-loops. On every query of the benchmark, in float64, the two agree:
 
@@ -267,7 +267,7 @@ print(f"{int((~varies).sum())} of {len(queries)} queries have the same text scor
 # \mathcal{L} = -\sum_q \sum_{d^+ \in D_q^+,\ d^- \in D_q^-} \log \sigma\bigl(s(q, d^+) - s(q, d^-)\bigr) .
 # $$ (eq-dcmm-bpr)
 #
-# `xmlib.dcmm.layers.CrossModalConv` computes {eq}`eq-dcmm-conv` for a whole batch of padded query
+# {py:class}`xmlib.dcmm.layers.CrossModalConv` computes {eq}`eq-dcmm-conv` for a whole batch of padded query
 # graphs as one product $G\,(h W^\top)$, where $G_{ij} = g(v_i, v_j)$ on the graph's edges and 0
 # elsewhere. First a check against the sum over edges written as a loop, on one real query, with
 # both edge functions:
@@ -668,7 +668,7 @@ else:
 # mask, so that a layer over 16 queries is one batched matrix product rather than a Python loop over
 # queries; the tests check that both give the same scores and gradients, and
 # `benchmarks/dcmm_batched_vs_loop.py` times them. DCMM-edge's edge weights $(v_i \odot a)^\top v_j$
-# are computed only on the $k$-NN lists of the graph (`xmlib.dcmm.neighbours`), not for every pair of
+# are computed only on the $k$-NN lists of the graph ({py:mod}`xmlib.dcmm.neighbours`), not for every pair of
 # candidates, and the dense form that a large $k$ or the full graph needs is cut to each query's own
 # length.
 #
@@ -780,6 +780,47 @@ timing_table = pd.Series(timings).round(1).rename("seconds")
 timing_table.to_csv(run.out_dir / "timings.csv")
 print(f"chapter ran in {time.perf_counter() - t_start:.0f} s (profile {profile}, device {device}); "
       + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+
+# %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
+#
+# :::{admonition} Paper scale: what a run on the paper's data needs, and whether it has run
+# :class: note
+#
+# **The paper's data.** DCMM was evaluated on MediaEval'17 "Retrieving Diverse Social Images" (Flickr
+# results up to rank 300 per query with human relevant / irrelevant labels; train 110 queries and
+# 33,340 images, test 84 queries and 24,986 images) and on Naver's WebQ (952 queries, 43,064 images),
+# which is private. The MediaEval data could not be downloaded on the machines that built this book
+# (they reach only PyPI, Debian's archive and npm), which is why this chapter runs on the clipart
+# benchmark, written in the layout of the MediaEval subset used with the official code.
+#
+# **Its layout**, as the chapter reads it (`xmlib.data.formats.mediaeval`):
+# `interactions/interactions_{train,test}.csv` (columns `query_id`, `img_id`, `rel` and one `*_feature`
+# column per text feature), `DeepFeatures/{split}/inception_resnet/{qid}_PreLogits.npy` (one row of 1,536
+# Inception-ResNet pre-logits per image) with the row order in `DeepFeatures/{split}/imlist/{qid}_imlist.txt`,
+# `qrels_{split}.json`, `folds.json` and `meta.json`.
+#
+# **The command**: the paper's sizes, grids and 5 seeds on that folder,
+#
+# ```bash
+# python -m xmlib.book.run notebooks/02_dcmm.py \
+#   --profile paper -p data DATA/mediaeval17 \
+#   -p text_features all -p query_set all
+# ```
+#
+# **What it needs.** No GPU: the models have a few thousand parameters and DCMM does not use several
+# processes per model; the work is the grid (hidden size 16 or 32, three learning rates, 100 epochs, 4
+# inner folds) and the Fig. 2 grid (k ∈ {3, 5, 10, 15, 20, all} × depth 1–4) over 5 seeds, spread over
+# CPU worker processes (`XMLIB_WORKERS`). It runs on a GPU unchanged when one is present.
+#
+# **Has it run?** Only on CPU and on synthetic data: `python -m xmlib.data synth --like mediaeval --out DIR`
+# writes this layout with a planted signal, and the tests read it with the chapter's loader and take one
+# training step of each model at the paper's dimensions. No run of the `paper` profile on the paper's data,
+# and no run on a GPU, has been made.
+# :::
 
 # %% [markdown]
 # ## Summary

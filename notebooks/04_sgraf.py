@@ -198,7 +198,7 @@ print(f"regions per image K = {K}, region feature size D = {D}, vocabulary {len(
 # where $\lvert\cdot\rvert^2$ squares each element. For unit vectors $\sum_k (x_k - y_k)^2 = 2 - 2\cos(x, y)$:
 # the cosine is one fixed linear read-out of $\lvert x - y\rvert^2$, the all-ones row. Eq. (1) keeps $m$
 # learned read-outs instead, so the model can tell *which* dimensions differ, not only by how much.
-# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. `xmlib.sgraf.similarity.vector_similarity`
+# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. {py:func}{py:func}`xmlib.sgraf.similarity.vector_similarity`
 # computes {eq}`eq-sgraf-sim` for whole blocks of pairs. Below we check it against a loop over
 # pairs.
 
@@ -285,7 +285,7 @@ for dtype in (torch.float32, torch.float64):
 # $s = \mathrm{L2}(W|x - y|^2 + b)$ (`sim_bias`); every linear map of an SGR step carries one
 # (`sgr_bias`; the key's bias cancels in the softmax over $q$, the query's does not); and it adds its
 # $\epsilon$ to a norm, $x / (\lVert x \rVert + 10^{-8})$, where we clamp the norm (`norm_eps="add"`).
-# `OFFICIAL_CODE` in `xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
+# `OFFICIAL_CODE` in {py:mod}{py:mod}`xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
 # `default` profile with seeds 0, 1 and 2 (dev rSum on 100 dev images, 4 epochs; again not re-run
 # here): 207.0, 182.8, 190.4 as in the paper; 198.6, 174.4, 201.6 with both biases (paired difference
 # −1.9 on average, −8.4 to +11.2 per seed); 188.0, 191.0, 199.0 with the added $\epsilon$ (−0.7 on
@@ -324,7 +324,7 @@ for dtype in (torch.float32, torch.float64):
 # $s_p^\top s_q$: $\left(\begin{smallmatrix}1&0&1\\0&1&1\\1&1&2\end{smallmatrix}\right)$. A row softmax gives,
 # for the first node, $e_{1\cdot} = (e, 1, e)/(2e+1) \approx (0.42, 0.16, 0.42)$. Its new value is
 # $e_{11} s_1 + e_{12} s_2 + e_{13} s_3 = (e + e,\ 1 + e)/(2e + 1) \approx (0.84, 0.58)$, and the ReLU
-# changes nothing since every entry is positive. `xmlib.sgraf.sgr.toy_graph_step` works the whole graph
+# changes nothing since every entry is positive. {py:func}{py:func}`xmlib.sgraf.sgr.toy_graph_step` works the whole graph
 # out from these closed forms and runs `sgr_step` on it:
 
 # %% tags=["nbval-check-output"]
@@ -356,7 +356,7 @@ for dtype in (torch.float64, torch.float32):
 # %% [markdown]
 # **Scoring at the paper's size.** Every image–caption pair has its own graph, so evaluation is where
 # SGRAF spends its time: Flickr30K's 1,000 × 5,000 test matrix is five million graphs.
-# `xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
+# {py:func}{py:func}`xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
 # padding. It scores tiles of several captions of one length against as many images as keep the tile's
 # intermediates under a bound given in bytes (`eval_mib`). Without autograd it squares and normalises
 # in place, forms $W_{out}^\top W_{in}$ once per model, and multiplies every node by $W_r$ before the
@@ -419,7 +419,7 @@ else:
 # $$ (eq-sgraf-saf)
 #
 # A sigmoid is not a softmax: several nodes can be switched off at once, and no node is forced to win.
-# The BN has one channel, with statistics over all the nodes of the batch. `xmlib.sgraf.saf.SAF`
+# The BN has one channel, with statistics over all the nodes of the batch. {py:class}{py:class}`xmlib.sgraf.saf.SAF`
 # implements {eq}`eq-sgraf-saf` and excludes padded words from those statistics. The weights against a
 # loop:
 
@@ -449,7 +449,7 @@ for dtype in (torch.float32, torch.float64):
 # \end{aligned}
 # $$ (eq-sgraf-loss)
 #
-# with $\gamma = 0.2$, summed over the batch (`xmlib.sgraf.loss.contrastive_loss`).
+# with $\gamma = 0.2$, summed over the batch ({py:func}{py:func}`xmlib.sgraf.loss.contrastive_loss`).
 #
 # This is the paper's objective and the `paper` profile's. The `smoke` and `default` profiles sum the
 # hinge over **every** negative of the batch instead of taking the hardest (`max_violation=False`, the
@@ -854,6 +854,57 @@ timing_table.to_csv(run.out_dir / "timings.csv")
 print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
 
 # %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
+#
+# :::{admonition} Paper scale: what a run on the paper's data needs, and whether it has run
+# :class: note
+#
+# **The paper's data.** Flickr30K and MS-COCO with bottom-up-attention region features, in SCAN's "precomp"
+# format: Flickr30K 29,000 / 1,014 / 1,000 images (train / dev / test), COCO's test
+# `testall` of 5,000 images (the "1K" numbers average its five folds of 1,000). These files could not be
+# downloaded on the machines that built this book, so the chapter runs on the open captions benchmark,
+# written in the same format.
+#
+# **Its layout** (`xmlib.sgraf.train.load_precomp`): `{train,dev,test}_ims.npy` (N × 36 × 2048 float32,
+# memory-mapped), `{split}_caps.txt` (one caption a line, five consecutive lines per image) and the
+# vocabulary JSON (`--vocab`, or the one `*vocab*.json` in the folder).
+#
+# **The commands**: the whole chapter on Flickr30K at the paper's settings (COCO: its schedule,
+# `-p epochs 20 -p lr_step 10 -p saf_epochs 20 -p saf_lr_step 10`), or one model alone, on one GPU or N:
+#
+# ```bash
+# # the chapter
+# python -m xmlib.book.run notebooks/04_sgraf.py \
+#   --profile paper -p data_dir DATA/f30k_precomp
+# # one model on one GPU
+# python -m xmlib.sgraf.train --profile paper \
+#   --data-dir DATA/f30k_precomp --aggregator sgr \
+#   --checkpoint-dir runs/sgr
+# # the same on N GPUs of one machine
+# torchrun --standalone --nproc-per-node N \
+#   -m xmlib.sgraf.train --profile paper \
+#   --data-dir DATA/f30k_precomp --aggregator sgr \
+#   --checkpoint-dir runs/sgr
+# ```
+#
+# **What it needs.** A GPU. The batch of 128 pairs is the global batch whatever the number of GPUs; each
+# holds its rows of the 128 × 128 score matrix. One training step at the paper's dimensions and batch 128
+# is estimated at 3.5 GB; evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
+# with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
+# multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak
+# resident memory 0.76 GB while reading it with two loader workers.
+#
+# **Has it run?** Only on CPU and on synthetic data: `python -m xmlib.data synth --like f30k --out DIR`
+# writes this layout with a planted signal; the memory measurement above and the tests read it, and the
+# tests take one training step of each model at the paper's dimensions. No run of the `paper` profile on
+# Flickr30K or COCO, and no run on a GPU, has been made, so how long one takes is not known.
+# :::
+
+# %% [markdown]
 # ## Summary
 #
 # - The similarity vector {eq}`eq-sgraf-sim` generalises the cosine: for unit vectors the cosine is one
@@ -869,12 +920,12 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 #
 # | piece | equation | `xmlib` |
 # |---|---|---|
-# | similarity vector | {eq}`eq-sgraf-sim` | `sgraf.similarity.vector_similarity` |
-# | text-to-visual attention | {eq}`eq-sgraf-attn` | `sgraf.similarity.attend_text_to_image` |
-# | SGR edges and nodes | {eq}`eq-sgraf-edge`, {eq}`eq-sgraf-node` | `sgraf.sgr.sgr_step`, `sgraf.sgr.SGR` |
-# | SAF | {eq}`eq-sgraf-saf` | `sgraf.saf.SAF` |
-# | hinge with hardest negatives | {eq}`eq-sgraf-loss` | `sgraf.loss.contrastive_loss` |
-# | R@K, rSum | — | `metrics.retrieval` |
+# | similarity vector | {eq}`eq-sgraf-sim` | {py:func}`sgraf.similarity.vector_similarity <xmlib.sgraf.similarity.vector_similarity>` |
+# | text-to-visual attention | {eq}`eq-sgraf-attn` | {py:func}`sgraf.similarity.attend_text_to_image <xmlib.sgraf.similarity.attend_text_to_image>` |
+# | SGR edges and nodes | {eq}`eq-sgraf-edge`, {eq}`eq-sgraf-node` | {py:func}`sgraf.sgr.sgr_step <xmlib.sgraf.sgr.sgr_step>`, {py:class}`sgraf.sgr.SGR <xmlib.sgraf.sgr.SGR>` |
+# | SAF | {eq}`eq-sgraf-saf` | {py:class}`sgraf.saf.SAF <xmlib.sgraf.saf.SAF>` |
+# | hinge with hardest negatives | {eq}`eq-sgraf-loss` | {py:func}`sgraf.loss.contrastive_loss <xmlib.sgraf.loss.contrastive_loss>` |
+# | R@K, rSum | — | {py:mod}`metrics.retrieval <xmlib.metrics.retrieval>` |
 # | verdicts over seeds and queries | — | `replication` ({ref}`method`) |
 #
 # One comparison depends on the shape of the data more than the others. Text-to-visual attention

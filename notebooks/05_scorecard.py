@@ -173,6 +173,12 @@ glue("sc_claims", len(judgements), display=False)
 glue("sc_coverage", f"{lo:.1%} to {calibration['coverage of the 95% interval'].max():.1%}", display=False)
 
 # %% [markdown]
+# ## Rerunning this chapter
+#
+# ```{xmlib-rerun}
+# ```
+
+# %% [markdown]
 # ## Summary
 #
 # - The three chapters test {glue:text}`sc_claims` claims of their papers, each judged the same way: models

@@ -142,3 +142,72 @@ def test_every_labelled_equation_with_code_is_named_by_a_docstring():
     assert not missing, "labelled equations that no library docstring names:\n" + "\n".join(missing)
     stale = [label for label in NO_CODE if label not in labels or label in named]
     assert not stale, f"NO_CODE lists labels that do not exist or that some docstring names: {stale}"
+
+
+# ------------------------------------------------- docstrings on the API page link to their equation
+ROLE = re.compile(r":math:numref:`(eq-[a-z0-9-]+)`")
+EQ_MENTION = re.compile(r"\bEqs?\.\s*\(?\d")
+# Documented functions that mention a paper's equation without computing it:
+MENTION_ONLY = {
+    "xmlib.dcmm.data.make_synthetic_queries": "synthetic lists shaped so that Eq. (1) has something to find",
+    "xmlib.deepranking.network.DeepRankingNet.init_from_convnet": "an initialisation, our departure",
+    "xmlib.sgraf.model.pair_bytes": "a memory estimate of the tensors Eq. (1) makes",
+}
+
+
+def api_modules() -> list[str]:
+    """The modules the API page (book/api.md) documents with ``automodule``."""
+    return re.findall(r"^\.\. automodule:: (\S+)$", (ROOT / "book" / "api.md").read_text(), re.M)
+
+
+def documented_docstrings() -> list[tuple[str, str, bool]]:
+    """(qualified name, docstring, is a function/class/method) of what autodoc shows on the API page."""
+    import importlib
+    import inspect
+
+    out = []
+    for name in api_modules():
+        module = importlib.import_module(name)
+        out.append((name, inspect.getdoc(module) or "", False))
+        for attr, obj in vars(module).items():
+            if attr.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)) or obj.__module__ != name:
+                continue
+            out.append((f"{name}.{attr}", inspect.getdoc(obj) or "", True))
+            if inspect.isclass(obj):
+                for meth, fn in vars(obj).items():
+                    if inspect.isfunction(fn) and (not meth.startswith("_") or meth == "forward"):
+                        out.append((f"{name}.{attr}.{meth}", inspect.getdoc(fn) or "", True))
+    return out
+
+
+def test_api_page_modules_are_found():
+    assert "xmlib.sgraf.similarity" in api_modules() and len(documented_docstrings()) > 50
+
+
+def test_documented_equation_labels_are_links_that_resolve():
+    """On the API page a chapter label is a cross-reference (``:math:numref:``), which Sphinx turns into a link
+    to the labelled equation (and a nitpicky build fails on a label that does not exist)."""
+    labels = notebook_labels()
+    problems = []
+    for where, doc, _ in documented_docstrings():
+        linked = ROLE.findall(doc)
+        problems += [f"{where}: links {label}, which no notebook defines" for label in linked if label not in labels]
+        bare = NAMED.findall(ROLE.sub("", doc))
+        problems += [f"{where}: names {label} as text; write :math:numref:`{label}`" for label in bare]
+    assert not problems, "\n".join(problems)
+
+
+def test_documented_functions_that_cite_an_equation_link_to_it():
+    problems = [where for where, doc, is_code in documented_docstrings()
+                if is_code and EQ_MENTION.search(doc) and not ROLE.search(doc) and where not in MENTION_ONLY]
+    assert not problems, ("documented functions that cite a paper's equation but link no chapter label "
+                          "(add 'in the chapter :math:numref:`eq-...`', or list them in MENTION_ONLY):\n" + "\n".join(problems))
+    stale = [name for name in MENTION_ONLY if name not in {w for w, _, _ in documented_docstrings()}]
+    assert not stale, f"MENTION_ONLY names functions the API page does not show: {stale}"
+
+
+def test_link_checks_catch_text_labels_and_unlinked_citations():
+    doc = "Eq. (5) of DCMM; chapter label `eq-dcmm-conv`."
+    assert NAMED.findall(ROLE.sub("", doc)) == ["eq-dcmm-conv"] and EQ_MENTION.search(doc) and not ROLE.search(doc)
+    linked = "Eq. (5) of DCMM; in the chapter :math:numref:`eq-dcmm-conv`."
+    assert NAMED.findall(ROLE.sub("", linked)) == [] and ROLE.findall(linked) == ["eq-dcmm-conv"]

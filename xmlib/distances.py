@@ -9,7 +9,7 @@
 - :func:`l2_normalize` — projection onto the unit sphere (used by Deep Ranking's network and SGRAF).
 
 On the unit sphere the two carry the same information: ``‖x − y‖² = 2 − 2 cos(x, y)``
-(chapter label `eq-blocks-sphere`), so they rank neighbours identically.
+(in the chapter :math:numref:`eq-blocks-sphere`), so they rank neighbours identically.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def l2_normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Ten
 
 
 def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """All-pairs cosine similarity (chapter "Shared building blocks", label `eq-blocks-cos-dist`).
+    """All-pairs cosine similarity (chapter "Shared building blocks", :math:numref:`eq-blocks-cos-dist`).
 
     Args:
         x: (n, d) rows ``x_i``.
@@ -37,7 +37,7 @@ def cosine_similarity_matrix(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8
 
 def squared_euclidean_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """All-pairs squared Euclidean distance ``D(x_i, y_j) = ‖x_i − y_j‖₂²``: Eq. (1) of Deep Ranking;
-    chapter labels `eq-dr-distance` and `eq-blocks-cos-dist`.
+    in the chapter :math:numref:`eq-dr-distance` and :math:numref:`eq-blocks-cos-dist`.
 
     Computed as ``‖x‖² + ‖y‖² − 2 x·y`` (one matrix product) and clamped at 0 against round-off.
 

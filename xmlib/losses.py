@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 
 def pairwise_hinge(delta: torch.Tensor, margin: float = 1.0, reduction: str = "mean") -> torch.Tensor:
-    """Hinge on score margins: ``max(0, margin − Δ)`` (chapter label `eq-blocks-hinge`; the form of Eq. (3)
+    """Hinge on score margins: ``max(0, margin − Δ)`` (in the chapter :math:numref:`eq-blocks-hinge`; the form of Eq. (3)
     of Deep Ranking and of SGRAF's objective).
 
     Args:
@@ -31,7 +31,7 @@ def pairwise_hinge(delta: torch.Tensor, margin: float = 1.0, reduction: str = "m
 
 def bpr_loss(delta: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """BPR: ``−log σ(Δ)``, computed stably as ``softplus(−Δ)``: the per-pair term of Eq. (7) of DCMM;
-    chapter label `eq-blocks-bpr`.
+    in the chapter :math:numref:`eq-blocks-bpr`.
 
     Args:
         delta: any shape, ``Δ = s(q, d⁺) − s(q, d⁻)`` per pair.

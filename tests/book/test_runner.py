@@ -126,3 +126,23 @@ def test_dependency_stamp_tracks_recorded_input_files(tmp_path):
     results.write_text("[2]")
     assert not runner.deps_unchanged(stamp, tmp_path)
     outside.unlink()
+
+
+def test_the_run_record_on_the_page_is_finished_by_the_runner(project, monkeypatch):
+    """The runner's last cell finishes the run record: the record shown at the top gets the wall time."""
+    monkeypatch.setenv("XMLIB_RUNS", str(project / "runs"))
+    (project / "notebooks" / "demo.py").write_text(NB + '''
+# %%
+from xmlib.book.configs import BlocksConfig
+from xmlib.core.runinfo import start_run
+run = start_run("demo", profile, BlocksConfig())
+run
+''')
+    assert runner.run(runner.toc_notebooks(project), "smoke", root=project) == 0
+    nb = json.loads((project / "_build" / "executed" / "smoke" / "demo.ipynb").read_text())
+    (shown,) = [o for c in nb["cells"] for o in c.get("outputs", []) if "text/html" in o.get("data", {})]
+    html = "".join(shown["data"]["text/html"])
+    assert "<summary><b>Run record</b>: profile smoke" in html and "wall time not finished" not in html
+    assert "wall time" in html
+    (record,) = (project / "runs" / "demo").glob("smoke-*/run.json")
+    assert json.loads(record.read_text())["wall_seconds"] >= 0

@@ -63,12 +63,14 @@ def toc_notebooks(root: Path) -> list[Path]:
 DEPS_MARKER = "XMLIB_MODULES="
 INPUTS_MARKER = "XMLIB_INPUTS="
 # Appended to every run, removed from the saved notebook: which xmlib modules did the run import, and
-# which other files did it declare as inputs (xmlib.book.inputs.record)?
+# which other files did it declare as inputs (xmlib.book.inputs.record)? Then finish the run records
+# (wall time, data builds read: xmlib.core.runinfo.finish_runs), which updates the record shown on the page.
 DEPS_CELL = (
     "import json as _json, sys as _sys\n"
     f"print({DEPS_MARKER!r} + _json.dumps(sorted(getattr(_m, '__file__', None) or '' for _k, _m in list(_sys.modules.items())\n"
     "      if _k == 'xmlib' or _k.startswith('xmlib.'))))\n"
-    f"print({INPUTS_MARKER!r} + _json.dumps(sorted(getattr(_sys.modules.get('xmlib.book.inputs'), 'INPUTS', ()))))"
+    f"print({INPUTS_MARKER!r} + _json.dumps(sorted(getattr(_sys.modules.get('xmlib.book.inputs'), 'INPUTS', ()))))\n"
+    "getattr(_sys.modules.get('xmlib.core.runinfo'), 'finish_runs', lambda: None)()"
 )
 
 

@@ -67,7 +67,7 @@ def rows(profile: str, root: Path | None = None) -> list[dict]:
     return sorted(steps, key=lambda e: STAGES.index(e["stage"]) if e.get("stage") in STAGES else len(STAGES))
 
 
-def _minutes(seconds: float) -> str:
+def minutes(seconds: float) -> str:
     return f"{seconds:,.0f} s ({seconds / 60:.1f} min)" if seconds >= 60 else f"{seconds:.1f} s"
 
 
@@ -82,8 +82,8 @@ def report(profile: str, root: Path | None = None) -> str:
         note = e["status"] if e["status"] == "ran" else f"{e['status']} (ran in {e.get('kept_seconds', 0):.1f} s before)"
         lines.append(f"  {e['stage']:9s} {e['step']:28s} {e['seconds']:8.1f} s  {note}")
         totals[e["stage"]] = totals.get(e["stage"], 0.0) + e["seconds"]
-    lines.append("  " + ", ".join(f"{stage} {_minutes(s)}" for stage, s in totals.items())
-                 + f"; total {_minutes(sum(totals.values()))}")
+    lines.append("  " + ", ".join(f"{stage} {minutes(s)}" for stage, s in totals.items())
+                 + f"; total {minutes(sum(totals.values()))}")
     return "\n".join(lines)
 
 

@@ -54,6 +54,14 @@ def describe_device(device: torch.device | None = None) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+def accelerator_names() -> list[str]:
+    """The model name of every CUDA device this process can see (empty on a CPU-only machine), for
+    the run record."""
+    if not accelerator_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued work on ``device`` (for honest timings in benchmark scripts)."""
     if device.type == "cuda":

@@ -1,5 +1,5 @@
 """The cross-modal similarity (CM) baseline, Eq. (1) of DCMM, and its reading as a graph convolution
-(chapter labels `eq-dcmm-cm`, `eq-dcmm-simple` and `eq-dcmm-cm-conv`).
+(in the chapter :math:numref:`eq-dcmm-cm`, :math:numref:`eq-dcmm-simple` and :math:numref:`eq-dcmm-cm-conv`).
 
     s_CM(q, d) = Σ_{d_i ∈ NN_T^K(q)} s_T(q, d_i) · s_V(d_i, d)                      (Eq. 1)
 
@@ -28,7 +28,7 @@ from xmlib.dcmm.layers import CrossModalConv, cosine_edge_weights
 
 
 def cm_scores(s_text: np.ndarray, visual: np.ndarray, K: int) -> np.ndarray:
-    """Eq. (1) of DCMM for one query, written as the sum it is (chapter label `eq-dcmm-cm`).
+    """Eq. (1) of DCMM for one query, written as the sum it is (in the chapter :math:numref:`eq-dcmm-cm`).
     ``s_text``: (n,), ``visual``: (n, D) → (n,)."""
     s_text = np.asarray(s_text, dtype=np.float64)
     v = np.asarray(visual, dtype=np.float64)
@@ -54,8 +54,8 @@ def top_k_mask(s_text: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor
 
 
 def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tensor, K: int) -> torch.Tensor:
-    """Eq. (1) of DCMM as one convolution of Eq. (3) with fixed weights, i.e. Eq. (4) (chapter labels
-    `eq-dcmm-simple`, `eq-dcmm-cm-conv`). Shapes: (B, N), (B, N, N), (B, N) → (B, N); padded positions are 0."""
+    """Eq. (1) of DCMM as one convolution of Eq. (3) with fixed weights, i.e. Eq. (4) (in the chapter
+    :math:numref:`eq-dcmm-simple`, :math:numref:`eq-dcmm-cm-conv`). Shapes: (B, N), (B, N, N), (B, N) → (B, N); padded positions are 0."""
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
     h = s_text[..., None]                                            # (B, N, 1): h_j = s_T(q, d_j)
@@ -69,7 +69,8 @@ def cm_as_convolution(s_text: torch.Tensor, sim: torch.Tensor, mask: torch.Tenso
 
 
 def cm_identity_gap(queries: Sequence[QueryList], K: int, cm_text_feature: int = 0) -> float:
-    """Largest absolute difference between Eq. (1) and its convolution form over ``queries``, in float64.
+    """Largest absolute difference between Eq. (1) of DCMM and its convolution form over ``queries``, in float64
+    (in the chapter :math:numref:`eq-dcmm-cm` against :math:numref:`eq-dcmm-cm-conv`).
 
     The notebook asserts this is ~1e-15: PRF is one graph convolution (Eq. 4).
     """

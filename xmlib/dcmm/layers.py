@@ -1,5 +1,5 @@
-"""The cross-modal graph convolution of DCMM, Eq. (5), and its two edge functions g (chapter labels
-`eq-dcmm-conv` and `eq-dcmm-edges`).
+"""The cross-modal graph convolution of DCMM, Eq. (5), and its two edge functions g (in the chapter
+:math:numref:`eq-dcmm-conv` and :math:numref:`eq-dcmm-edges`).
 
     h_i^{l+1} = ReLU( Σ_{j ∈ N_i} W^l h_j^l · g(v_i, v_j) )                       (Eq. 5)
 
@@ -21,13 +21,13 @@ from torch import nn
 
 
 def cosine_edge_weights(sim: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    """G for DCMM-cos, g = cos(v_i, v_j) of Eq. (5) of DCMM (chapter label `eq-dcmm-edges`):
+    """G for DCMM-cos, g = cos(v_i, v_j) of Eq. (5) of DCMM (in the chapter :math:numref:`eq-dcmm-edges`):
     ``sim`` (B, N, N) cosines of normalised v, ``adj`` (B, N, N) bool → (B, N, N)."""
     return sim * adj.to(sim.dtype)
 
 
 class EdgeWeights(nn.Module):
-    """g_edge(v_i, v_j) = v_i^T diag(a) v_j of DCMM-edge, Eq. (5) of DCMM (chapter label `eq-dcmm-edges`).
+    """g_edge(v_i, v_j) = v_i^T diag(a) v_j of DCMM-edge, Eq. (5) of DCMM (in the chapter :math:numref:`eq-dcmm-edges`).
     ``visual_dim``: D, the size of a."""
 
     def __init__(self, visual_dim: int) -> None:
@@ -53,7 +53,7 @@ class EdgeWeights(nn.Module):
 
 
 class CrossModalConv(nn.Module):
-    """One cross-modal graph convolution, Eq. (5) of DCMM; chapter label `eq-dcmm-conv`.
+    """One cross-modal graph convolution, Eq. (5) of DCMM; in the chapter :math:numref:`eq-dcmm-conv`.
 
     ``in_channels``: size of h^l; ``out_channels``: size of h^{l+1} (W^l is out × in).
     Switches (defaults = the paper; named as in :class:`~xmlib.dcmm.config.Config`): ``conv_relu``

@@ -36,7 +36,7 @@ def to_front(scores: torch.Tensor, chosen: torch.Tensor) -> tuple[torch.Tensor, 
 
 def bpr_loss(scores: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor,
              reduction: Literal["mean", "sum"] = "mean") -> torch.Tensor:
-    """Eq. (7) of DCMM (chapter label `eq-dcmm-bpr`). ``scores``: (B, N) s(q, d); ``rel``: (B, N);
+    """Eq. (7) of DCMM (in the chapter :math:numref:`eq-dcmm-bpr`). ``scores``: (B, N) s(q, d); ``rel``: (B, N);
     ``mask``: (B, N) bool → scalar.
 
     The pairs of each query are formed between its positives and its negatives only (a (B, P, Q) table,

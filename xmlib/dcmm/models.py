@@ -45,8 +45,8 @@ class TextMLP(nn.Module):
 
 
 class LTR(nn.Module):
-    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 of DCMM without s_conv; chapter label
-    `eq-dcmm-score`), trained with BPR."""
+    """The LTR baseline: s(q, d_i) = w_0^T MLP(x_i) (Eq. 6 of DCMM without s_conv; in the chapter
+    :math:numref:`eq-dcmm-score`), trained with BPR."""
 
     def __init__(self, in_dim: int, hidden: int = 16, mlp_layers: int = 2, dropout: float = 0.2) -> None:
         super().__init__()
@@ -59,7 +59,7 @@ class LTR(nn.Module):
 
 
 class DCMM(nn.Module):
-    """DCMM (Eqs. 5-6 of DCMM; chapter labels `eq-dcmm-conv`, `eq-dcmm-score`): LTR branch + ``n_conv``
+    """DCMM (Eqs. 5-6 of DCMM; in the chapter :math:numref:`eq-dcmm-conv`, :math:numref:`eq-dcmm-score`): LTR branch + ``n_conv``
     cross-modal convolutions on the visual k-NN graph, scored by Eq. (6).
 
     ``g``: "cos" (DCMM-cos) or "edge" (DCMM-edge, one learned a ∈ R^D per layer);
@@ -129,7 +129,8 @@ class DCMM(nn.Module):
 
 
 class CMScorer(nn.Module):
-    """The CM baseline (Eq. 1) as a model with no trainable parameter (one fixed convolution)."""
+    """The CM baseline (Eq. 1 of DCMM; in the chapter :math:numref:`eq-dcmm-cm`) as a model with no trainable
+    parameter (one fixed convolution, :math:numref:`eq-dcmm-cm-conv`)."""
 
     def __init__(self, K: int = 10) -> None:
         super().__init__()

@@ -1,5 +1,5 @@
 """DCMM-edge's edge weights on neighbour lists: g of Eq. (5) of DCMM for k-NN graphs with few
-neighbours (chapter label `eq-dcmm-edges`).
+neighbours (in the chapter :math:numref:`eq-dcmm-edges`).
 
 DCMM-edge's dense G (B, N, N) of :class:`~xmlib.dcmm.layers.EdgeWeights` costs N² D multiply-adds
 per query and layer, though on a k-NN graph only N·m entries are on the graph (m = ``|N_i|`` ≪ N).
@@ -25,7 +25,7 @@ def neighbour_weights_to_dense(w: torch.Tensor, index: torch.Tensor) -> torch.Te
 
 def edge_weights_on_neighbours(visual: torch.Tensor, index: torch.Tensor, valid: torch.Tensor,
                                a: torch.Tensor) -> torch.Tensor:
-    """g_edge(v_i, v_j) = v_i^T diag(a^l) v_j of Eq. (5) of DCMM (chapter label `eq-dcmm-edges`) on
+    """g_edge(v_i, v_j) = v_i^T diag(a^l) v_j of Eq. (5) of DCMM (in the chapter :math:numref:`eq-dcmm-edges`) on
     neighbour lists only, for L vectors a^l at once.
 
     ``visual``: (B, N, D) normalised v (a constant: no gradient flows to it); ``index``, ``valid``:

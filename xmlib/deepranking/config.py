@@ -7,8 +7,8 @@ budget: on 2 CPU cores EfficientNet-Lite0 runs at about 16 images/s at 224 px fo
 fine-tuning it on triplets (3 images each, forward and backward) would take hours per epoch. The
 ``paper`` profile fine-tunes the ConvNet at 224 px with the paper's 4096-d embedding.
 
-Symbols (paper → field): g of Eq. (3) → ``gap`` (< 4: on the unit sphere D⁻ − D⁺ ≤ 4, chapter label
-`eq-dr-sphere`, so a larger gap could never be met); λ → ``weight_decay``; T_p → ``t_p``; T_r → ``t_r``; keep
+Symbols (paper → field): g of Eq. (3) → ``gap`` (< 4: on the unit sphere D⁻ − D⁺ ≤ 4, in the chapter
+:math:numref:`eq-dr-sphere`, so a larger gap could never be met); λ → ``weight_decay``; T_p → ``t_p``; T_r → ``t_r``; keep
 probability 0.6 → ``dropout = 0.4``; the fraction of out-of-class negatives → ``out_of_class_fraction``.
 T_p, T_r, g and the buffer size are not given in the paper; our values are choices to be swept.
 

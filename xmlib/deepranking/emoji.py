@@ -51,7 +51,7 @@ class MappedSampler:
 def training_relevance(bench, cfg: Config | None = None) -> tuple[CategoryRelevance, np.ndarray]:
     """Golden relevance among the training images: (CategoryRelevance in local ids, global ids of them).
 
-    r_ij is the golden-feature relevance of Sec. 5.1 of Deep Ranking (chapter label `eq-dr-golden`).
+    r_ij is the golden-feature relevance of Sec. 5.1 of Deep Ranking (in the chapter :math:numref:`eq-dr-golden`).
 
     The golden weights come from a :class:`~xmlib.deepranking.config.Config` when given
     (:meth:`GoldenRelevance.from_config`: w_cnn = ``golden_alpha``, w_color = 1 − ``golden_alpha``,

@@ -4,10 +4,10 @@ The paper's relevance r_ij comes from a "golden feature", a weighted combination
 hand-made features too expensive to use at query time, with r_ij = 0 across categories. On the emoji
 benchmark (:mod:`xmlib.data.benchmarks.emoji`) the golden vector of image i is::
 
-    g_i = [ sqrt(w_cnn) * f_i / |f_i| ,  sqrt(w_color) * sqrt(h_i) ]                  (eq-dr-golden)
+    g_i = [ sqrt(w_cnn) * f_i / |f_i| ,  sqrt(w_color) * sqrt(h_i) ]
 
 with f_i the ImageNet-pretrained EfficientNet-Lite0 pooled feature (1280-d, ReLU6 output so f >= 0)
-and h_i the colour histogram (sums to 1), so g_i . g_j = w_cnn cos(f_i, f_j) + w_color BC(h_i, h_j)
+and h_i the colour histogram (sums to 1; in the chapter :math:numref:`eq-dr-golden`), so g_i . g_j = w_cnn cos(f_i, f_j) + w_color BC(h_i, h_j)
 lies in [0, w_cnn + w_color] (BC: Bhattacharyya coefficient). Then::
 
     r_ij = [c_i = c_j] [i != j] ( g_i . g_j + w_concept [concept_i = concept_j] )

@@ -24,7 +24,7 @@ from xmlib.losses import pairwise_hinge
 
 
 def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Eq. (1) of Deep Ranking row by row: ``D(a_i, b_i) = ‖a_i − b_i‖₂²`` (chapter label `eq-dr-distance`).
+    """Eq. (1) of Deep Ranking row by row: ``D(a_i, b_i) = ‖a_i − b_i‖₂²`` (in the chapter :math:numref:`eq-dr-distance`).
 
     Args:
         a, b: (B, d) embeddings ``f(P)``, ``f(Q)``.
@@ -40,7 +40,7 @@ def triplet_hinge(
     query: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, gap: float, reduction: str = "mean"
 ) -> torch.Tensor:
     """Eq. (3) of Deep Ranking: ``l = max{0, g + D(f(p_i), f(p_i+)) − D(f(p_i), f(p_i−))}`` per triplet
-    (chapter label `eq-dr-hinge`).
+    (in the chapter :math:numref:`eq-dr-hinge`).
 
     Args:
         query, positive, negative: (B, d) embeddings ``f(p_i)``, ``f(p_i+)``, ``f(p_i−)``.
@@ -58,7 +58,7 @@ def triplet_hinge(
 
 
 def weight_penalty(params, weight_decay: float, half: bool = False) -> torch.Tensor:
-    """Eq. (4)'s regulariser ``λ‖W‖₂²`` over ``params`` (Deep Ranking; chapter label `eq-dr-objective`),
+    """Eq. (4)'s regulariser ``λ‖W‖₂²`` over ``params`` (Deep Ranking; in the chapter :math:numref:`eq-dr-objective`),
     with λ = ``weight_decay`` (the config's name), or ``(λ/2)‖W‖₂²`` with ``half``, the term that SGD's
     ``weight_decay = λ`` adds to the gradient."""
     params = [p for p in params if p.requires_grad]
@@ -77,7 +77,7 @@ def ranking_objective(
     weight_decay: float = 0.0,
 ) -> torch.Tensor:
     """Eq. (4) of Deep Ranking with the slacks substituted: ``Σ_i max{0, g + D+ − D−} + λ‖W‖₂²`` (a sum,
-    as printed), λ = ``weight_decay``; chapter labels `eq-dr-constrained` (Eq. 4) and `eq-dr-objective`
+    as printed), λ = ``weight_decay``; in the chapter :math:numref:`eq-dr-constrained` (Eq. 4) and :math:numref:`eq-dr-objective`
     (the substituted form).
 
     Training uses the mean hinge plus SGD weight decay instead (see the module docstring)."""

@@ -1,5 +1,5 @@
 """The multiscale Deep Ranking network (Fig. 3 of Wang et al., CVPR 2014), chapter "The network"
-(label `eq-dr-network`).
+(in the chapter :math:numref:`eq-dr-network`).
 
 Three paths over one image, with weights shared by the triplet's three images:
 
@@ -187,8 +187,8 @@ def convnet_features(backbone: nn.Module, images: torch.Tensor, batch_size: int 
 
 # ----------------------------------------------------------------------------- the full network
 class DeepRankingNet(nn.Module):
-    """f(·) of the paper: unit-norm embedding of an image (Fig. 3 of Deep Ranking; chapter label
-    `eq-dr-network`); ``multiscale=False`` is the single-scale variant.
+    """f(·) of the paper: unit-norm embedding of an image (Fig. 3 of Deep Ranking; in the chapter
+    :math:numref:`eq-dr-network`); ``multiscale=False`` is the single-scale variant.
 
     Args:
         convnet: module images → (B, F) (or (B, F, h, w)); None when features are always given (frozen, cached).

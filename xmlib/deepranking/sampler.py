@@ -161,7 +161,7 @@ class SamplerStats:
 
 class OfflineTripletSampler:
     """The paper's relevance-weighted triplet sampler over a dense :class:`CategoryRelevance` (Sec. 5.1 of
-    Deep Ranking; the positive's distribution is chapter label `eq-dr-positive`).
+    Deep Ranking; the positive's distribution is in the chapter :math:numref:`eq-dr-positive`).
 
     Args:
         relevance: r_ij.
@@ -264,7 +264,7 @@ class OfflineTripletSampler:
 
     def _draw_in_class(self, i: int, rng: np.random.Generator) -> int:
         """An image of i's category with probability min{T_p, r_ij} / Z_i (Sec. 5.1 of Deep Ranking;
-        chapter label `eq-dr-positive`)."""
+        in the chapter :math:numref:`eq-dr-positive`)."""
         c = int(self.r.categories[i])
         row = self._pos_cdf[c][self.r.position[i]]
         t = int(np.searchsorted(row, rng.random() * row[-1], side="right"))
@@ -326,7 +326,7 @@ def _item_array(items) -> np.ndarray:
 
 class Reservoir:
     """Weighted reservoir of fixed ``capacity``: keeps the items with the largest keys u^{1/w} (the online
-    sampler of Sec. 5.1 of Deep Ranking, after Efraimidis & Spirakis; chapter label `eq-dr-reservoir`).
+    sampler of Sec. 5.1 of Deep Ranking, after Efraimidis & Spirakis; in the chapter :math:numref:`eq-dr-reservoir`).
 
     Held as arrays of at most ``capacity`` keys, items and weights. :meth:`offer_many` offers a whole
     array: after it the reservoir holds the ``capacity`` largest keys of everything offered so far, as
@@ -704,7 +704,8 @@ class _BufferView:
 
 # ----------------------------------------------------------------------------- helpers
 def check_triplets(triplets: Triplets, categories: np.ndarray, relevance: Callable[[int, int], float], t_r: float) -> None:
-    """Raise AssertionError unless every triplet satisfies its constraints (Eq. 2 plus T_r for in-class).
+    """Raise AssertionError unless every triplet satisfies its constraints (Eq. 2 of Deep Ranking, in the chapter
+    :math:numref:`eq-dr-constraint`, plus T_r for in-class).
 
     In-class: same category for all three, ``r(q, p+) − r(q, p−) ≥ T_r``. Out-of-class: p+ in q's category,
     p− in another, ``r(q, p+) > 0``. Always p+ ≠ q ≠ p−.

@@ -34,7 +34,7 @@ Run = Mapping[str, Mapping[str, float]]
 
 def evaluate_run(qrels: Qrels, run: Run, measures: Sequence[str] = MEASURES) -> dict[str, dict[str, float]]:
     """Per-query trec_eval measures: ``{qid: {measure: value}}`` for every query of ``run`` (P@k, AP,
-    nDCG@k: chapter label `eq-blocks-metrics`; the measures of Table 1 of DCMM).
+    nDCG@k: in the chapter :math:numref:`eq-blocks-metrics`; the measures of Table 1 of DCMM).
 
     ``measures`` use trec_eval's names (``"P_20"``, ``"ndcg_cut_20"``, ``"ndcg"``, ``"map"``,
     ``"recip_rank"``, ...). The returned keys are exactly the names asked for.

@@ -90,7 +90,7 @@ def precision_from_distances(d_pos, d_neg, tie_credit: float = 0.0, higher_is_cl
 
 def similarity_precision(embeddings, triplets, distance: Distance = squared_euclidean_matrix) -> float:
     """Fraction of triplets with ``D(q, p+) < D(q, p−)`` (ties incorrect), in [0, 1]: the share of
-    triplets that satisfy Eq. (2) of Deep Ranking (Sec. 6); chapter label `eq-dr-constraint`."""
+    triplets that satisfy Eq. (2) of Deep Ranking (Sec. 6); in the chapter :math:numref:`eq-dr-constraint`."""
     d_pos, d_neg = triplet_distances(embeddings, triplets, distance)
     return precision_from_distances(d_pos, d_neg)
 

@@ -20,7 +20,7 @@ from xmlib.losses import pairwise_hinge
 def contrastive_loss(scores: torch.Tensor, margin: float = 0.2, max_violation: bool = True,
                      image_ids: torch.Tensor | None = None) -> torch.Tensor:
     """Bidirectional hinge on a (B, B) score matrix with positives on the diagonal; summed over the batch
-    (SGRAF, Sec. "Objective"; chapter label `eq-sgraf-loss`).
+    (SGRAF, Sec. "Objective"; in the chapter :math:numref:`eq-sgraf-loss`).
 
     Args:
         scores: (B, B), S[i, c] = S(v_i, t_c).

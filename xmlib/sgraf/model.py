@@ -176,7 +176,7 @@ class SGRAFModel(nn.Module):
         """The attention α (L, K) of each word of one caption over the regions of one image, as this
         model computes it (its own ``lambda_softmax``, ``attn_leaky``, ``l2_context``): row j is
         ``α_·j = softmax_i(λ c̄_ij)`` of SGRAF's text-to-visual attention (Sec. "Similarity Representation
-        Learning"; chapter label `eq-sgraf-attn`).
+        Learning"; in the chapter :math:numref:`eq-sgraf-attn`).
 
         Args:
             image: (K, D) region features; tokens: (L,) the caption's word ids (no padding).

@@ -47,7 +47,7 @@ class MaskedBatchNorm(nn.Module):
 
 def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None, *, norm_eps: NormEps = "clamp") -> torch.Tensor:
     """β of SAF from the batch-normalised logits ``BN(W_f s_p)``: ``σ(·)`` L1-normalised over the nodes
-    (SGRAF, Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
+    (SGRAF, Sec. "Similarity Attention Filtration"; in the chapter :math:numref:`eq-sgraf-saf`).
 
     Args:
         logits: (..., P); mask: (..., P) bool or None.
@@ -64,7 +64,7 @@ def saf_weights(logits: torch.Tensor, mask: torch.Tensor | None = None, *, norm_
 
 class SAF(nn.Module):
     """Similarity attention filtration: nodes (..., P, m), mask (..., P) → scores (...) in (0, 1) (SGRAF,
-    Sec. "Similarity Attention Filtration"; chapter label `eq-sgraf-saf`).
+    Sec. "Similarity Attention Filtration"; in the chapter :math:numref:`eq-sgraf-saf`).
 
     Reads ``sim_dim`` (m) and ``norm_eps`` from ``cfg``.
     """

@@ -44,7 +44,7 @@ def sgr_step(nodes: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor, w_r: 
              mask: torch.Tensor | None = None, *, b_in: torch.Tensor | None = None, b_out: torch.Tensor | None = None,
              b_r: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """One SGR step in its plain form: edges then node update (SGRAF, Sec. "Similarity Graph Reasoning";
-    chapter labels `eq-sgraf-edge` and `eq-sgraf-node`).
+    in the chapter :math:numref:`eq-sgraf-edge` and :math:numref:`eq-sgraf-node`).
 
     Args:
         nodes: (..., P, m) node vectors s_p.
@@ -131,8 +131,8 @@ class GraphStep(nn.Module):
         return cached[1]
 
     def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
-        """The same SGRAF step (Sec. "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`,
-        `eq-sgraf-node`) with one m × m product per node for the edges; ``global_only`` updates node 0 only.
+        """The same SGRAF step (Sec. "Similarity Graph Reasoning"; in the chapter :math:numref:`eq-sgraf-edge`,
+        :math:numref:`eq-sgraf-node`) with one m × m product per node for the edges; ``global_only`` updates node 0 only.
 
         The key bias b_out is not used: it adds ``(W_in s_p + b_in)·b_out`` to every logit of row p,
         which the row softmax removes (see the module docstring). A full step multiplies every node by
@@ -152,7 +152,7 @@ class GraphStep(nn.Module):
 
 class SGR(nn.Module):
     """Similarity graph reasoning over N unshared steps, then ``sigmoid(W_s s_global)`` (SGRAF, Sec.
-    "Similarity Graph Reasoning"; chapter labels `eq-sgraf-edge`, `eq-sgraf-node`).
+    "Similarity Graph Reasoning"; in the chapter :math:numref:`eq-sgraf-edge`, :math:numref:`eq-sgraf-node`).
 
     Reads from ``cfg``: ``sim_dim`` (m), ``sgr_steps`` (N; 0 = score the global node without
     reasoning), ``sgr_bias`` (the step linears' biases, official code), ``use_global`` (node 0 is the

@@ -26,8 +26,8 @@ from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize, l2_normalize_
 
 def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
                       norm_eps: NormEps = "clamp") -> torch.Tensor:
-    """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square); chapter label
-    `eq-sgraf-sim`.
+    """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square); in the chapter
+    :math:numref:`eq-sgraf-sim`.
 
     Args:
         x, y: (..., d) broadcastable.
@@ -78,7 +78,7 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
                          lambda_softmax: float = 9.0, attn_leaky: float = 0.0, l2_context: bool = False,
                          norm_eps: NormEps = "clamp") -> tuple[torch.Tensor, torch.Tensor]:
     """Text-to-visual attention: for every word j of every caption, a context ``a_j^v`` over the regions
-    (SGRAF, Sec. "Similarity Representation Learning"; chapter label `eq-sgraf-attn`).
+    (SGRAF, Sec. "Similarity Representation Learning"; in the chapter :math:numref:`eq-sgraf-attn`).
 
     Args:
         regions: V, (n_i, K, d), L2-normalised rows.
@@ -135,7 +135,7 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
 
 class SimilarityNodes(nn.Module):
     """The similarity graph's nodes for a block of image–caption pairs: s^g and s^l_j of SGRAF's Eq. (1)
-    on the attended contexts (chapter labels `eq-sgraf-sim`, `eq-sgraf-attn`).
+    on the attended contexts (in the chapter :math:numref:`eq-sgraf-sim`, :math:numref:`eq-sgraf-attn`).
 
     ``forward(regions, img_glob, words, txt_glob, word_mask)`` → ``(nodes, mask)`` (mask None when every
     node is real: no padded word among the local nodes) with nodes

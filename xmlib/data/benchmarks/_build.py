@@ -38,6 +38,9 @@ __all__ = ["STAMP", "bench_dir", "resolve", "check_seed", "input_stamps", "make_
            "file_entries", "file_problems", "is_built", "verify_builds", "build_once", "locate"]
 
 STAMP = "stamp.json"
+# The builds this process located, {"NAME/<folder name>": (folder, stamp)}: the run record lists them
+# (xmlib.core.runinfo reads this without importing anything from here).
+LOCATED: dict[str, tuple[Path, dict[str, Any]]] = {}
 C = TypeVar("C", bound=BaseConfig)
 
 
@@ -199,6 +202,7 @@ def locate(name: str, profiles: Mapping[str, Any], profile_or_path: str | os.Pat
     if stamp is not None and stamp["benchmark"] == name and stamp["version"] == version:
         bad = file_problems(p)
         if not bad:
+            LOCATED[f"{name}/{p.name}"] = (p, stamp)  # the run record lists the builds a run read
             return p
         if profile is None or build is None or p != bench_dir(name, profile):
             path, problem = bad[0]
