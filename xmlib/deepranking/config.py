@@ -52,6 +52,7 @@ class Config(BaseConfig):
     batch_size: int = at_least(1, 32)  # triplets per step
     epochs: int = at_least(0, 10)
     steps_per_epoch: int = at_least(1, 50)
+    max_steps: int = at_least(0, 0, "0 = no cap")  # optimiser steps of each trained model at most (xmlib.core.train.fit; a check's cap)
     # --- GPU speed (xmlib.core.device.autocast / set_tf32; nothing changes on CPU unless amp="bf16") ---
     amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast of the forward pass: off (float32, the paper), bf16, auto = bf16 on a GPU that has it
     tf32: bool = False  # TF32 matrix products and convolutions on a GPU
