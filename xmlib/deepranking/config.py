@@ -70,6 +70,9 @@ class Config(BaseConfig):
     golden_concept: float = at_least(0.0, 20.0, "0 = the paper's rule")  # w_concept: bonus of the same concept by another designer (paper: 0)
     # --- data and protocol (the chapter) ---
     benchmark: str = "default"  # profile of xmlib.data.benchmarks.emoji to load
+    # a folder in the image-stream layout (xmlib.data.image_stream: image_list.tsv + golden.npy, e.g. written by
+    # python -m xmlib.data synth --like deepranking): the chapter streams it through the buffered sampler; "" = none
+    stream_dir: str = analysis_field("")
     seeds: int = analysis_field(3, Range(1, why="verdicts are judged over seeds"))  # training seeds of every compared model
     bootstrap: int = analysis_field(2000, Range(100))  # two-level bootstrap replicates (seeds, then query emoji)
     fractions: tuple[float, ...] = analysis_field((0.0, 0.2, 1.0), Range(0.0, 1.0))  # out-of-class fractions of the Fig. 6 sweep
