@@ -98,8 +98,8 @@ paper-memory: env
 # goes to $(PAPER_DIR)/synth-<scale>; the executed notebooks to _build/executed/paper (00, 02-05 in the paper
 # profile; 01, the open data, has no paper-scale data: its smoke build); the book to $(PAPER_DIR)/_build/html.
 # The check's own shrinking, beside the cap: 2 seeds, smaller grids, SGRAF batches of 32 (paper: 128, ~3.5 GB a
-# step) and the smoke emoji pictures for Deep Ranking (see docs/paper_scale.md). Each step prints its wall time
-# and peak RSS (of the largest single process).
+# step) and, for Deep Ranking, the smoke emoji pictures at their stored 64 px (paper: 224 px). See
+# docs/paper_scale.md. Each step prints its wall time and peak RSS (of the largest single process).
 PAPER_DIR ?= _build/paper-check
 PAPER_STEPS ?= 2
 # absolute: the notebooks run in notebooks/
@@ -109,7 +109,8 @@ PAPER_RUN = $(PAPER_TIME) $(PYTHON) -m xmlib.book.run --profile paper --install
 PAPER_SHRINK = -p max_steps $(PAPER_STEPS) -p seeds 2
 PAPER_DCMM = -p data $(PAPER_SYNTH)/mediaeval -p lr_grid "[0.001]" -p hidden_grid "[32]" -p inner_folds 1 \
   -p fig2_k "[3, 0]" -p fig2_depth "[1]"
-PAPER_DR = -p benchmark smoke -p stream_dir $(PAPER_SYNTH)/deepranking -p fractions "[0.0, 1.0]"
+PAPER_DR = -p benchmark smoke -p stream_dir $(PAPER_SYNTH)/deepranking -p fractions "[0.0, 1.0]" \
+  -p image_size 64 -p convnet_image_size 64
 PAPER_SGRAF = -p data_dir $(PAPER_SYNTH)/f30k -p batch_size 32 -p steps_grid "[1, 3]" -p ablation_local_steps "[3]" -p baseline_epochs 2
 paper-check: data-smoke
 	for like in f30k mediaeval deepranking; do \

@@ -25,10 +25,10 @@ COMMON = {"max_steps": 1, "seeds": 2}
 CHECK = {
     "02_dcmm": ("dcmm", {"data": "{mediaeval}", "lr_grid": [0.001], "hidden_grid": [32], "inner_folds": 1, "folds": 2,
                          "cm_k_grid": [3], "fig2_k": [3], "fig2_depth": [1], "n_boot": 100}),
-    "03_deepranking": ("deepranking", {"benchmark": "smoke", "stream_dir": "{deepranking}", "fractions": [0.0, 1.0],
-                                       "image_size": 64, "convnet_image_size": 64, "pixel_shift": 4, "batch_size": 8,
+    "03_deepranking": ("deepranking", {"benchmark": "smoke", "stream_dir": "{deepranking}", "fractions": [0.2, 1.0],
+                                       "image_size": 32, "convnet_image_size": 32, "pixel_shift": 4, "batch_size": 8,
                                        "bootstrap": 100}),
-    "04_sgraf": ("sgraf", {"data_dir": "{f30k}", "batch_size": 8, "steps_grid": [1], "ablation_local_steps": [1],
+    "04_sgraf": ("sgraf", {"data_dir": "{f30k}", "batch_size": 8, "steps_grid": [3], "ablation_local_steps": [3],
                            "baseline_epochs": 1, "n_boot": 100, "loader_workers": 0}),
 }
 
