@@ -463,10 +463,12 @@ centring.round(3)
 # features, which include a MiniLM sentence-embedding cosine and the first-stage fusion score, and
 # seed CM with that fusion score instead of BM25.
 
-# %%
+# %% tags=["remove-input"]
 if strong is None:
     display(Markdown(f"This section is skipped for the data in `{cfg.data}`: {no_strong}. "
                      "It needs the clipart benchmark's `strong` text features; the figure below shows the weak set alone."))
+
+# %%
 sets = {"weak text": results}
 if RUNS["strong text"]:
     t0 = time.perf_counter()

@@ -767,9 +767,12 @@ display(mem.round(1))
 
 # %%
 if cfg.stream_dir:
-    stream = X.stream_run(cfg)
-    pd.DataFrame([stream]).T.rename(columns={0: "value"}).to_csv(run.out_dir / "stream.csv")
-    display(pd.DataFrame([stream]).T.rename(columns={0: "value"}))
+    stream = pd.DataFrame([X.stream_run(cfg)]).T.rename(columns={0: "value"})
+    stream.to_csv(run.out_dir / "stream.csv")
+    display(stream)
+
+# %% tags=["remove-input"]
+if cfg.stream_dir:
     display(Markdown(f"The stream in `{cfg.stream_dir}` holds golden features and categories but no pictures, so no "
                      "network is trained on it here: the rows above measure the sampler alone (memory: the buffered "
                      "images, not the stream's length)."))
