@@ -122,6 +122,7 @@ paper-check: data-smoke
 	$(PAPER_RUN) notebooks/04_sgraf.py $(PAPER_SHRINK) $(PAPER_SGRAF)
 	$(PAPER_RUN) notebooks/05_scorecard.py -p n_sim 40 -p sim_boot 100
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(PYTHON) -m xmlib.book.timings page --profile paper
 	$(PYTHON) -m xmlib.book.timings time --profile paper --stage sphinx --step "jupyter-book build" -- \
 	  $(PAPER_TIME) $(JB) build . --path-output $(PAPER_DIR) $(JB_FLAGS)
 	@$(PYTHON) -m xmlib.book.timings report --profile paper

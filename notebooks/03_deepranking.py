@@ -767,7 +767,7 @@ display(mem.round(1))
 
 # %%
 if cfg.stream_dir:
-    stream = pd.DataFrame([X.stream_run(cfg)]).T.rename(columns={0: "value"})
+    stream = pd.Series(X.stream_run(cfg), dtype=object, name="value").to_frame()  # object: counts stay integers
     stream.to_csv(run.out_dir / "stream.csv")
     display(stream)
 
