@@ -20,7 +20,7 @@ PDF_OUT := _build/pdf
 PDF_SMOKE_OUT := _build/smoke-pdf
 export PYTHONHASHSEED := 0
 
-.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help synth paper-memory pdf pdf-smoke
+.PHONY: all book test env lint data data-smoke notebooks notebooks-smoke html html-smoke chromium unit clean help synth paper-memory pdf pdf-smoke paper-check
 
 all: book
 
@@ -31,6 +31,7 @@ help:
 	@echo "make unit  - lint, then unit tests only (no data, no book)"
 	@echo "make lint  - ruff (pyflakes, pycodestyle, import order) over xmlib, tests, benchmarks and notebooks"
 	@echo "make synth - paper-shaped synthetic data (f30k, coco, mediaeval, deepranking) at SYNTH_SCALE (0.01) in SYNTH_DIR"
+	@echo "make paper-check - every chapter's paper profile on synthetic paper-shaped data (CPU, PAPER_STEPS steps a model), rendered into $(PAPER_DIR)"
 	@echo "make paper-memory - peak RSS of the SGRAF pipeline + one paper-size step on Flickr30K-shaped data (8.6 GB in /tmp)"
 
 $(ENV_STAMP): requirements.txt pyproject.toml
@@ -106,6 +107,41 @@ synth: env
 
 paper-memory: env
 	$(PYTHON) benchmarks/paper_memory.py --scale 1.0 --batch-size 32 --workers 2
+
+# Every chapter's `paper` profile end to end on synthetic paper-shaped data, on CPU: each trained model stops
+# after PAPER_STEPS optimiser steps (max_steps), evaluation runs at full shape. The synthetic data (SYNTH_SCALE)
+# goes to $(PAPER_DIR)/synth-<scale>; the executed notebooks to _build/executed/paper (00, 02-05 in the paper
+# profile; 01, the open data, has no paper-scale data: its smoke build); the book to $(PAPER_DIR)/_build/html.
+# The check's own shrinking, beside the cap: 2 seeds, smaller grids, SGRAF batches of 32 (paper: 128, ~3.5 GB a
+# step) and, for Deep Ranking, the smoke emoji pictures at their stored 64 px (paper: 224 px). See
+# docs/paper_scale.md. Each step prints its wall time and peak RSS (of the largest single process).
+PAPER_DIR ?= _build/paper-check
+PAPER_STEPS ?= 2
+# absolute: the notebooks run in notebooks/
+PAPER_SYNTH = $(abspath $(PAPER_DIR))/synth-$(SYNTH_SCALE)
+PAPER_TIME = /usr/bin/time -f "[paper-check] %e s wall, peak RSS %M KB (largest process): %C"
+PAPER_RUN = $(PAPER_TIME) $(PYTHON) -m xmlib.book.run --profile paper --install
+PAPER_SHRINK = -p max_steps $(PAPER_STEPS) -p seeds 2
+PAPER_DCMM = -p data $(PAPER_SYNTH)/mediaeval -p lr_grid "[0.001]" -p hidden_grid "[32]" -p inner_folds 1 \
+  -p fig2_k "[3, 0]" -p fig2_depth "[1]"
+PAPER_DR = -p benchmark smoke -p stream_dir $(PAPER_SYNTH)/deepranking -p fractions "[0.0, 1.0]" \
+  -p image_size 64 -p convnet_image_size 64
+PAPER_SGRAF = -p data_dir $(PAPER_SYNTH)/f30k -p batch_size 32 -p steps_grid "[1, 3]" -p ablation_local_steps "[3]" -p baseline_epochs 2
+paper-check: data-smoke
+	for like in f30k mediaeval deepranking; do \
+	  $(PAPER_TIME) $(PYTHON) -m xmlib.data synth --like $$like --out $(PAPER_SYNTH)/$$like --scale $(SYNTH_SCALE); done
+	$(PAPER_RUN) notebooks/00_building_blocks.py
+	$(PAPER_TIME) $(PYTHON) -m xmlib.book.run --profile smoke --install notebooks/01_data.py
+	$(PAPER_RUN) notebooks/02_dcmm.py $(PAPER_SHRINK) $(PAPER_DCMM)
+	$(PAPER_RUN) notebooks/03_deepranking.py $(PAPER_SHRINK) $(PAPER_DR)
+	$(PAPER_RUN) notebooks/04_sgraf.py $(PAPER_SHRINK) $(PAPER_SGRAF)
+	$(PAPER_RUN) notebooks/05_scorecard.py -p n_sim 40 -p sim_boot 100
+	$(PYTHON) -m xmlib.book.check_notebooks notebooks
+	$(PYTHON) -m xmlib.book.timings page --profile paper
+	$(PYTHON) -m xmlib.book.timings time --profile paper --stage sphinx --step "jupyter-book build" -- \
+	  $(PAPER_TIME) $(JB) build . --path-output $(PAPER_DIR) $(JB_FLAGS)
+	@$(PYTHON) -m xmlib.book.timings report --profile paper
+	@echo "The paper-check book is in $(PAPER_DIR)/_build/html/index.html"
 
 clean:
 	rm -rf _build runs notebooks/*.ipynb

@@ -381,6 +381,9 @@ try:  # the text features of the "strong" set (a section below), where the data 
     strong = load_queries(cfg.data, feature_set="strong", query_set=cfg.query_set, split=cfg.data_split)
 except KeyError as err:  # data without a "strong" feature set (e.g. the paper's MediaEval'17)
     strong, no_strong = None, err
+if strong is not None and "first_stage_score" not in strong.feature_names:  # e.g. MediaEval-shaped synthetic data
+    strong, no_strong = None, (f"the data's 'strong' feature set ({', '.join(strong.feature_names)}) has no "
+                               "first_stage_score column, the CM seed of this section")
 strong_cfg = (cfg.replace(text_features="strong", cm_text_feature=strong.column("first_stage_score"))
               if strong is not None and cfg.text_features != "strong" else None)
 # Every training run of the chapter, by the section that uses it. They all start now, in that order,
@@ -501,9 +504,12 @@ centring.round(3)
 # features, which include a MiniLM sentence-embedding cosine and the first-stage fusion score, and
 # seed CM with that fusion score instead of BM25.
 
-# %%
+# %% tags=["remove-input"]
 if strong is None:
-    print(f"skipped: {no_strong}")
+    display(Markdown(f"This section is skipped for the data in `{cfg.data}`: {no_strong}. "
+                     "It needs the clipart benchmark's `strong` text features; the figure below shows the weak set alone."))
+
+# %%
 sets = {"weak text": results}
 if RUNS["strong text"]:
     t0 = time.perf_counter()
@@ -659,7 +665,8 @@ if pictures is not None:
     fig.savefig(run.out_dir / "examples.png", dpi=110)
     plt.show()
 else:
-    print("the pictures need the clipart benchmark (images.csv); this data has none")
+    display(Markdown(f"No pictures are shown: `{cfg.data}` holds visual features but no images (the clipart "
+                     "benchmark's `images.csv`), so this figure is skipped."))
 
 # %% [markdown]
 # ## Batched graphs

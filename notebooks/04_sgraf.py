@@ -723,9 +723,11 @@ SA = {name: [np.asarray(r["scores"]) for r in rs] for name, rs in ablation_runs.
 for name, main_name in SHARED.items():  # the same trained model: its scores on the first n_abl test images
     SA[name] = [X.first_images(m, n_abl) for m in S[main_name]]
 SA = {name: SA[name] for name in ABLATIONS}  # the tables' order
-ref_sgr = f"global + local, {3 if 3 in cfg.steps_grid else cfg.steps_grid[-1]} steps"
+n_ref = 3 if 3 in cfg.steps_grid else cfg.steps_grid[-1]
+ref_sgr = f"global + local, {n_ref} step{'s' if n_ref > 1 else ''}"  # the row names of X.ablation_variants
 SA["SGRAF (independent, averaged)"] = X.averaged(SA[ref_sgr], SA["SAF (independent)"])
-print(f"ablations: {E_abl} epoch(s) each, {len(seeds)} seeds, evaluated on {n_abl} test images / {5 * n_abl} captions")
+cap = f" (capped at {cfg.max_steps} optimiser steps, max_steps)" if cfg.max_steps else ""
+print(f"ablations: {E_abl} epoch(s) each{cap}, {len(seeds)} seeds, evaluated on {n_abl} test images / {5 * n_abl} captions")
 
 # %%
 PAPER_ABL = {  # i2t R@1, i2t R@10, t2i R@1, t2i R@10 on Flickr30K (Tables 3-5)

@@ -69,3 +69,22 @@ def test_golden_relevance_matches_the_array(root):
     np.testing.assert_array_equal(rel.row(len(g) - 1), g[-1])
     with pytest.raises(IndexError, match="outside"):
         rel.row(len(g))
+
+
+def test_stream_run_streams_the_whole_list_once_into_bounded_buffers(tmp_path):
+    from xmlib.core.config import resolve_config
+    from xmlib.deepranking.config import PROFILES, Config
+    from xmlib.deepranking.experiment import stream_run
+
+    small = write_deepranking(tmp_path / "small", n_images=200, n_categories=4)
+    large = write_deepranking(tmp_path / "large", n_images=800, n_categories=4)
+    base = resolve_config(Config, PROFILES, "smoke", {"buffer_size": 8, "batch_size": 5, "max_steps": 3})
+    out = {n: stream_run(base.replace(stream_dir=str(root))) for n, root in ((200, small), (800, large))}
+    for n, res in out.items():
+        assert res["images in the stream"] == res["images streamed"] == n
+        assert res["steps"] == 3 and res["triplets drawn"] == 15
+        assert res["in-class triplets breaking T_r"] == 0
+        assert res["categories"] == 4 and res["images buffered"] == 4 * 8  # full buffers, whatever the stream's length
+    assert stream_run(base.replace(stream_dir=str(small)), steps=7)["triplets drawn"] == 35
+    with pytest.raises(ValueError, match="stream_dir is empty"):
+        stream_run(base)

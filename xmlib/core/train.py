@@ -63,6 +63,7 @@ def fit(
     fingerprint: str = "",
     restore_best: bool = True,
     desc: str = "train",
+    max_steps: int = 0,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs.
 
@@ -70,6 +71,10 @@ def fit(
     resumed run sees the same batches); ``step(batch)`` returns the loss to minimise. After each epoch
     ``evaluate()`` returns validation metrics; the epoch with the best ``select`` metric is kept and,
     with ``restore_best``, loaded back into ``model`` at the end.
+
+    ``max_steps`` > 0 caps the optimiser steps of the whole run (counted over epochs, kept across a
+    resume): the epoch in which the cap is reached stops after that step, is evaluated and checkpointed
+    as any other, and no later epoch runs. ``0`` = no cap (``epochs`` alone decides).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -77,6 +82,8 @@ def fit(
         raise ValueError("select= needs evaluate= (a function returning validation metrics)")
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    if max_steps < 0:
+        raise ValueError(f"max_steps must be >= 0 (0 = no cap), got {max_steps}")
 
     result = FitResult()
     best_state: dict[str, torch.Tensor] | None = None
@@ -105,12 +112,17 @@ def fit(
         if best_path is not None and best_path.exists():
             best_state = load_checkpoint(best_path)["model"]
 
+    steps_done = int(result.history[-1].get("steps", 0)) if result.history else 0
     t0 = time.perf_counter()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     for epoch in progress(range(start_epoch, epochs), desc=desc, total=epochs, initial=start_epoch):
+        if max_steps and steps_done >= max_steps:
+            break  # the step cap was reached in an earlier epoch
         model.train()
         total, count = 0.0, 0
         for batch in progress(batches(epoch), desc=f"epoch {epoch}"):
+            if max_steps and steps_done >= max_steps:
+                break
             optimizer.zero_grad(set_to_none=True)
             loss = step(batch)
             if not torch.isfinite(loss):
@@ -121,9 +133,11 @@ def fit(
             optimizer.step()
             total += float(loss.detach())
             count += 1
+            steps_done += 1
         if scheduler is not None:
             scheduler.step()
-        row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.mean_over_ranks(total / max(count, 1))}
+        row: dict[str, float] = {"epoch": epoch, "train_loss": distributed.mean_over_ranks(total / max(count, 1)),
+                                 "steps": steps_done}
         if evaluate is not None:
             model.eval()
             with torch.no_grad():

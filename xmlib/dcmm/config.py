@@ -74,6 +74,7 @@ class Config(BaseConfig):
     lr: float = positive(1e-3)
     batch_queries: int = at_least(1, 16)
     epochs: int = at_least(1, 30)
+    max_steps: int = at_least(0, 0, "0 = no cap")  # optimiser steps of each trained model at most (xmlib.core.train.fit; a check's cap)
     bpr_reduction: Literal["mean", "sum"] = "mean"
     select_metric: Literal["ndcg", "map", "ndcg_cut_20", "P_20"] = "ndcg"
     # ---- protocol ----

@@ -112,7 +112,7 @@ def train_ranker(method: str, cfg: Config, train: PaddedQueries, val: PaddedQuer
     with cpu_threads(cfg.cpu_threads, train.device):
         result = fit(model, optimizer, epochs=epochs or cfg.epochs, batches=batches, step=step,
                      evaluate=evaluate, select=("val_" + cfg.select_metric) if val is not None else None,
-                     desc=desc)
+                     desc=desc, max_steps=cfg.max_steps)
     return model, result
 
 

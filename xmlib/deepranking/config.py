@@ -52,6 +52,7 @@ class Config(BaseConfig):
     batch_size: int = at_least(1, 32)  # triplets per step
     epochs: int = at_least(0, 10)
     steps_per_epoch: int = at_least(1, 50)
+    max_steps: int = at_least(0, 0, "0 = no cap")  # optimiser steps of each trained model at most (xmlib.core.train.fit; a check's cap)
     # --- GPU speed (xmlib.core.device.autocast / set_tf32; nothing changes on CPU unless amp="bf16") ---
     amp: Literal["off", "bf16", "auto"] = "off"  # bf16 autocast of the forward pass: off (float32, the paper), bf16, auto = bf16 on a GPU that has it
     tf32: bool = False  # TF32 matrix products and convolutions on a GPU
@@ -69,6 +70,9 @@ class Config(BaseConfig):
     golden_concept: float = at_least(0.0, 20.0, "0 = the paper's rule")  # w_concept: bonus of the same concept by another designer (paper: 0)
     # --- data and protocol (the chapter) ---
     benchmark: str = "default"  # profile of xmlib.data.benchmarks.emoji to load
+    # a folder in the image-stream layout (xmlib.data.image_stream: image_list.tsv + golden.npy, e.g. written by
+    # python -m xmlib.data synth --like deepranking): the chapter streams it through the buffered sampler; "" = none
+    stream_dir: str = analysis_field("")
     seeds: int = analysis_field(3, Range(1, why="verdicts are judged over seeds"))  # training seeds of every compared model
     bootstrap: int = analysis_field(2000, Range(100))  # two-level bootstrap replicates (seeds, then query emoji)
     fractions: tuple[float, ...] = analysis_field((0.0, 0.2, 1.0), Range(0.0, 1.0))  # out-of-class fractions of the Fig. 6 sweep

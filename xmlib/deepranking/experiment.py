@@ -132,6 +132,42 @@ def oasis_run(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
             "val_precision": float(fits[best_c][1]), "dim": int(z.shape[1])}
 
 
+def stream_run(cfg: Config, steps: int | None = None) -> dict[str, Any]:
+    """The buffered online sampler of Sec. 5.1 over the image stream in ``cfg.stream_dir``
+    (:mod:`xmlib.data.image_stream`): the whole list goes by once over ``steps`` batches (default: the
+    step cap ``max_steps``, else ``epochs × steps_per_epoch``) of ``batch_size`` triplets, with the
+    chapter's buffer size, T_p, T_r and out-of-class fraction. Returns what went by and what the buffers
+    held; every drawn in-class triplet is checked against the golden relevance (r⁺ − r⁻ ≥ T_r). The
+    stream holds golden features, not pictures: no network is trained on it."""
+    import time
+
+    from xmlib.data.image_stream import GoldenRelevance as StreamRelevance
+    from xmlib.data.image_stream import ImageStream, stream_batches
+    from xmlib.deepranking.sampler import BufferedTripletSampler
+
+    if not cfg.stream_dir:
+        raise ValueError("stream_dir is empty: set it to a folder in the image-stream layout "
+                         "(python -m xmlib.data synth --like deepranking --out DIR writes one)")
+    rel = StreamRelevance(cfg.stream_dir)
+    n = len(rel)
+    steps = steps or cfg.max_steps or cfg.epochs * cfg.steps_per_epoch
+    sampler = BufferedTripletSampler(rel, capacity=cfg.buffer_size, t_p=cfg.t_p, t_r=cfg.t_r,
+                                     out_of_class_fraction=cfg.out_of_class_fraction, max_failures=cfg.max_failures,
+                                     rescale=cfg.online_rescale, seed=cfg.seed)
+    t0 = time.perf_counter()
+    drawn, violations = 0, 0
+    for batch in stream_batches(sampler, ImageStream(cfg.stream_dir), steps=steps, batch_size=cfg.batch_size,
+                                offer_per_step=-(-n // steps), rng=np.random.default_rng([cfg.seed, 0])):
+        drawn += len(batch.query)
+        for q, p, m, out in zip(batch.query, batch.positive, batch.negative, batch.out_of_class):
+            if not out and rel(int(q), int(p)) - rel(int(q), int(m)) < cfg.t_r - 1e-6:
+                violations += 1
+    return {"images in the stream": n, "images streamed": int(sampler.seen), "categories": len(sampler.buffers),
+            "buffer per category": cfg.buffer_size, "images buffered": int(sampler.memory_items()),
+            "steps": steps, "triplets drawn": drawn, "in-class triplets breaking T_r": violations,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
 # ----------------------------------------------------------------------------------- for the verdicts
 def precision_metric() -> Metric:
     """Similarity precision in % (the mean of per-triplet correctness × 100)."""

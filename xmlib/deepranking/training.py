@@ -177,4 +177,5 @@ def train_deep_ranking(cfg: Config, model: torch.nn.Module, data: TripletData, s
 
     return fit(model, optimizer, epochs=cfg.epochs, batches=batches,
                step=step, evaluate=evaluate, select=select,
-               checkpoint_dir=checkpoint_dir, fingerprint=checkpoint_key(cfg, __name__), desc=desc)
+               checkpoint_dir=checkpoint_dir, fingerprint=checkpoint_key(cfg, __name__), desc=desc,
+               max_steps=cfg.max_steps)

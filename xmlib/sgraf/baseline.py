@@ -38,6 +38,7 @@ class LinearVSEConfig:
     batch_size: int = 128
     epochs: int = 15
     seed: int = 0
+    max_steps: int = 0  # optimiser steps at most (0 = no cap)
 
     def __post_init__(self) -> None:
         for name in ("embed_size", "batch_size", "epochs"):
@@ -114,7 +115,7 @@ def train_linear_vse(cfg: LinearVSEConfig, train: tuple[np.ndarray, np.ndarray],
         return retrieval_metrics(score_linear_vse(model, dv_img, dv_txt), captions_per_image)
 
     result = fit(model, opt, epochs=cfg.epochs, batches=batches, step=step, evaluate=evaluate, select="rsum",
-                 desc="train linear VSE")
+                 desc="train linear VSE", max_steps=cfg.max_steps)
     model.eval()
     return model, result
 

@@ -140,6 +140,7 @@ class Config(ModelConfig):
     saf_epochs: int = at_least(0, 8)  # SAF (and average aggregation)
     saf_lr_step: int = at_least(0, 6)
     lr_decay: float = between(0.0, 1.0, 0.1, low_open=True)
+    max_steps: int = at_least(0, 0, "0 = no cap")  # optimiser steps of each trained model at most (xmlib.core.train.fit; a check's cap)
     captions_per_epoch: int = between(1, 5, 1, why="captions of each image per epoch")
     max_words: int = at_least(0, 12, "0 = no limit")
     max_train_images: int = at_least(0, 0)  # 0 = all

@@ -166,12 +166,13 @@ class ReferenceConfig(BaseConfig):
     test_images: int = 0
     epochs: int = 15
     margin: float = 0.2
+    max_steps: int = 0  # the chapter's step cap (0 = none)
 
 
 def reference_config(cfg: Config) -> ReferenceConfig:
     return ReferenceConfig(seed=cfg.seed, data_dir=cfg.data_dir, benchmark=cfg.benchmark, vocab_path=cfg.vocab_path,
                            max_words=cfg.max_words, test_images=cfg.test_images, epochs=cfg.baseline_epochs,
-                           margin=cfg.margin)
+                           margin=cfg.margin, max_steps=cfg.max_steps)
 
 
 def linear_vse(cfg: ReferenceConfig, seed: int, workdir: Path) -> dict[str, Any]:
@@ -181,7 +182,7 @@ def linear_vse(cfg: ReferenceConfig, seed: int, workdir: Path) -> dict[str, Any]
 
     _, _, _, test = load(cfg)
     n_test = test.first_images(cfg.test_images).n_images
-    vse_cfg = LinearVSEConfig(epochs=cfg.epochs, margin=cfg.margin, seed=seed)
+    vse_cfg = LinearVSEConfig(epochs=cfg.epochs, margin=cfg.margin, seed=seed, max_steps=cfg.max_steps)
     return {"scores": np.asarray(linear_vse_reference(data_dir_of(cfg), vse_cfg, n_test=n_test, device=get_device()),
                                  dtype=np.float32)}
 

@@ -318,7 +318,7 @@ def train_model(cfg: Config, train: CaptionData, dev: CaptionData, vocab_size: i
     result = fit(model, optimizer, epochs=n_epochs, batches=batches, step=make_step(model, train, cfg, device, hardest, ddp),
                  evaluate=lambda: evaluate(model, dev, max_bytes=cfg.eval_mib * 2**20, device=device), select="rsum",
                  scheduler=scheduler, clip_grad_norm=cfg.grad_clip, checkpoint_dir=checkpoint_dir,
-                 fingerprint=checkpoint_key(cfg, __name__), desc=f"train {cfg.aggregator}")
+                 fingerprint=checkpoint_key(cfg, __name__), desc=f"train {cfg.aggregator}", max_steps=cfg.max_steps)
     model.eval()
     return model, result
 
