@@ -122,7 +122,7 @@ PAPER_SYNTH = $(abspath $(PAPER_DIR))/synth-$(SYNTH_SCALE)
 PAPER_TIME = /usr/bin/time -f "[paper-check] %e s wall, peak RSS %M KB (largest process): %C"
 PAPER_RUN = $(PAPER_TIME) $(PYTHON) -m xmlib.book.run --profile paper --install
 PAPER_SHRINK = -p max_steps $(PAPER_STEPS) -p seeds 2
-PAPER_DCMM = -p data $(PAPER_SYNTH)/mediaeval -p lr_grid "[0.001]" -p hidden_grid "[32]" -p inner_folds 1 \
+PAPER_DCMM = -p data $(PAPER_SYNTH)/mediaeval -p test_split test -p lr_grid "[0.001]" -p hidden_grid "[32]" -p inner_folds 1 \
   -p fig2_k "[3, 0]" -p fig2_depth "[1]"
 PAPER_DR = -p benchmark smoke -p stream_dir $(PAPER_SYNTH)/deepranking -p fractions "[0.0, 1.0]" \
   -p image_size 64 -p convnet_image_size 64

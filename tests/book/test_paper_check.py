@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 COMMON = {"max_steps": 1, "seeds": 2}
 CHECK = {
-    "02_dcmm": ("dcmm", {"data": "{mediaeval}", "lr_grid": [0.001], "hidden_grid": [32], "inner_folds": 1, "folds": 2,
+    "02_dcmm": ("dcmm", {"data": "{mediaeval}", "test_split": "test", "lr_grid": [0.001], "hidden_grid": [32], "inner_folds": 1, "folds": 2,
                          "cm_k_grid": [3], "fig2_k": [3], "fig2_depth": [1], "n_boot": 100}),
     "03_deepranking": ("deepranking", {"benchmark": "smoke", "stream_dir": "{deepranking}", "fractions": [0.2, 1.0],
                                        "image_size": 32, "convnet_image_size": 32, "pixel_shift": 4, "batch_size": 8,

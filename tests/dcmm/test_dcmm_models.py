@@ -162,3 +162,44 @@ def test_experiment_outcomes_are_the_per_query_metrics_of_each_seed():
     with pytest.raises(ValueError, match="different queries"):
         outcomes([runs[0], to_cv({"qids": np.array(["q9"]), "measures": np.array(["map"]), "per_query": np.array([[1.0]]),
                                   "folds": [], "run": {}, "n_params": 0, "seconds": 0.0, "method": "ltr"})], (0, 1))
+
+
+def test_held_out_test_selects_on_train_only_and_scores_the_test_split_once():
+    """MediaEval'17's protocol: the test split's labels never reach the selection, every test query is
+    scored once, no train query is."""
+    from xmlib.dcmm.protocol import held_out_test
+
+    qs = make_synthetic_queries(20, TINY.n_docs, seed=3, visual_dim=TINY.visual_dim)
+    train, test = qs[:14], [dataclasses.replace(q, qid=f"t{q.qid}") for q in qs[14:]]
+    flipped = [dataclasses.replace(q, rel=1 - q.rel) for q in test]
+    cfg = TINY.replace(lr_grid=(1e-2, 1e-3))
+    for method in ("cm", "dcmm-cos"):
+        a = held_out_test(train, test, method, cfg, device=CPU)
+        b = held_out_test(train, flipped, method, cfg, device=CPU)
+        assert sorted(a.per_query) == sorted(q.qid for q in test) and len(a.folds) == 1
+        keys = [k for k in a.folds[0] if not k.startswith("test_")]
+        assert {k: a.folds[0][k] for k in keys} == {k: b.folds[0][k] for k in keys}
+        assert a.folds[0]["test_map"] != b.folds[0]["test_map"]
+
+
+def test_held_out_test_cm_is_the_k_chosen_on_train_applied_to_test():
+    from xmlib.dcmm.protocol import cm_feature, held_out_test, qrels_of, select_cm_k
+
+    qs = make_synthetic_queries(18, TINY.n_docs, seed=4, visual_dim=TINY.visual_dim)
+    train, test = qs[:12], qs[12:]
+    res = held_out_test(train, test, "cm", TINY, device=CPU)
+    K, _ = select_cm_k(pad_queries(train, device=CPU), TINY.cm_k_grid, TINY.select_metric)
+    test_data = pad_queries(test, device=CPU)
+    want = evaluate_scores(test_data, cm_feature(test_data, K), ("map",), qrels_of(test_data))
+    assert res.folds[0]["cm_k"] == K
+    assert {q: m["map"] for q, m in res.per_query.items()} == pytest.approx({q: m["map"] for q, m in want.items()})
+
+
+def test_held_out_test_refuses_shared_queries_and_a_test_split_equal_to_the_train_split():
+    from xmlib.dcmm.protocol import held_out_test
+
+    qs = make_synthetic_queries(12, TINY.n_docs, seed=5, visual_dim=TINY.visual_dim)
+    with pytest.raises(ValueError, match="both splits"):
+        held_out_test(qs[:8], qs[6:], "cm", TINY, device=CPU)
+    with pytest.raises(ValueError, match="test_split"):
+        TINY.replace(test_split="train")

@@ -25,7 +25,10 @@ see :data:`OFFICIAL_CODE`):
 Data: ``data`` is a clipart benchmark profile name (``"smoke"``, ``"default"``) or the path of a
 folder in the MediaEval'17 layout (the paper's data, for a reader who has it: pass
 ``{"data": "/path/to/mediaeval", "text_features": "all", "query_set": "all"}``). ``data_split`` is the
-split read from such a folder. ``text_features``: ``"weak"`` (BM25 only, paper-like), ``"strong"``
+split read from such a folder. ``test_split``: ``""`` (the book's open data, which has one split) scores
+every query once by cross-validation over ``data_split``; ``"test"`` runs MediaEval'17's own protocol
+(:func:`~xmlib.dcmm.protocol.held_out_test`): select on ``data_split`` by cross-validation, retrain on
+all of it, score the queries of the ``test`` split. ``text_features``: ``"weak"`` (BM25 only, paper-like), ``"strong"``
 (+ MiniLM, first-stage score/rank, length) or ``"all"``. ``query_set``: ``"no_flags"`` or ``"all"``.
 ``centre_visual``: ``"none"`` (paper and code) or ``"query"`` (a departure: centre each query's
 visual features before the cosine, see :mod:`xmlib.dcmm.batching`).
@@ -63,6 +66,7 @@ class Config(BaseConfig):
     # ---- data ----
     data: str = "default"       # clipart profile name or a MediaEval'17-layout folder
     data_split: str = "train"   # split read from a MediaEval'17 folder
+    test_split: str = ""        # "": cross-validate over data_split's queries; "test": MediaEval'17's protocol
     text_features: str = "weak"  # weak | strong | all
     query_set: str = "no_flags"  # no_flags | all
     # ---- features ----
@@ -103,6 +107,8 @@ class Config(BaseConfig):
         self.require(not (self.inner_folds > 1 and not self.retrain), "retrain",
                      "retrain=False keeps the inner model, which needs inner_folds=1")
         self.require(self.inner_folds < self.folds, "inner_folds", "must be smaller than folds")
+        self.require(self.test_split != self.data_split, "test_split",
+                     f"must differ from data_split = {self.data_split!r} (the test queries are held out)")
 
 
 OFFICIAL_CODE: dict[str, object] = {"conv_relu": False, "self_loops": False, "conv_bias": True,

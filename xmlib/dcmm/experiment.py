@@ -21,7 +21,7 @@ import numpy as np
 from xmlib.core.jobs import run_seeded, submit_seeded
 from xmlib.dcmm.config import Config
 from xmlib.dcmm.data import LoadedQueries, load_queries
-from xmlib.dcmm.protocol import CVResult, cross_validate
+from xmlib.dcmm.protocol import CVResult, cross_validate, held_out_test
 from xmlib.metrics.ranking import MEASURES
 from xmlib.replication import Metric, Outcomes, difference
 
@@ -44,7 +44,12 @@ def cross_validated(cfg: Config, seed: int, workdir: Path) -> dict[str, Any]:
     """Cross-validate ``cfg.method`` with training seed ``seed`` (the job of one seed)."""
     loaded = load(cfg)
     grid = {"lr": (cfg.lr,)} if not cfg.select_lr else None
-    res = cross_validate(loaded.queries, cfg.method, cfg.replace(seed=seed), grid=grid, folds=loaded.folds)
+    if cfg.test_split:  # select on data_split, retrain on all of it, score the held-out test split
+        test = queries_of(cfg.data, cfg.text_features, cfg.query_set, cfg.test_split)
+        res = held_out_test(loaded.queries, test.queries, cfg.method, cfg.replace(seed=seed), grid=grid,
+                            train_folds=loaded.folds)
+    else:
+        res = cross_validate(loaded.queries, cfg.method, cfg.replace(seed=seed), grid=grid, folds=loaded.folds)
     qids = sorted(res.per_query)
     measures = res.measures
     return {"qids": np.array(qids), "measures": np.array(measures),

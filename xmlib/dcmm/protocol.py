@@ -204,7 +204,8 @@ def _fold_indices(data: PaddedQueries, folds: Sequence[Sequence[str]] | None, cf
     return out
 
 
-def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measures, folds) -> CVResult:
+def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measures, folds,
+                    tested: Sequence[int] | None = None) -> CVResult:
     t0 = time.perf_counter()
     grid = dict(default_grid(method, cfg) if grid is None else grid)
     for name in grid:
@@ -218,6 +219,8 @@ def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measure
     fold_rows: list[dict[str, Any]] = []
     n_params = 0
     for t, test_idx in enumerate(folds):
+        if tested is not None and t not in tested:
+            continue
         pool_folds = [f for i, f in enumerate(folds) if i != t]
         pool_idx = sorted(i for f in pool_folds for i in f)
         test = data.select(test_idx)
@@ -264,6 +267,36 @@ def _cross_validate(data: PaddedQueries, method: str, cfg: Config, grid, measure
         fold_rows.append(row)
     return CVResult(method=method, per_query=per_query, folds=fold_rows, run=run, n_params=n_params,
                     seconds=time.perf_counter() - t0, config=cfg.to_dict())
+
+
+def held_out_test(train: Sequence[QueryList], test: Sequence[QueryList], method: str, cfg: Config, *,
+                  grid: Mapping[str, Sequence[Any]] | None = None, measures: Sequence[str] = MEASURES,
+                  device: torch.device | None = None,
+                  train_folds: Sequence[Sequence[str]] | None = None) -> CVResult:
+    """MediaEval'17's own protocol: hyperparameters and epochs chosen by cross-validation on the
+    ``train`` queries alone (``inner_folds`` of ``train_folds``, or of ``cfg.folds`` folds drawn with
+    ``cfg.seed``), the winner retrained on all of them (``cfg.retrain``), then scored once on the
+    ``test`` queries. It is the protocol above with a single outer fold, the test split: its pool is
+    the whole train split. Text features are z-scored within each query, so scoring the two splits
+    together shares no statistic between them."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if not train or not test:
+        raise ValueError(f"held_out_test needs train and test queries, got {len(train)} and {len(test)}")
+    overlap = {q.qid for q in train} & {q.qid for q in test}
+    if overlap:
+        raise ValueError(f"{len(overlap)} query ids are in both splits (e.g. {sorted(overlap)[:3]}); "
+                         "the test queries must be held out")
+    if train_folds is None:
+        order = [q.qid for q in train]
+        train_folds = [[order[i] for i in f] for f in make_folds(len(train), cfg.folds, cfg.seed)]
+    folds = [list(f) for f in train_folds] + [[q.qid for q in test]]
+    if cfg.inner_folds >= len(folds) - 1:
+        raise ValueError(f"inner_folds = {cfg.inner_folds} needs more than {len(folds) - 1} folds of the train "
+                         "queries (raise folds or lower inner_folds)")
+    data = _as_padded(list(train) + list(test), cfg, device)
+    with cpu_threads(cfg.cpu_threads, data.device):
+        return _cross_validate(data, method, cfg, grid, measures, folds, tested=[len(folds) - 1])
 
 
 def fig2_configs(cfg: Config) -> dict[tuple[int, int], Config]:
