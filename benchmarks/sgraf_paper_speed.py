@@ -45,7 +45,7 @@ from xmlib.core.io import atomic_write_json
 from xmlib.sgraf.config import OFFICIAL_CODE, PROFILES, Config
 from xmlib.sgraf.encoders import length_mask
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import SGRAFModel, score_matrix
+from xmlib.sgraf.model import BATCH_STATISTICS, SGRAFModel, score_matrix
 
 
 def caption_lengths(n: int, seed: int = 0) -> torch.Tensor:
@@ -202,7 +202,14 @@ def train_forms(model: SGRAFModel, batch: int, k: int, d: int, buckets: int, see
                                     leaves["lengths"])
         contrastive_loss(s, 0.2, True).backward()
 
-    return {"block": block, "per_caption": per_caption}
+    forms = {"block": block, "per_caption": per_caption}
+    if model.cfg.aggregator not in BATCH_STATISTICS:
+        def hardest_pairs():  # every pair without autograd, then autograd through the <= 3B pairs the loss reads
+            s = model.hardest_block(leaves["regions"], leaves["img_glob"], leaves["words"], leaves["txt_glob"],
+                                    leaves["lengths"])
+            contrastive_loss(s, 0.2, True).backward()
+        forms["hardest_pairs"] = hardest_pairs
+    return forms
 
 
 def main() -> None:
@@ -282,10 +289,13 @@ def main() -> None:
             tmem = {name: peak_mib(fn) for name, fn in train.items()}
             model.eval()
             res["train_step"] = {name: {"seconds": tbest[name], "peak_mib": tmem[name]} for name in train}
-            print(f"{agg} training step {args.batch}x{args.batch}: block {tbest['block']:.2f} s (+{tmem['block']:.0f} MiB), "
-                  f"per caption {tbest['per_caption']:.2f} s (+{tmem['per_caption']:.0f} MiB): "
-                  f"{tbest['per_caption'] / tbest['block']:.2f}x faster, "
-                  f"{tmem['block'] / tmem['per_caption']:.2f} of the memory", flush=True)
+            for name in train:
+                if name == "per_caption":
+                    continue
+                print(f"{agg} training step {args.batch}x{args.batch}: {name} {tbest[name]:.2f} s (+{tmem[name]:.0f} MiB), "
+                      f"per caption {tbest['per_caption']:.2f} s (+{tmem['per_caption']:.0f} MiB): "
+                      f"{tbest['per_caption'] / tbest[name]:.2f}x faster, "
+                      f"{tmem[name] / tmem['per_caption']:.2f} of the memory", flush=True)
         report["results"][agg] = res
     report["load_end"] = os.getloadavg()
     report["peak_gflops"] = peak  # fractions above used the peak known at the time: recompute from this one

@@ -112,7 +112,7 @@ config_table(resolve_config(BlocksConfig, BLOCKS_PROFILES, "paper"), cfg, [
 # a squared distance can never exceed 4. This is why Deep Ranking's gap parameter $g$ must stay
 # below 4 once its embeddings are L2-normalised: a larger gap asks for the impossible.
 #
-# {py:mod}{py:mod}`xmlib.distances` computes both as one matrix product. First we check them against a plain loop
+# {py:mod}`xmlib.distances` computes both as one matrix product. First we check them against a plain loop
 # over pairs, in single and double precision.
 
 # %% tags=["nbval-check-output"]
@@ -199,7 +199,7 @@ print("same nearest-neighbour order:", bool((order_cos[:, :10] == order_d[:, :10
 # $$ (eq-blocks-grads)
 #
 # The hinge ignores a pair once its margin exceeds $\gamma$; BPR keeps pushing every pair, with a
-# force that decays exponentially. {py:mod}{py:mod}`xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
+# force that decays exponentially. {py:mod}`xmlib.losses` computes BPR as $\operatorname{softplus}(-\Delta)$,
 # which does not overflow for large negative $\Delta$ as the naive $-\log\sigma(\Delta)$ would.
 
 # %% tags=["nbval-check-output"]
@@ -343,7 +343,7 @@ print("same selected epoch:", res_resumed.best_epoch == res_full.best_epoch)
 # $$ (eq-blocks-metrics)
 #
 # MAP is the mean of AP over queries. These are the measures of DCMM's Table 1, computed exactly as
-# `trec_eval` does through `pytrec_eval` in {py:mod}{py:mod}`xmlib.metrics.ranking`. Two details of `trec_eval`
+# `trec_eval` does through `pytrec_eval` in {py:mod}`xmlib.metrics.ranking`. Two details of `trec_eval`
 # matter: P@$k$ divides by $k$ even when the list is shorter, and items with *equal* scores are
 # ordered by document id, which can leak an order into a tied ranking (our benchmarks shuffle each
 # list with the seed and say so). First a check against the formulas written as loops:

@@ -198,7 +198,7 @@ print(f"regions per image K = {K}, region feature size D = {D}, vocabulary {len(
 # where $\lvert\cdot\rvert^2$ squares each element. For unit vectors $\sum_k (x_k - y_k)^2 = 2 - 2\cos(x, y)$:
 # the cosine is one fixed linear read-out of $\lvert x - y\rvert^2$, the all-ones row. Eq. (1) keeps $m$
 # learned read-outs instead, so the model can tell *which* dimensions differ, not only by how much.
-# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. {py:func}{py:func}`xmlib.sgraf.similarity.vector_similarity`
+# The global similarity is $s^g = s(\bar v, \bar t; W_g)$. {py:func}`xmlib.sgraf.similarity.vector_similarity`
 # computes {eq}`eq-sgraf-sim` for whole blocks of pairs. Below we check it against a loop over
 # pairs.
 
@@ -285,7 +285,7 @@ for dtype in (torch.float32, torch.float64):
 # $s = \mathrm{L2}(W|x - y|^2 + b)$ (`sim_bias`); every linear map of an SGR step carries one
 # (`sgr_bias`; the key's bias cancels in the softmax over $q$, the query's does not); and it adds its
 # $\epsilon$ to a norm, $x / (\lVert x \rVert + 10^{-8})$, where we clamp the norm (`norm_eps="add"`).
-# `OFFICIAL_CODE` in {py:mod}{py:mod}`xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
+# `OFFICIAL_CODE` in {py:mod}`xmlib.sgraf.config` turns on all six. Measured the same way at this chapter's
 # `default` profile with seeds 0, 1 and 2 (dev rSum on 100 dev images, 4 epochs; again not re-run
 # here): 207.0, 182.8, 190.4 as in the paper; 198.6, 174.4, 201.6 with both biases (paired difference
 # −1.9 on average, −8.4 to +11.2 per seed); 188.0, 191.0, 199.0 with the added $\epsilon$ (−0.7 on
@@ -324,7 +324,7 @@ for dtype in (torch.float32, torch.float64):
 # $s_p^\top s_q$: $\left(\begin{smallmatrix}1&0&1\\0&1&1\\1&1&2\end{smallmatrix}\right)$. A row softmax gives,
 # for the first node, $e_{1\cdot} = (e, 1, e)/(2e+1) \approx (0.42, 0.16, 0.42)$. Its new value is
 # $e_{11} s_1 + e_{12} s_2 + e_{13} s_3 = (e + e,\ 1 + e)/(2e + 1) \approx (0.84, 0.58)$, and the ReLU
-# changes nothing since every entry is positive. {py:func}{py:func}`xmlib.sgraf.sgr.toy_graph_step` works the whole graph
+# changes nothing since every entry is positive. {py:func}`xmlib.sgraf.sgr.toy_graph_step` works the whole graph
 # out from these closed forms and runs `sgr_step` on it:
 
 # %% tags=["nbval-check-output"]
@@ -356,7 +356,7 @@ for dtype in (torch.float64, torch.float32):
 # %% [markdown]
 # **Scoring at the paper's size.** Every image–caption pair has its own graph, so evaluation is where
 # SGRAF spends its time: Flickr30K's 1,000 × 5,000 test matrix is five million graphs.
-# {py:func}{py:func}`xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
+# {py:func}`xmlib.sgraf.model.score_matrix` groups the captions by exact length, so nothing is computed for
 # padding. It scores tiles of several captions of one length against as many images as keep the tile's
 # intermediates under a bound given in bytes (`eval_mib`). Without autograd it squares and normalises
 # in place, forms $W_{out}^\top W_{in}$ once per model, and multiplies every node by $W_r$ before the
@@ -419,7 +419,7 @@ else:
 # $$ (eq-sgraf-saf)
 #
 # A sigmoid is not a softmax: several nodes can be switched off at once, and no node is forced to win.
-# The BN has one channel, with statistics over all the nodes of the batch. {py:class}{py:class}`xmlib.sgraf.saf.SAF`
+# The BN has one channel, with statistics over all the nodes of the batch. {py:class}`xmlib.sgraf.saf.SAF`
 # implements {eq}`eq-sgraf-saf` and excludes padded words from those statistics. The weights against a
 # loop:
 
@@ -449,7 +449,13 @@ for dtype in (torch.float32, torch.float64):
 # \end{aligned}
 # $$ (eq-sgraf-loss)
 #
-# with $\gamma = 0.2$, summed over the batch ({py:func}{py:func}`xmlib.sgraf.loss.contrastive_loss`).
+# with $\gamma = 0.2$, summed over the batch ({py:func}`xmlib.sgraf.loss.contrastive_loss`).
+#
+# Only the diagonal and the two hardest negatives of each row and column receive a gradient, so with
+# hardest negatives a training step scores every pair of the batch without autograd, finds $\hat t^-$ and
+# $\hat v^-$, and differentiates only those at most $3B$ pairs (`hardest_pairs`,
+# {py:meth}`~xmlib.sgraf.model.SGRAFModel.hardest_scores`): the same loss and gradients, checked against the
+# full $B \times B$ graph in float64, with the memory of $3B$ pairs instead of $B^2$.
 #
 # This is the paper's objective and the `paper` profile's. The `smoke` and `default` profiles sum the
 # hinge over **every** negative of the batch instead of taking the hardest (`max_violation=False`, the

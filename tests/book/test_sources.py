@@ -39,6 +39,18 @@ def test_nbval_markers_are_tags_that_nbval_reads(notebook):
             assert dict(find_metadata_tags(cell.metadata)) == {"check": True}
 
 
+ROLE_WITHOUT_TARGET = re.compile(r"\{(?:[a-z]+:[a-z]+|eq|term|ref|numref|cite|download|doc)\}(?!`)")
+
+
+def test_every_role_has_its_target(notebook):
+    """A MyST role name not followed by its `target` is printed as literal text (e.g. a doubled
+    "{py:func}{py:func}`name`" shows "{py:func}" on the page)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            bad = ROLE_WITHOUT_TARGET.findall(cell.source)
+            assert not bad, f"role names with no target (they render as text): {bad}\n{cell.source[:300]}"
+
+
 def test_chapters_with_derivations_check_outputs():
     """The notebooks that check derivations numerically keep their nbval-checked cells."""
     for path in SOURCES[:5]:  # building blocks, data, and the three papers

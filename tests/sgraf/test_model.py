@@ -251,3 +251,37 @@ def test_training_tiles_of_one_pair_give_the_block_and_its_gradients(monkeypatch
     (g_tiled,) = torch.autograd.grad(tiled.square().sum(), model.nodes.w_global.weight)
     torch.testing.assert_close(tiled, whole, rtol=0.0, atol=1e-12)
     torch.testing.assert_close(g_tiled, g_whole, rtol=0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kw", [v for v in VARIANTS if v.get("aggregator") not in ("saf", "joint")])
+@pytest.mark.parametrize("same_image", [False, True])
+def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_image):
+    """Autograd through the ≤ 3B pairs the hardest-negative loss reads: the same loss and the same gradient
+    of every parameter as the full (B, B) graph, in float64 (training mode, no dropout)."""
+    from xmlib.sgraf.loss import contrastive_loss
+
+    torch.manual_seed(0)
+    model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0, **kw), 30)
+    model = model.double().train()
+    images, tokens, lengths = inputs(torch.float64, n_img=7, n_cap=7)
+    ids = torch.tensor([0, 1, 1, 2, 3, 3, 4]) if same_image else None
+
+    def loss_and_grads(scores_of):
+        model.zero_grad()
+        loss = contrastive_loss(scores_of(), 0.2, True, ids)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    full, g_full = loss_and_grads(lambda: model(images, tokens, lengths))
+    fast, g_fast = loss_and_grads(lambda: model.hardest_scores(images, tokens, lengths, ids))
+    assert full > 0
+    torch.testing.assert_close(fast, full, rtol=0, atol=1e-10)
+    assert g_full.keys() == g_fast.keys() and any(g.abs().max() > 0 for g in g_full.values())
+    for name in g_full:
+        torch.testing.assert_close(g_fast[name], g_full[name], rtol=0, atol=1e-10, msg=name)
+
+
+def test_hardest_scores_refuse_an_aggregator_with_batch_statistics():
+    images, tokens, lengths = inputs(torch.float32)
+    with pytest.raises(ValueError, match="whole block"):
+        tiny(aggregator="saf").train().hardest_scores(images[:3], tokens[:3], lengths[:3])

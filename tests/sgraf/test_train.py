@@ -165,11 +165,15 @@ def test_checkpoints_are_refused_after_a_code_change_and_kept_across_analysis_fi
 def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkeypatch, tmp_path):
     import xmlib.sgraf.train as T
 
-    cfg = Config(**TINY, epochs=1)
+    cfg = Config(**TINY, epochs=1, hardest_pairs=False)
     train, dev = toy_data(12, 0), toy_data(6, 1)
     need = T.step_bytes(cfg, train)
-    assert need == cfg.batch_size ** 2 * T.pair_bytes(cfg, round(float(train.lengths.float().mean())), 4)
+    pair = T.pair_bytes(cfg, round(float(train.lengths.float().mean())), 4)
+    assert need == cfg.batch_size ** 2 * pair
     assert T.step_bytes(cfg.replace(batch_size=16), train) == 4 * need  # the square of the batch
+    # autograd through the hardest-negative pairs only: 3 per row of the batch (SGRAFModel.hardest_scores)
+    assert T.step_bytes(cfg.replace(hardest_pairs=True), train) == 3 * cfg.batch_size * pair
+    assert T.step_bytes(cfg.replace(hardest_pairs=True, max_violation=False), train) == need
     monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
     with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
         train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")

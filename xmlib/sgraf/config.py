@@ -131,6 +131,7 @@ class Config(ModelConfig):
     # --- objective and optimisation ---------------------------------------------------------
     margin: float = at_least(0.0, 0.2)  # γ
     max_violation: bool = True  # hardest negative (VSE++); False = sum over all negatives
+    hardest_pairs: bool = True  # with hardest negatives: autograd only through the ≤ 3B pairs the loss reads (SGRAFModel.hardest_scores)
     warmup_epochs: int = at_least(0, 0)  # epochs of all-negatives hinge before the hardest negatives (0 = the paper)
     lr: float = positive(2e-4)  # Adam's learning rate
     batch_size: int = at_least(2, 128, "a batch needs negatives")

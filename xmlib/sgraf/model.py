@@ -171,6 +171,58 @@ class SGRAFModel(nn.Module):
         words, txt_glob = self.encode_captions(tokens, lengths)
         return self.score_block(regions, img_glob, words, txt_glob, lengths, buckets=self.cfg.length_buckets)
 
+    def hardest_scores(self, images: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
+                       image_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The (B, B) matrix of :meth:`forward` for the hardest-negative loss, at a fraction of its memory.
+
+        With hardest negatives, :func:`~xmlib.sgraf.loss.contrastive_loss` reads from the whole matrix only
+        the diagonal and, per row and per column, its largest negative: the gradient reaches no other pair.
+        So every pair is scored once without autograd (tiles within :data:`EVAL_BYTES`), the hardest
+        negative of each image and of each caption is found there, and only those ≤ 3B pairs are scored
+        again with autograd and written into the matrix. The loss and its gradient are those of
+        :meth:`forward` (to float rounding: a pair scored alone may differ in its last bits from the same pair
+        in a tile), and the memory autograd keeps is that of ≤ 3B pairs instead of B². The encoders run
+        once (one dropout draw). Not for aggregators with batch statistics (SAF's batch norm couples every
+        pair of the block: :data:`BATCH_STATISTICS`).
+        """
+        if self.cfg.aggregator in BATCH_STATISTICS:
+            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
+                             "loss needs every pair's graph (use forward)")
+        regions, img_glob = self.encode_images(images)
+        words, txt_glob = self.encode_captions(tokens, lengths)
+        return self.hardest_block(regions, img_glob, words, txt_glob, lengths, image_ids)
+
+    def hardest_block(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                      txt_glob: torch.Tensor, lengths: torch.Tensor,
+                      image_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`hardest_scores` from encoded features (as :meth:`score_block` takes them)."""
+        if self.cfg.aggregator in BATCH_STATISTICS:
+            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
+                             "loss needs every pair's graph (use forward)")
+        lengths = lengths.to(words.device)
+        with torch.no_grad():
+            full = self.score_block(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(), lengths,
+                                    buckets=0)  # (B, B), no graph
+        b = full.shape[0]
+        not_neg = torch.eye(b, dtype=torch.bool, device=full.device)
+        if image_ids is not None:
+            not_neg = not_neg | (image_ids[:, None] == image_ids[None, :])
+        masked = full.masked_fill(not_neg, float("-inf"))
+        diag = torch.arange(b, device=full.device)
+        rows = torch.cat([diag, diag, masked.argmax(0)])  # positives, (i, hardest caption), (hardest image, c)
+        cols = torch.cat([diag, masked.argmax(1), diag])
+        pairs = torch.unique(torch.stack([cols, rows], dim=1), dim=0)  # sorted by caption, then image
+        scored_rows, scored_cols, values = [], [], []
+        for c in torch.unique_consecutive(pairs[:, 0]):
+            imgs = pairs[:, 1][pairs[:, 0] == c]
+            n_tok = int(lengths[c])
+            s = self.score_block(regions[imgs], img_glob[imgs], words[c:c + 1, :n_tok], txt_glob[c:c + 1],
+                                 lengths[c:c + 1])  # (n, 1) with autograd
+            scored_rows.append(imgs)
+            scored_cols.append(c.expand(len(imgs)))
+            values.append(s[:, 0])
+        return full.index_put((torch.cat(scored_rows), torch.cat(scored_cols)), torch.cat(values))
+
     @torch.no_grad()
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """The attention α (L, K) of each word of one caption over the regions of one image, as this

@@ -52,7 +52,7 @@ from xmlib.metrics.retrieval import retrieval_metrics
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loader import batch_loader
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import EVAL_BYTES, SGRAFModel, encode_split, pair_bytes, score_matrix
+from xmlib.sgraf.model import BATCH_STATISTICS, EVAL_BYTES, SGRAFModel, encode_split, pair_bytes, score_matrix
 
 
 @dataclass(frozen=True)
@@ -198,7 +198,9 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
         lengths = data.lengths[idx[mine]]
         tokens = data.tokens[idx[mine], : int(lengths.max())].to(device)
         with autocast(device, cfg.amp):
-            if ddp is None:
+            if ddp is None and max_violation and cfg.hardest_pairs and model.cfg.aggregator not in BATCH_STATISTICS:
+                scores = model.hardest_scores(images, tokens, lengths.to(device), ids)  # (B, B), graph on ≤ 3B pairs
+            elif ddp is None:
                 scores = model(images, tokens, lengths.to(device))  # (B, B)
             else:
                 scores = ddp(images, tokens, lengths.to(device), data.lengths[idx].to(device),
@@ -238,19 +240,25 @@ def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTE
 
 
 def step_bytes(cfg: Config, data: CaptionData) -> int:
-    """An estimate of one training step's memory: ``batch_size²`` pairs, each holding what
+    """An estimate of one training step's memory: ``batch_size²`` pairs (3 · ``batch_size`` with the
+    hardest-negative pairs of :meth:`~xmlib.sgraf.model.SGRAFModel.hardest_scores`), each holding what
     :func:`~xmlib.sgraf.model.pair_bytes` counts for a caption of the data's mean length (autograd keeps
     about that much per pair: 5.1 GB estimated against 5.2 GB measured for SGR at the paper's size,
     ``benchmarks/sgraf_paper_speed.py --train-step``)."""
     length = max(1, round(float(data.lengths.float().mean())))
-    return cfg.batch_size ** 2 * pair_bytes(cfg, length, int(data.images.shape[1]))
+    pairs = cfg.batch_size ** 2
+    if cfg.max_violation and cfg.hardest_pairs and cfg.aggregator not in BATCH_STATISTICS:
+        pairs = 3 * cfg.batch_size  # SGRAFModel.hardest_scores: autograd keeps the pairs the loss reads
+        # (the no-graph pass over every pair holds one tile at a time, within EVAL_BYTES)
+    return pairs * pair_bytes(cfg, length, int(data.images.shape[1]))
 
 
 def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> None:
     """Fail before allocating when a training step cannot fit in the memory ``device`` has free."""
     require_memory(step_bytes(cfg, data), device,
                    f"a training step of batch_size={cfg.batch_size} (embed_size={cfg.embed_size}, sim_dim={cfg.sim_dim})",
-                   "lower batch_size (memory grows with its square) or the dimensions, or free memory")
+                   "lower batch_size (memory grows with its square, or linearly with hardest_pairs) or the dimensions, "
+                   "or free memory")
 
 
 def init_model(cfg: Config, vocab_size: int, device: torch.device | None = None) -> SGRAFModel:
