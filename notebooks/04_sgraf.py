@@ -402,6 +402,11 @@ if speed_file.exists():
                          f"hardest-negative hinge, backward): block {b['seconds']:.1f} s and {b['peak_mib']:,.0f} MiB, "
                          f"per caption {p['seconds']:.1f} s and {p['peak_mib']:,.0f} MiB "
                          f"({p['seconds'] / b['seconds']:.2f}× the speed, {b['peak_mib'] / p['peak_mib']:.2f}× the memory).")
+            if "hardest_pairs" in t:
+                h = t["hardest_pairs"]
+                lines.append(f"Autograd through the hardest-negative pairs only (`hardest_pairs`): {h['seconds']:.1f} s and "
+                             f"{h['peak_mib']:,.0f} MiB ({p['seconds'] / h['seconds']:.2f}× the speed of per caption, "
+                             f"{h['peak_mib'] / p['peak_mib']:.2f}× its memory).")
     display(Markdown(" ".join(lines)))
 else:
     print(f"no saved run in {speed_file}; run the command above to make one")
@@ -900,7 +905,8 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 #
 # **What it needs.** A GPU. The batch of 128 pairs is the global batch whatever the number of GPUs; each
 # holds its rows of the 128 × 128 score matrix. One training step at the paper's dimensions and batch 128
-# is estimated at 3.5 GB; evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# held about 5.2 GB on a CPU with SAF (whose batch norm couples every pair) and 0.5 GB with SGR, whose
+# hardest-negative step differentiates only the pairs its loss reads; evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak
