@@ -56,8 +56,8 @@ def main(workdir: Path, out: Path) -> None:
         metrics = evaluate(*args, **kwargs)
         this_run["epochs"] += 1
         done = int((workdir / "epochs.txt").read_text()) if (workdir / "epochs.txt").exists() else 0
+        steps.write_text("0")  # first: a watcher must never see the new epoch count with the old epoch's steps
         (workdir / "epochs.txt").write_text(str(done + 1))
-        steps.write_text("0")
         return metrics
 
     T.evaluate = counted_evaluate
