@@ -27,7 +27,7 @@ folder in the MediaEval'17 layout (the paper's data, for a reader who has it: pa
 ``{"data": "/path/to/mediaeval", "text_features": "all", "query_set": "all"}``). ``data_split`` is the
 split read from such a folder. ``test_split``: ``""`` (the book's open data, which has one split) scores
 every query once by cross-validation over ``data_split``; ``"test"`` runs MediaEval'17's own protocol
-(:func:`~xmlib.dcmm.protocol.held_out_test`): select on ``data_split`` by cross-validation, retrain on
+(``xmlib.dcmm.protocol.held_out_test``): select on ``data_split`` by cross-validation, retrain on
 all of it, score the queries of the ``test`` split. ``text_features``: ``"weak"`` (BM25 only, paper-like), ``"strong"``
 (+ MiniLM, first-stage score/rank, length) or ``"all"``. ``query_set``: ``"no_flags"`` or ``"all"``.
 ``centre_visual``: ``"none"`` (paper and code) or ``"query"`` (a departure: centre each query's
