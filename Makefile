@@ -51,23 +51,28 @@ data: env
 data-smoke: env
 	$(PYTHON) -m xmlib.data prepare --profile smoke
 
+# Two notebooks at a time (each kernel with its own training workers): one chapter's start, last jobs and
+# analysis leave cores idle that the other fills. BOOK_JOBS=1 runs them one after another.
+BOOK_JOBS ?= 2
 notebooks: data
-	$(PYTHON) -m xmlib.book.run --profile default --install
+	$(PYTHON) -m xmlib.book.run --profile default --install --jobs $(BOOK_JOBS)
 
 notebooks-smoke: data-smoke
-	$(PYTHON) -m xmlib.book.run --profile smoke --install
+	$(PYTHON) -m xmlib.book.run --profile smoke --install --jobs $(BOOK_JOBS)
 
 html: notebooks
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
 	$(PYTHON) -m xmlib.book.timings page --profile default
-	$(PYTHON) -m xmlib.book.timings time --profile default --stage sphinx --step "jupyter-book build" -- $(JB) build . $(JB_FLAGS)
+	$(PYTHON) -m xmlib.book.timings time --profile default --stage sphinx --step "jupyter-book build" \
+	  --stamp _build/html/.xmlib-inputs.json -- $(JB) build . $(JB_FLAGS)
 	@$(PYTHON) -m xmlib.book.timings report --profile default
 	@echo "The book is in _build/html/index.html"
 
 html-smoke: notebooks-smoke
 	$(PYTHON) -m xmlib.book.check_notebooks notebooks
 	$(PYTHON) -m xmlib.book.timings page --profile smoke
-	$(PYTHON) -m xmlib.book.timings time --profile smoke --stage sphinx --step "jupyter-book build" -- $(JB) build . --path-output $(SMOKE_OUT) $(JB_FLAGS)
+	$(PYTHON) -m xmlib.book.timings time --profile smoke --stage sphinx --step "jupyter-book build" \
+	  --stamp $(SMOKE_OUT)/_build/html/.xmlib-inputs.json -- $(JB) build . --path-output $(SMOKE_OUT) $(JB_FLAGS)
 	@$(PYTHON) -m xmlib.book.timings report --profile smoke
 
 book: html
@@ -94,7 +99,10 @@ unit: env
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m pytest -q -m "not book and not browser"
 
-test: lint html-smoke pdf-smoke chromium
+# The smoke book's two Sphinx builds (HTML for the browser tests, one page for the PDF) are single-threaded:
+# they run side by side once the smoke notebooks have run.
+test: lint notebooks-smoke chromium
+	$(MAKE) --no-print-directory -j2 html-smoke pdf-smoke
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_BOOK_PDF=$(PDF_SMOKE_OUT)/book.pdf XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb

@@ -8,6 +8,11 @@
 #     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   xmlib:
+#     after:
+#     - 02_dcmm
+#     - 03_deepranking
+#     - 04_sgraf
 # ---
 
 # %% [markdown]

@@ -16,14 +16,14 @@ PAPER_CHAPTERS = ("02_dcmm", "03_deepranking", "04_sgraf")
 
 
 def test_box_gives_each_profile_its_command_and_recorded_time(tmp_path):
-    timings.record("smoke", "notebooks", "02_dcmm", 42.5, root=tmp_path)
+    timings.record("smoke", "notebooks", "02_dcmm", 42.5, beside=1, root=tmp_path)
     timings.record("default", "notebooks", "02_dcmm", 0.0, status="unchanged", kept=540.0, root=tmp_path)
     text = rerun_markdown("notebooks/02_dcmm", tmp_path)
     for profile in ("smoke", "default", "paper"):
         assert f"python -m xmlib.book.run \\\n    notebooks/02_dcmm.py \\\n    --profile {profile}\n" in text
     smoke, default, paper = re.findall(r"^- \*\*(?:smoke|default|paper)\*\*: (.*)$", text, re.M)
-    assert "took 42.5 s" in smoke
-    assert "took 540 s (9.0 min)" in default  # the run an unchanged build kept
+    assert "took 42.5 s" in smoke and "sharing the cores with up to 1 other chapter run at the same time" in smoke
+    assert "took 540 s (9.0 min)" in default and "sharing" not in default  # the run an unchanged build kept
     assert paper.startswith("no run of this profile is recorded")
     assert "{download}`02_dcmm.ipynb </notebooks/02_dcmm.ipynb>`" in text
     assert "{download}`02_dcmm.py </notebooks/02_dcmm.py>`" in text

@@ -49,9 +49,13 @@ def test_runs_skips_unchanged_and_installs(project, capsys):
     assert (project / "notebooks" / "demo.ipynb").exists()
     (ran,) = timings.rows("smoke", project)  # the timing report has the notebook's run
     assert (ran["stage"], ran["step"], ran["status"]) == ("notebooks", "demo", "ran") and ran["seconds"] > 0
+    installed = project / "notebooks" / "demo.ipynb"
+    first = installed.stat().st_mtime_ns
     capsys.readouterr()
-    assert runner.run(src, "smoke", {"seed": 2}, root=project) == 0
-    assert "unchanged" in capsys.readouterr().out
+    assert runner.run(src, "smoke", {"seed": 2}, install=True, root=project) == 0
+    out = capsys.readouterr().out
+    assert "unchanged" in out and "installed 0 executed notebook(s)" in out and "1 already there" in out
+    assert installed.stat().st_mtime_ns == first  # the same bytes are not copied again (Sphinx reads the time)
     (kept,) = timings.rows("smoke", project)  # an unchanged notebook: no time now, the kept run's time beside it
     assert kept["status"] == "unchanged" and kept["seconds"] == 0 and kept["kept_seconds"] == ran["seconds"]
     # a changed source runs again
@@ -146,3 +150,61 @@ run
     assert "wall time" in html
     (record,) = (project / "runs" / "demo").glob("smoke-*/run.json")
     assert json.loads(record.read_text())["wall_seconds"] >= 0
+
+
+SLOW_NB = NB.replace('print(f"profile={profile} overrides={overrides}")', '''import os, pathlib, time
+log = pathlib.Path(os.environ["XMLIB_ROOT"]) / "order.log"
+with open(log, "a") as fh:
+    fh.write(f"start {NAME}\\n")
+time.sleep(overrides.get("sleep", 0.0))
+with open(log, "a") as fh:
+    fh.write(f"end {NAME}\\n")
+print(f"profile={profile} overrides={overrides}")''')
+
+
+def test_jobs_run_notebooks_side_by_side_and_a_page_after_the_ones_it_names(project, capsys):
+    """Two notebooks overlap in time; the page whose header names them starts after both ended; each
+    executed notebook, stamp and time is as a one-at-a-time run leaves it."""
+    nbs = project / "notebooks"
+    (nbs / "demo.py").unlink()
+    for name in ("a", "b"):
+        (nbs / f"{name}.py").write_text(SLOW_NB.replace("{NAME}", name))
+    after = SLOW_NB.replace("{NAME}", "page").replace("#     name: python3\n# ---",
+                                                       "#     name: python3\n#   xmlib:\n#     after: [a, b]\n# ---")
+    (nbs / "page.py").write_text(after)
+    sources = [nbs / "page.py", nbs / "a.py", nbs / "b.py"]  # the page first: only its header makes it wait
+    assert runner.run(sources, "smoke", {"sleep": 4.0}, jobs=2, install=True, root=project) == 0
+    events = (project / "order.log").read_text().split("\n")[:-1]
+    assert events.index("start page") > max(events.index("end a"), events.index("end b"))
+    assert events.index("start b") < events.index("end a") and events.index("start a") < events.index("end b")
+    for name in ("a", "b", "page"):
+        assert "profile=smoke overrides={'sleep': 4.0}" in _stdout(project / "_build" / "executed" / "smoke" / f"{name}.ipynb")
+        assert (project / "notebooks" / f"{name}.ipynb").exists()
+    rows = {r["step"]: r for r in timings.rows("smoke", project)}
+    assert rows["a"]["status"] == "ran" and rows["a"]["beside"] == 1 and rows["a"]["seconds"] >= 4.0
+    capsys.readouterr()
+    (project / "order.log").unlink()
+    assert runner.run(sources, "smoke", {"sleep": 4.0}, jobs=2, root=project) == 0  # nothing changed: no process
+    assert not (project / "order.log").exists()
+    assert capsys.readouterr().out.count("unchanged") == 3
+
+
+def test_jobs_count_a_failure_and_a_bad_after_header_is_named(project):
+    nbs = project / "notebooks"
+    (nbs / "b.py").write_text(NB)
+    sources = [nbs / "demo.py", nbs / "b.py"]
+    assert runner.run(sources, "smoke", {"fail": True}, jobs=2, install=True, root=project) == 2
+    assert not (project / "notebooks" / "demo.ipynb").exists()  # nothing installed
+    (nbs / "bad.py").write_text(NB.replace("#     name: python3\n# ---", "#     name: python3\n#   xmlib:\n#     after: 3\n# ---"))
+    with pytest.raises(SystemExit, match=r"bad\.py: the header's `xmlib: after:` must be a list"):
+        runner.run([nbs / "bad.py", nbs / "b.py"], "smoke", jobs=2, root=project)
+    with pytest.raises(SystemExit, match="--jobs must be at least 1"):
+        runner.run(sources, "smoke", jobs=0, root=project)
+
+
+def test_the_scorecard_waits_for_every_chapter_it_reads():
+    from xmlib.book import scorecard
+    from xmlib.core.paths import project_root
+
+    pages = {page for _, page in scorecard.CHAPTERS.values()}
+    assert set(runner.after_of(project_root() / "notebooks" / "05_scorecard.py")) == pages

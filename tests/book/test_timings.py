@@ -46,3 +46,56 @@ def test_time_records_a_command_that_succeeded_and_passes_on_a_failure(tmp_path,
     assert [r["step"] for r in timings.rows("smoke", tmp_path)] == ["build"]  # a failed step is not a build time
     assert timings.main(["page", "--profile", "smoke"]) == 0
     assert "| sphinx | build |" in (tmp_path / "_build" / "timings" / "page.md").read_text()
+
+
+def test_a_stamped_command_runs_again_only_when_the_tree_or_the_command_changed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XMLIB_ROOT", str(tmp_path))
+    (tmp_path / "book").mkdir()
+    page = tmp_path / "book" / "page.md"
+    page.write_text("# one\n")
+    out = tmp_path / "_build" / "html"
+    stamp = out / ".xmlib-inputs.json"
+    (tmp_path / "_build").mkdir()
+    log = tmp_path / "_build" / "runs.log"  # in a skipped folder: the command's own output is not an input
+    build = [sys.executable, "-c", f"import pathlib; p = pathlib.Path({str(out)!r}); p.mkdir(parents=True, exist_ok=True);"
+             f"(p / 'index.html').write_text('x'); open({str(log)!r}, 'a').write('ran\\n')"]
+
+    def timed(command=build) -> int:
+        return timings.main(["time", "--profile", "smoke", "--stage", "sphinx", "--step", "book", "--stamp", str(stamp),
+                             "--", *command])
+
+    def runs() -> int:
+        return log.read_text().count("ran")
+
+    assert timed() == 0 and runs() == 1 and stamp.is_file()
+    assert timed() == 0 and runs() == 1  # nothing changed: not run
+    assert "not run, nothing it reads changed" in capsys.readouterr().out
+    entry = timings.load("smoke", tmp_path)["steps"]["sphinx/book"]
+    assert entry["status"] == "unchanged" and entry["kept_seconds"] >= 0.0
+    page.write_text("# two\n")  # an input changed
+    assert timed() == 0 and runs() == 2
+    (tmp_path / "book" / "new.md").write_text("new\n")  # a new file
+    assert timed() == 0 and runs() == 3
+    (out / "index.html").unlink()  # the output is gone
+    assert timed() == 0 and runs() == 4
+    assert timed(build + ["--other-flag"]) == 0 and runs() == 5  # another command line
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "result.json").write_text("{}")  # training outputs are not the book's inputs
+    assert timed(build + ["--other-flag"]) == 0 and runs() == 5
+    failing = [sys.executable, "-c", "raise SystemExit(2)"]
+    assert timed(failing) == 2 and not stamp.exists()  # a failed build leaves no stamp
+    assert timed(build + ["--other-flag"]) == 0 and runs() == 6
+
+
+def test_the_tree_digest_sees_paths_and_bytes_and_skips_build_folders(tmp_path):
+    (tmp_path / "a.md").write_text("a")
+    first = timings.tree_digest(tmp_path)
+    assert timings.tree_digest(tmp_path) == first
+    for skipped in ("_build", ".venv", "runs", ".git", "__pycache__"):
+        (tmp_path / skipped).mkdir()
+        (tmp_path / skipped / "x").write_text("x")
+    (tmp_path / "nb.failed.ipynb").write_text("{}")
+    assert timings.tree_digest(tmp_path) == first
+    (tmp_path / "a.md").rename(tmp_path / "b.md")  # same bytes, another name
+    assert timings.tree_digest(tmp_path) != first
+    assert timings.tree_digest(tmp_path, ["cmd"]) != timings.tree_digest(tmp_path)

@@ -289,6 +289,43 @@ def test_fetch_all_returns_every_root(tmp_cache, toy, monkeypatch):
     assert (roots["toy2"] / "package/z.txt").read_bytes() == b"z"
 
 
+def test_fetch_all_runs_the_clients_beside_each_other_and_one_client_in_turn(monkeypatch, tmp_path):
+    import threading
+
+    specs = {"a1": "apt", "n1": "npm", "a2": "apt", "n2": "npm"}
+    for name, client in specs.items():
+        monkeypatch.setitem(A.ASSETS, name, A.Asset(name, client, name, "1", f"{name}.tgz", SHA, "MIT", name))
+    both_lanes = threading.Barrier(2, timeout=20)  # passes only if an apt and an npm fetch run at once
+    running: dict[str, int] = {"apt": 0, "npm": 0}
+    overlaps = []
+    lock = threading.Lock()
+
+    def fake_fetch(name, **kwargs):
+        client = specs[name]
+        with lock:
+            running[client] += 1
+            overlaps.append(running[client])
+        if name in ("a1", "n1"):
+            both_lanes.wait()
+        with lock:
+            running[client] -= 1
+        return tmp_path / name
+
+    monkeypatch.setattr(A, "fetch", fake_fetch)
+    roots = A.fetch_all(["a1", "n1", "a2", "n2"])
+    assert list(roots) == ["a1", "n1", "a2", "n2"] and roots["n2"] == tmp_path / "n2"
+    assert max(overlaps) == 1  # never two fetches of one client at once
+
+    def failing(name, **kwargs):
+        if name == "n1":
+            raise A.AssetError("n1 is broken")
+        return tmp_path / name
+
+    monkeypatch.setattr(A, "fetch", failing)
+    with pytest.raises(A.AssetError, match="n1 is broken"):
+        A.fetch_all(["a1", "n1"])
+
+
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb not installed")
 def test_deb_extraction_with_dpkg_deb(tmp_cache, tmp_path, monkeypatch):
     pkg = tmp_path / "pkg"

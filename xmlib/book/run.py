@@ -188,6 +188,124 @@ def execute(source: Path, profile: str, overrides: dict[str, Any], out: Path, *,
     return time.perf_counter() - t0
 
 
+def after_of(source: Path) -> list[str]:
+    """The notebooks (stems) that must have run before ``source``: its Jupytext header's
+    ``xmlib: {after: [...]}`` (a page that reads the chapters' results, e.g. the scorecard). Only the
+    runner's ``--jobs`` needs it: run one at a time, the ``_toc.yml`` order already holds it."""
+    import jupytext
+
+    meta = jupytext.read(source).metadata.get("xmlib", {})
+    after = meta.get("after", []) if isinstance(meta, dict) else None
+    if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+        raise SystemExit(f"{source}: the header's `xmlib: after:` must be a list of notebook names, got {after!r}")
+    return after
+
+
+def _unchanged(source: Path, profile: str, overrides: dict[str, Any], root: Path) -> bool:
+    """True when the executed notebook is there and its stamp matches the source, the parameters and
+    every library file and input the last run read."""
+    out = executed_dir(root, profile) / (source.stem + ".ipynb")
+    stamp = read_stamp(out.with_suffix(".stamp.json"))
+    return out.exists() and stamp.get("key") == source_key(source, profile, overrides) and deps_unchanged(stamp, root)
+
+
+def _run_one(source: Path, profile: str, overrides: dict[str, Any], root: Path, *, force: bool,
+             beside: int = 0) -> tuple[str, float]:
+    """Run one notebook unless its stamp says it is unchanged; return (status, seconds)."""
+    out = executed_dir(root, profile) / (source.stem + ".ipynb")
+    stamp_path = out.with_suffix(".stamp.json")
+    key = source_key(source, profile, overrides)
+    stamp = read_stamp(stamp_path)
+    if not force and _unchanged(source, profile, overrides, root):
+        timings.record(profile, "notebooks", source.stem, 0.0, status="unchanged", kept=stamp.get("seconds", 0.0),
+                       beside=int(stamp.get("beside", 0)), root=root)
+        return "unchanged", stamp.get("seconds", 0.0)
+    print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
+    try:
+        seconds = execute(source, profile, overrides, out)
+    except Exception as exc:  # papermill's error already names the failing cell
+        print(f"[xmlib.book.run] FAILED {source.name}: {type(exc).__name__}: {str(exc)[:4000]}", file=sys.stderr, flush=True)
+        print(f"[xmlib.book.run] partial output: {out.with_name(out.stem + '.failed.ipynb')}", file=sys.stderr)
+        if stamp_path.exists():
+            stamp_path.unlink()
+        return "FAILED", 0.0
+    deps = _pop_deps(out, root)
+    atomic_write_json(stamp_path, {"key": key, "profile": profile, "overrides": overrides, "seconds": round(seconds, 1),
+                                   "source": source.relative_to(root).as_posix(), "deps": deps, "beside": beside})
+    timings.record(profile, "notebooks", source.stem, seconds, beside=beside, root=root)
+    return "ran", seconds
+
+
+def _last_seconds(profile: str, root: Path, stem: str) -> float:
+    entry = timings.load(profile, root)["steps"].get(f"notebooks/{stem}") or {}
+    return float(entry.get("seconds", 0.0) if entry.get("status") == "ran" else entry.get("kept_seconds", 0.0))
+
+
+def _run_parallel(sources: list[Path], profile: str, overrides: dict[str, Any], root: Path, *, force: bool,
+                  jobs: int) -> dict[Path, tuple[str, float]]:
+    """Run ``sources`` with up to ``jobs`` notebooks at once, each in its own runner process (and
+    kernel); a notebook waits for the ones its header names (:func:`after_of`). The longest by the
+    last recorded time start first (``_toc.yml`` order when nothing is recorded). Every kernel keeps
+    its own pool of training workers: several notebooks at once fill the cores that one notebook's
+    start, its last jobs and its analysis leave idle. Unchanged notebooks are skipped here, before any
+    process starts; a page that waits is checked when its turn comes (its inputs may just have changed)."""
+    import signal
+    import subprocess
+
+    stems = {s.stem for s in sources}
+    needs = {s: {a for a in after_of(s) if a in stems} for s in sources}
+    pending = sorted(sources, key=lambda s: -_last_seconds(profile, root, s.stem))  # stable: toc order on ties
+    running: dict[subprocess.Popen, Path] = {}
+    results: dict[Path, tuple[str, float]] = {}
+
+    def finished() -> set[str]:
+        return {s.stem for s in results}
+
+    def forward(signum, frame):  # make's SIGTERM: the children stop their kernels (KeyboardInterrupt), then we stop
+        for proc in running:
+            proc.send_signal(signal.SIGINT)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while pending or running:
+            while len(running) < jobs and (ready := [s for s in pending if not (needs[s] - finished())]):
+                source = ready[0]  # an unchanged one is done at once and may free a page that waits on it
+                pending.remove(source)
+                if not force and _unchanged(source, profile, overrides, root):
+                    results[source] = _run_one(source, profile, overrides, root, force=False)
+                    continue
+                cmd = [sys.executable, "-m", "xmlib.book.run", str(source), "--profile", profile,
+                       "--overrides-json", json.dumps(overrides), "--beside", str(jobs - 1), "--no-summary"]
+                env = {**os.environ, "XMLIB_ROOT": str(root)}  # the child's project is this runner's
+                running[subprocess.Popen(cmd + (["--force"] if force else []), cwd=root, env=env)] = source
+            if not running:
+                if pending:  # waiting on a notebook that is not among the sources cannot happen (needs ⊆ stems)
+                    raise RuntimeError(f"notebooks waiting on each other: {[s.name for s in pending]}")
+                break
+            time.sleep(0.2)
+            for proc in [p for p in running if p.poll() is not None]:
+                source = running.pop(proc)
+                if proc.returncode == 0:
+                    out = executed_dir(root, profile) / (source.stem + ".ipynb")
+                    results[source] = ("ran", float(read_stamp(out.with_suffix(".stamp.json")).get("seconds", 0.0)))
+                else:
+                    results[source] = ("FAILED", 0.0)
+    except BaseException:
+        for proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in running:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return results
+
+
 def run(
     sources: Sequence[Path],
     profile: str,
@@ -196,69 +314,64 @@ def run(
     force: bool = False,
     install: bool = False,
     root: Path | None = None,
+    jobs: int = 1,
+    beside: int = 0,
+    summary: bool = True,
 ) -> int:
-    """Execute ``sources`` (skipping unchanged ones); return the number of failures."""
+    """Execute ``sources`` (skipping unchanged ones), up to ``jobs`` at once; return the number of failures.
+    ``beside`` (recorded with each time): how many other notebooks a calling runner lets run at once."""
     root = root or project_root()
     overrides = overrides or {}
     if profile not in PROFILES:
         raise SystemExit(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    if jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {jobs}")
     out_dir = executed_dir(root, profile)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_parts(out_dir):  # left by a run that was killed (its writer is gone)
         print(f"[xmlib.book.run] removed {stale.name}, a partial notebook of a run that was killed", file=sys.stderr)
-    failures = 0
-    summary = []
+    resolved = []
     for source in sources:
         source = Path(source).resolve()
         if not source.exists():
             raise SystemExit(f"{source} does not exist")
-        out = out_dir / (source.stem + ".ipynb")
-        stamp_path = out.with_suffix(".stamp.json")
-        key = source_key(source, profile, overrides)
-        stamp = read_stamp(stamp_path)
-        if not force and out.exists() and stamp.get("key") == key and deps_unchanged(stamp, root):
-            summary.append((source.name, "unchanged", stamp.get("seconds", 0.0)))
-            timings.record(profile, "notebooks", source.stem, 0.0, status="unchanged", kept=stamp.get("seconds", 0.0),
-                           root=root)
-            continue
-        print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
-        try:
-            seconds = execute(source, profile, overrides, out)
-        except Exception as exc:  # papermill's error already names the failing cell
-            failures += 1
-            summary.append((source.name, "FAILED", 0.0))
-            print(f"[xmlib.book.run] FAILED {source.name}: {type(exc).__name__}: {str(exc)[:4000]}", file=sys.stderr, flush=True)
-            print(f"[xmlib.book.run] partial output: {out.with_name(out.stem + '.failed.ipynb')}", file=sys.stderr)
-            if stamp_path.exists():
-                stamp_path.unlink()
-            continue
-        deps = _pop_deps(out, root)
-        atomic_write_json(stamp_path, {"key": key, "profile": profile, "overrides": overrides, "seconds": round(seconds, 1),
-                                       "source": source.relative_to(root).as_posix(), "deps": deps})
-        summary.append((source.name, "ran", seconds))
-        timings.record(profile, "notebooks", source.stem, seconds, root=root)
-    for name, status, seconds in summary:
-        print(f"[xmlib.book.run] {status:>9}  {seconds:7.1f} s  {name}")
+        resolved.append(source)
+    if jobs > 1 and len(resolved) > 1:
+        results = _run_parallel(resolved, profile, overrides, root, force=force, jobs=jobs)
+    else:
+        results = {s: _run_one(s, profile, overrides, root, force=force, beside=beside) for s in resolved}
+    failures = sum(status == "FAILED" for status, _ in results.values())
+    if summary:
+        for source in resolved:
+            status, seconds = results[source]
+            print(f"[xmlib.book.run] {status:>9}  {seconds:7.1f} s  {source.name}")
     if install:
         if failures:
             print("[xmlib.book.run] not installing: a notebook failed", file=sys.stderr)
         else:
-            install_executed(root, profile, sources)
+            install_executed(root, profile, resolved)
     return failures
 
 
 def install_executed(root: Path, profile: str, sources: Sequence[Path]) -> None:
-    """Copy the profile's executed notebooks next to their sources (where Jupyter Book reads them)."""
+    """Copy the profile's executed notebooks next to their sources (where Jupyter Book reads them). A
+    notebook already there with the same bytes is left alone (its time stamp too, which Sphinx reads)."""
     out_dir = executed_dir(root, profile)
+    copied = 0
     for source in sources:
         source = Path(source).resolve()
         executed = out_dir / (source.stem + ".ipynb")
         if not executed.exists():
             raise SystemExit(f"{executed} is missing: run the notebooks with --profile {profile} first")
         target = source.with_suffix(".ipynb")
+        if target.is_file() and target.stat().st_size == executed.stat().st_size \
+                and target.read_bytes() == executed.read_bytes():
+            continue
         with atomic_path(target) as tmp:
             shutil.copyfile(executed, tmp)
-    print(f"[xmlib.book.run] installed {len(sources)} executed notebook(s) of profile {profile!r} into notebooks/")
+        copied += 1
+    print(f"[xmlib.book.run] installed {copied} executed notebook(s) of profile {profile!r} into notebooks/ "
+          f"({len(sources) - copied} already there)")
 
 
 def _parse_value(text: str) -> Any:
@@ -277,11 +390,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="override one config value (YAML-parsed), e.g. -p epochs 3")
     parser.add_argument("--force", action="store_true", help="run even if unchanged")
     parser.add_argument("--install", action="store_true", help="copy executed notebooks into notebooks/ for the book")
+    parser.add_argument("--jobs", type=int, default=int(os.environ.get("XMLIB_BOOK_JOBS", "1")),
+                        help="notebooks run at once, each in its own kernel (default 1, or $XMLIB_BOOK_JOBS; "
+                             "`make book` uses 2); a page waits for the notebooks its header names under `xmlib: after:`")
+    parser.add_argument("--overrides-json", help=argparse.SUPPRESS)  # a parent runner's overrides, exactly
+    parser.add_argument("--beside", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     root = project_root()
     sources = args.notebooks or toc_notebooks(root)
     overrides = {name: _parse_value(value) for name, value in args.param}
-    failures = run(sources, args.profile, overrides, force=args.force, install=args.install, root=root)
+    if args.overrides_json:
+        overrides = {**json.loads(args.overrides_json), **overrides}
+    failures = run(sources, args.profile, overrides, force=args.force, install=args.install, root=root, jobs=args.jobs,
+                   beside=args.beside, summary=not args.no_summary)
     return 1 if failures else 0
 
 

@@ -34,7 +34,10 @@ def measured(profile: str, stem: str, root: Path) -> str:
         return "no run of this profile is recorded on the machine that built this page"
     seconds = entry["seconds"] if entry.get("status") == "ran" else entry.get("kept_seconds", entry["seconds"])
     when = str(entry.get("when", ""))[:16].replace("T", " ")
-    return f"took {timings.minutes(seconds)} when it last ran on the machine that built this page ({when} UTC)"
+    beside = int(entry.get("beside", 0))
+    shared = (f", sharing the cores with up to {beside} other chapter{'s' if beside > 1 else ''} run at the same "
+              "time (alone it takes less)") if beside else ""
+    return f"took {timings.minutes(seconds)} when it last ran on the machine that built this page ({when} UTC){shared}"
 
 
 def rerun_markdown(docname: str, root: Path) -> str:

@@ -11,20 +11,28 @@ record is ``_build/timings/<profile>.json``, one entry per step, replaced when t
 it always describes the last build of each step. ``page`` writes ``_build/timings/page.md``, which
 the reproducing page includes (the Sphinx time shown there is the previous build's: the page is
 written before Sphinx runs).
+
+``time --stamp FILE`` skips its command when nothing it reads changed: the stamp (written in the
+output folder after a successful run) holds a digest of every file of the project tree (the build,
+run, environment and cache folders left out; :func:`tree_digest`) and of the command line. ``make
+book`` uses it for Sphinx, so a second build with nothing changed does not render the book again; the
+pages then keep the timing table of the build that rendered them.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
-from xmlib.core.io import atomic_write_json, atomic_write_text
+from xmlib.core.io import atomic_write_json, atomic_write_text, file_lock
 from xmlib.core.paths import project_root
 
 STAGES = ("data", "notebooks", "sphinx")
@@ -46,19 +54,25 @@ def load(profile: str, root: Path | None = None) -> dict:
 
 
 def record(profile: str, stage: str, step: str, seconds: float, *, status: str = "ran", kept: float | None = None,
-           root: Path | None = None) -> None:
+           beside: int = 0, root: Path | None = None) -> None:
     """Store one step's time: ``status`` ``ran`` (``seconds`` this build), or ``unchanged`` with ``kept``,
-    the seconds of the earlier run whose output this build reused."""
+    the seconds of the earlier run whose output this build reused. ``beside``: how many other steps
+    the build let run at the same time (the notebook runner's ``--jobs`` minus one). Safe when several
+    processes record at once (a lock around the read and the write)."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
-    doc = load(profile, root)
-    doc["profile"] = profile
-    entry = {"stage": stage, "step": step, "seconds": round(float(seconds), 1), "status": status,
-             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    if kept is not None:
-        entry["kept_seconds"] = round(float(kept), 1)
-    doc["steps"][f"{stage}/{step}"] = entry
-    atomic_write_json(record_path(profile, root), doc)
+    path = record_path(profile, root)
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        doc = load(profile, root)
+        doc["profile"] = profile
+        entry = {"stage": stage, "step": step, "seconds": round(float(seconds), 1), "status": status,
+                 "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        if kept is not None:
+            entry["kept_seconds"] = round(float(kept), 1)
+        if beside:
+            entry["beside"] = int(beside)
+        doc["steps"][f"{stage}/{step}"] = entry
+        atomic_write_json(path, doc)
 
 
 def rows(profile: str, root: Path | None = None) -> list[dict]:
@@ -105,6 +119,42 @@ def page(profile: str, root: Path | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+SKIPPED_DIRS = frozenset({".git", ".venv", "_build", "runs", "__pycache__", ".ipynb_checkpoints", ".pytest_cache",
+                          ".ruff_cache", ".hypothesis", "node_modules", ".gl", ".whl"})
+"""Folders of the project tree that hold no input of the book: version control, the environment, build
+outputs (the timing record and page included), training runs and tool caches."""
+
+
+def tree_digest(root: Path, extra: Sequence[str] = ()) -> str:
+    """sha256 over the relative path and bytes of every file under ``root`` (outside :data:`SKIPPED_DIRS`,
+    ``*.egg-info``, ``*.pyc`` and ``*.failed.ipynb``), in sorted order, and the strings ``extra``."""
+    h = hashlib.sha256()
+    for item in extra:
+        h.update(f"extra\0{item}\0".encode())
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info")]
+        files += [Path(dirpath, f) for f in filenames if not f.endswith((".pyc", ".failed.ipynb"))]
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        if not path.is_file():  # a dangling link or a socket: not an input
+            continue
+        h.update(f"file\0{path.relative_to(root).as_posix()}\0{path.stat().st_size}\0".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamp_matches(stamp: Path, digest: str) -> float | None:
+    """The seconds of the stamped run when ``stamp`` holds ``digest`` and its folder still has an
+    ``index.html`` (a build that was deleted or never finished does not count), else None."""
+    try:
+        doc = json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("digest") != digest or not (stamp.parent / "index.html").is_file():
+        return None
+    return float(doc.get("seconds", 0.0))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xmlib.book.timings", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -115,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "time":
             p.add_argument("--stage", required=True, choices=STAGES)
             p.add_argument("--step", required=True)
+            p.add_argument("--stamp", type=Path, help="skip the command when the project tree and the command line are "
+                           "as at the run that wrote this stamp (written after a successful run; delete it to force)")
             p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run and time")
     args = parser.parse_args(argv)
     if args.cmd == "report":
@@ -126,10 +178,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("time: give the command after --, e.g. time --stage sphinx --step build -- jupyter-book build .")
+    digest = tree_digest(project_root(), [" ".join(command)]) if args.stamp else ""
+    if args.stamp and (kept := _stamp_matches(args.stamp, digest)) is not None:
+        record(args.profile, args.stage, args.step, 0.0, status="unchanged", kept=kept)
+        print(f"[xmlib.book.timings] {args.step}: not run, nothing it reads changed since it wrote {args.stamp} "
+              f"(delete that file to run it anyway)", flush=True)
+        return 0
     t0 = time.perf_counter()
     rc = subprocess.call(command)
+    seconds = time.perf_counter() - t0
     if rc == 0:
-        record(args.profile, args.stage, args.step, time.perf_counter() - t0)
+        record(args.profile, args.stage, args.step, seconds)
+        if args.stamp:
+            atomic_write_json(args.stamp, {"digest": digest, "command": command, "seconds": round(seconds, 1)})
+    elif args.stamp and args.stamp.exists():
+        args.stamp.unlink()  # a failed build leaves its folder half rewritten: the next one runs
     return rc
 
 

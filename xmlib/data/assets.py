@@ -430,15 +430,33 @@ def fetch_all(
     downloader: Downloader | None = None,
     verify: bool = False,
 ) -> dict[str, Path]:
-    """Fetch several assets (all by default) with a progress bar; return ``{name: folder}``. ``verify``
-    checks every extracted file's sha256 (see :func:`fetch`)."""
+    """Fetch several assets (all by default) with a progress bar; return ``{name: folder}`` in the order
+    of ``names``. ``verify`` checks every extracted file's sha256 (see :func:`fetch`).
+
+    The assets of each registry client are fetched one after another (apt takes a lock, and its one
+    ``apt-get update`` must not run twice), the clients beside each other in threads: a download waits
+    on the network while the other client's archive is hashed and extracted."""
+    from concurrent.futures import ThreadPoolExecutor
+
     names = list(ASSETS) if names is None else list(names)
+    lanes: dict[str, list[str]] = {}
     for n in names:
-        _get(n)
+        lanes.setdefault(_get(n).client, []).append(n)
     out: dict[str, Path] = {}
-    for n in progress(names, desc="assets", total=len(names)):
-        out[n] = fetch(n, cache=cache, downloader=downloader, verify=verify)
-    return out
+    bar = progress(None, desc="assets", total=len(names))
+
+    def lane(members: list[str]) -> None:
+        for n in members:
+            out[n] = fetch(n, cache=cache, downloader=downloader, verify=verify)
+            bar.update(1)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, len(lanes))) as pool:
+            for future in [pool.submit(lane, members) for members in lanes.values()]:
+                future.result()  # the first failure is raised (the other lane finishes its current asset)
+    finally:
+        bar.close()
+    return {n: out[n] for n in names}
 
 
 def asset_root(name: str, *, cache: str | os.PathLike | None = None) -> Path:
