@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from xmlib.core.progress import progress
 from xmlib.sgraf.config import ModelConfig
@@ -182,12 +183,17 @@ class SGRAFModel(nn.Module):
         again with autograd and written into the matrix. The loss and its gradient are those of
         :meth:`forward` (to float rounding: a pair scored alone may differ in its last bits from the same pair
         in a tile), and the memory autograd keeps is that of ≤ 3B pairs instead of B². The encoders run
-        once (one dropout draw). Not for aggregators with batch statistics (SAF's batch norm couples every
-        pair of the block: :data:`BATCH_STATISTICS`).
+        once (one dropout draw).
+
+        SAF (and the joint model's SAF head) normalises its logits ``x = W_f s_p`` with the mean μ and
+        variance σ² of every real node of every pair of the block (:class:`~xmlib.sgraf.saf.MaskedBatchNorm`),
+        so every pair's score depends on every other pair and the gradient reaches all of them through
+        (μ, σ²). In training those two numbers come from :func:`block_logit_statistics`: computed tile by
+        tile without autograd, and differentiated tile by tile in the backward pass (one tile's graph at a
+        time); the ≤ 3B pairs are scored with them, and the running statistics are updated once, with the
+        values the whole-block forward gives them. The loss and every gradient are again those of
+        :meth:`forward`; the price is two passes over the block without autograd and one with it, tile by tile.
         """
-        if self.cfg.aggregator in BATCH_STATISTICS:
-            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
-                             "loss needs every pair's graph (use forward)")
         regions, img_glob = self.encode_images(images)
         words, txt_glob = self.encode_captions(tokens, lengths)
         return self.hardest_block(regions, img_glob, words, txt_glob, lengths, image_ids)
@@ -196,13 +202,26 @@ class SGRAFModel(nn.Module):
                       txt_glob: torch.Tensor, lengths: torch.Tensor,
                       image_ids: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`hardest_scores` from encoded features (as :meth:`score_block` takes them)."""
-        if self.cfg.aggregator in BATCH_STATISTICS:
-            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
-                             "loss needs every pair's graph (use forward)")
         lengths = lengths.to(words.device)
+        saf = self.saf_head()
+        if saf is None or not self.training:  # no batch statistics: the BN (if any) uses its running ones
+            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids)
+        mean, var, count = block_logit_statistics(self, regions, img_glob, words, txt_glob, lengths)
+        saf.bn.update_running(mean, var, int(count))  # once per step, as the whole-block forward does
+        with saf.bn.given_statistics(mean, var):
+            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids)
+
+    def saf_head(self) -> SAF | None:
+        """The SAF aggregator of this model (``"saf"``, or the joint model's SAF head), None without one."""
+        agg = self.aggregate
+        return agg if isinstance(agg, SAF) else getattr(agg, "saf", None)
+
+    def _hardest_pairs(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                       txt_glob: torch.Tensor, lengths: torch.Tensor, image_ids: torch.Tensor | None) -> torch.Tensor:
+        """Every pair without autograd, then autograd through the ≤ 3B pairs the hardest-negative loss reads."""
         with torch.no_grad():
-            full = self.score_block(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(), lengths,
-                                    buckets=0)  # (B, B), no graph
+            full = self._score_tiles(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(),
+                                     lengths)  # (B, B), no graph
         b = full.shape[0]
         not_neg = torch.eye(b, dtype=torch.bool, device=full.device)
         if image_ids is not None:
@@ -325,6 +344,106 @@ def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int)
             for i0 in range(0, n_img, n_it):
                 tiles.append((int(length), idx[c0:c0 + n_ct], i0, min(n_it, n_img - i0)))
     return tiles
+
+
+def _saf_tile_logits(model: SGRAFModel, saf: SAF, tile: tuple[int, torch.Tensor, int, int], regions: torch.Tensor,
+                     img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor) -> torch.Tensor:
+    """SAF's logits ``x = W_f s_p`` (n_it, n_ct, P) of one tile of :func:`plan_tiles`: captions of one
+    length (no padding, so every node is real) against a run of images; inputs already cut to the tile."""
+    nodes, _ = model.nodes(regions, img_glob, words, txt_glob, None)  # (n_it, n_ct, P, m)
+    return saf.w_f(nodes).squeeze(-1)
+
+
+class _BlockLogitStatistics(torch.autograd.Function):
+    """(μ, σ², N) of SAF's logits over every real node of every pair of a block, in tiles; see
+    :func:`block_logit_statistics`."""
+
+    @staticmethod
+    def forward(ctx, model, lengths, regions, img_glob, words, txt_glob, *params):
+        saf = model.saf_head()
+        tiles = plan_tiles(lengths, regions.shape[0],
+                           lambda n: pair_bytes(model.cfg, n, regions.shape[1], regions.element_size()), EVAL_BYTES)
+        count, mean, m2 = 0, 0.0, 0.0  # Chan et al.'s pairwise update of (N, mean, Σ (x − mean)²), in float64
+        for tile in tiles:
+            length, idx, i0, n_it = tile
+            idx = idx.to(words.device)
+            x = _saf_tile_logits(model, saf, tile, regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length],
+                                 txt_glob[idx]).double()
+            n, t_mean = x.numel(), float(x.mean())
+            t_m2 = float((x - t_mean).square().sum())
+            delta, total = t_mean - mean, count + n
+            mean += delta * n / total
+            m2 += t_m2 + delta * delta * count * n / total
+            count = total
+        ctx.model, ctx.tiles, ctx.count, ctx.mean = model, tiles, count, mean
+        ctx.save_for_backward(regions, img_glob, words, txt_glob)
+        ctx.mark_non_differentiable(out_count := torch.tensor(count))
+        as_tensor = lambda v: torch.tensor(v, dtype=regions.dtype, device=regions.device)  # noqa: E731
+        return as_tensor(mean), as_tensor(m2 / count), out_count
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_mean, g_var, _):
+        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile's logits are recomputed with autograd and pulled
+        # back with g_j = (g_μ + 2 g_σ² (x_j − μ)) / N into the inputs and the parameters they depend on
+        model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
+        regions, img_glob, words, txt_glob = ctx.saved_tensors
+        params = _logit_parameters(model)
+        full = (regions, img_glob, words, txt_glob)
+        g_in: list[torch.Tensor | None] = [None] * 4  # a gradient no tile produces stays None, as in the block's graph
+        trained = [p for p in params if p.requires_grad]
+        g_trained: list[torch.Tensor | None] = [None] * len(trained)
+        g_mean, g_var = g_mean.double(), g_var.double()
+        with torch.enable_grad():
+            for tile in ctx.tiles:
+                length, idx, i0, n_it = tile
+                idx = idx.to(words.device)
+                leaves = [regions[i0:i0 + n_it].detach().requires_grad_(), img_glob[i0:i0 + n_it].detach().requires_grad_(),
+                          words[idx, :length].detach().requires_grad_(), txt_glob[idx].detach().requires_grad_()]
+                x = _saf_tile_logits(model, saf, tile, *leaves)  # (n_it, n_ct, P)
+                g = ((g_mean + 2 * g_var * (x.detach().double() - mean)) / count).to(x.dtype)
+                grads = torch.autograd.grad(x, leaves + trained, g, allow_unused=True)
+                for k, gr in enumerate(grads[:4]):
+                    if gr is None:
+                        continue
+                    if g_in[k] is None:
+                        g_in[k] = torch.zeros_like(full[k])
+                    if k < 2:  # image rows i0 .. i0 + n_it
+                        g_in[k][i0:i0 + n_it].add_(gr)
+                    elif k == 2:  # the tile's captions, their first `length` words
+                        g_in[k][:, :length].index_add_(0, idx, gr)
+                    else:
+                        g_in[k].index_add_(0, idx, gr)
+                for k, gr in enumerate(grads[4:]):
+                    if gr is not None:
+                        g_trained[k] = gr.clone() if g_trained[k] is None else g_trained[k].add_(gr)
+        g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad[2:6])]
+        found = iter(g_trained)
+        g_params = [next(found) if p.requires_grad else None for p in params]
+        return (None, None, *g_in, *g_params)
+
+
+def _logit_parameters(model: SGRAFModel) -> list[torch.Tensor]:
+    """The parameters SAF's logits depend on beyond the encoded features: Eq. (1)'s W_g, W_l (and biases), W_f, b_f."""
+    return [*model.nodes.parameters(), *model.saf_head().w_f.parameters()]
+
+
+def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                           txt_glob: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The statistics of SAF's batch norm over a whole block, in bounded memory and differentiable.
+
+    Returns μ and the population σ² (0-dim, the inputs' dtype) of the logits ``x = W_f s_p`` over every
+    real node of every pair of the images × captions block (what :class:`~xmlib.sgraf.saf.MaskedBatchNorm`
+    computes in :meth:`SGRAFModel.forward`), and their number N (0-dim int64, not differentiable).
+    The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`EVAL_BYTES`; captions
+    of one length per tile, so no padded word counts); the backward pass recomputes each tile's logits
+    with autograd and pulls ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into
+    W_g, W_l, W_f (and their biases), one tile's graph at a time. Not differentiable twice.
+    """
+    if model.saf_head() is None:
+        raise ValueError(f"aggregator={model.cfg.aggregator!r} has no SAF batch norm; block_logit_statistics "
+                         "needs aggregator='saf' or 'joint'")
+    return _BlockLogitStatistics.apply(model, lengths, regions, img_glob, words, txt_glob, *_logit_parameters(model))
 
 
 TILE_CAPTIONS = 8

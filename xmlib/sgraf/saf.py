@@ -13,6 +13,9 @@ they cover the whole images × captions block (the same in evaluation, which use
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -21,7 +24,12 @@ from xmlib.sgraf.normalize import NormEps, l1_normalize_positive, l2_normalize
 
 
 class MaskedBatchNorm(nn.Module):
-    """BatchNorm1d with one channel over the entries where ``mask`` is True (any shape)."""
+    """BatchNorm1d with one channel over the entries where ``mask`` is True (any shape).
+
+    Inside :meth:`given_statistics` it normalises with the block statistics it is given (and leaves
+    its running statistics alone): :meth:`~xmlib.sgraf.model.SGRAFModel.hardest_scores` computes them
+    over the whole block in tiles and scores a few pairs of the block with them.
+    """
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
@@ -30,16 +38,33 @@ class MaskedBatchNorm(nn.Module):
         self.register_buffer("running_mean", torch.zeros(1))
         self.register_buffer("running_var", torch.ones(1))
         self.momentum, self.eps = momentum, eps
+        self._given: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @contextlib.contextmanager
+    def given_statistics(self, mean: torch.Tensor, var: torch.Tensor) -> Iterator[None]:
+        """Normalise with ``mean`` and the population variance ``var`` (0-dim tensors; gradients flow into
+        them) until the block ends, in training and in evaluation, without touching the running statistics."""
+        before, self._given = self._given, (mean, var)
+        try:
+            yield
+        finally:
+            self._given = before
+
+    @torch.no_grad()
+    def update_running(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+        """One training step's update of the running statistics from a batch of ``n`` values with ``mean``
+        and population variance ``var`` (the running variance takes the unbiased one, as BatchNorm1d)."""
+        unbiased = var.detach() * n / max(n - 1, 1)
+        self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+        self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if self.training:
+        if self._given is not None:
+            mean, var = self._given
+        elif self.training:
             vals = x.reshape(-1) if mask is None else x[mask.expand_as(x)]
             mean, var = vals.mean(), vals.var(unbiased=False)
-            with torch.no_grad():
-                n = vals.numel()
-                unbiased = var * n / max(n - 1, 1)
-                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
-                self.running_var.mul_(1 - self.momentum).add_(self.momentum * unbiased.detach())
+            self.update_running(mean, var, vals.numel())
         else:
             mean, var = self.running_mean, self.running_var
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
