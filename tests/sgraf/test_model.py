@@ -253,7 +253,15 @@ def test_training_tiles_of_one_pair_give_the_block_and_its_gradients(monkeypatch
     torch.testing.assert_close(g_tiled, g_whole, rtol=0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", VARIANTS, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+SAF_SWITCHES = [  # SAF's hand-written backward through Eq. (1) under every switch it reads
+    {"aggregator": "saf", "norm_eps": "add", "sim_bias": True, "attn_leaky": 0.1, "l2_context": True},
+    {"aggregator": "saf", "attention": "i2t"},
+    {"aggregator": "saf", "use_global": False},
+    {"aggregator": "saf", "use_local": False},
+]
+
+
+@pytest.mark.parametrize("kw", VARIANTS + SAF_SWITCHES, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
 @pytest.mark.parametrize("same_image", [False, True])
 @pytest.mark.parametrize("ragged", [True, False])
 def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_image, ragged, monkeypatch):
@@ -268,6 +276,10 @@ def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_i
     torch.manual_seed(0)
     model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0, **kw), 30)
     model = model.double().train()
+    with torch.no_grad():  # trained models have non-zero biases (the official code starts some at zero)
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(name)))
     images, tokens, lengths = inputs(torch.float64, n_img=7, n_cap=7)
     if not ragged:  # every caption of one length: no padded word anywhere
         lengths = torch.full_like(lengths, tokens.shape[1])
@@ -298,21 +310,34 @@ def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_i
         assert not torch.equal(b_full[name], start[name])
 
 
-def test_block_logit_statistics_are_those_of_the_batch_norm_and_need_saf():
+@pytest.mark.parametrize("kw", [{"aggregator": "saf"}, {"aggregator": "joint"},
+                                {"aggregator": "saf", "norm_eps": "add", "l2_context": True, "sim_bias": True}],
+                         ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+def test_block_logit_statistics_are_those_of_the_batch_norm_and_need_saf(kw):
     """μ, σ² and N of SAF's logits over every real node of a ragged block, in tiles, against the masked
-    values the batch norm reads in one padded block; an aggregator without SAF is named."""
+    values the batch norm reads in one padded block; every pair's score from the tiles' summaries (x, u,
+    Gram) equals the pair scored with those statistics; an aggregator without SAF is named."""
     from xmlib.sgraf.model import block_logit_statistics
 
-    model = tiny(torch.float64, aggregator="saf").train()
+    model = tiny(torch.float64, **kw).train()
+    saf = model.saf_head()
     images, tokens, lengths = inputs(torch.float64, n_img=4, n_cap=7)
+    summaries = []
     with torch.no_grad():
         v, vg = model.encode_images(images)
         t, tg = model.encode_captions(tokens, lengths)
         nodes, mask = model.nodes(v, vg, t, tg, torch.arange(tokens.shape[1])[None] < lengths[:, None])
-        x = model.aggregate.w_f(nodes).squeeze(-1)[mask.expand(4, -1, -1)]
-        mean, var, n = block_logit_statistics(model, v, vg, t, tg, lengths)
+        x = saf.w_f(nodes).squeeze(-1)[mask.expand(4, -1, -1)]
+        mean, var, n = block_logit_statistics(model, v, vg, t, tg, lengths, summaries)
+        with saf.bn.given_statistics(mean, var):
+            want = model.score_block(v, vg, t, tg, lengths)  # (4, 7), one padded block
+            got = torch.full_like(want, float("nan"))
+            for (_, idx, i0, n_it), xs, u, gram, other in summaries:
+                s = saf.score_summaries(xs, u, gram)
+                got[i0:i0 + n_it, idx] = s if other is None else (other + s) / 2
     assert int(n) == x.numel() == 4 * int((lengths + 1).sum())  # the global node and each real word, per pair
     torch.testing.assert_close(mean, x.mean(), rtol=0, atol=1e-13)
     torch.testing.assert_close(var, x.var(unbiased=False), rtol=0, atol=1e-13)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="aggregator='saf' or 'joint'"):
         block_logit_statistics(tiny(torch.float64, aggregator="sgr"), v, vg, t, tg, lengths)

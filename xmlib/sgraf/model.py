@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
 from xmlib.core.progress import progress
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
+from xmlib.sgraf.normalize import EPS
 from xmlib.sgraf.saf import SAF, AverageAggregation
 from xmlib.sgraf.sgr import SGR
 from xmlib.sgraf.similarity import SimilarityNodes
@@ -206,10 +208,15 @@ class SGRAFModel(nn.Module):
         saf = self.saf_head()
         if saf is None or not self.training:  # no batch statistics: the BN (if any) uses its running ones
             return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids)
-        mean, var, count = block_logit_statistics(self, regions, img_glob, words, txt_glob, lengths)
+        summaries: list = []
+        mean, var, count = block_logit_statistics(self, regions, img_glob, words, txt_glob, lengths, summaries)
         saf.bn.update_running(mean, var, int(count))  # once per step, as the whole-block forward does
         with saf.bn.given_statistics(mean, var):
-            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids)
+            full = torch.empty(regions.shape[0], words.shape[0], dtype=words.dtype, device=words.device)
+            for (_, idx, i0, n_it), x, u, gram, other in summaries:  # every pair's score, from the statistics pass
+                s = saf.score_summaries(x, u, gram)  # (n_it, n_ct)
+                full[i0:i0 + n_it, idx.to(full.device)] = s if other is None else (other + s) / 2
+            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids, full)
 
     def saf_head(self) -> SAF | None:
         """The SAF aggregator of this model (``"saf"``, or the joint model's SAF head), None without one."""
@@ -217,11 +224,14 @@ class SGRAFModel(nn.Module):
         return agg if isinstance(agg, SAF) else getattr(agg, "saf", None)
 
     def _hardest_pairs(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
-                       txt_glob: torch.Tensor, lengths: torch.Tensor, image_ids: torch.Tensor | None) -> torch.Tensor:
-        """Every pair without autograd, then autograd through the ≤ 3B pairs the hardest-negative loss reads."""
-        with torch.no_grad():
-            full = self._score_tiles(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(),
-                                     lengths)  # (B, B), no graph
+                       txt_glob: torch.Tensor, lengths: torch.Tensor, image_ids: torch.Tensor | None,
+                       full: torch.Tensor | None = None) -> torch.Tensor:
+        """Every pair without autograd (unless ``full`` has them), then autograd through the ≤ 3B pairs the
+        hardest-negative loss reads."""
+        if full is None:
+            with torch.no_grad():
+                full = self._score_tiles(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(),
+                                         lengths)  # (B, B), no graph
         b = full.shape[0]
         not_neg = torch.eye(b, dtype=torch.bool, device=full.device)
         if image_ids is not None:
@@ -346,20 +356,12 @@ def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int)
     return tiles
 
 
-def _saf_tile_logits(model: SGRAFModel, saf: SAF, tile: tuple[int, torch.Tensor, int, int], regions: torch.Tensor,
-                     img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor) -> torch.Tensor:
-    """SAF's logits ``x = W_f s_p`` (n_it, n_ct, P) of one tile of :func:`plan_tiles`: captions of one
-    length (no padding, so every node is real) against a run of images; inputs already cut to the tile."""
-    nodes, _ = model.nodes(regions, img_glob, words, txt_glob, None)  # (n_it, n_ct, P, m)
-    return saf.w_f(nodes).squeeze(-1)
-
-
 class _BlockLogitStatistics(torch.autograd.Function):
     """(μ, σ², N) of SAF's logits over every real node of every pair of a block, in tiles; see
     :func:`block_logit_statistics`."""
 
     @staticmethod
-    def forward(ctx, model, lengths, regions, img_glob, words, txt_glob, *params):
+    def forward(ctx, model, lengths, summaries, regions, img_glob, words, txt_glob, *params):
         saf = model.saf_head()
         tiles = plan_tiles(lengths, regions.shape[0],
                            lambda n: pair_bytes(model.cfg, n, regions.shape[1], regions.element_size()), EVAL_BYTES)
@@ -367,8 +369,13 @@ class _BlockLogitStatistics(torch.autograd.Function):
         for tile in tiles:
             length, idx, i0, n_it = tile
             idx = idx.to(words.device)
-            x = _saf_tile_logits(model, saf, tile, regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length],
-                                 txt_glob[idx]).double()
+            nodes, _ = model.nodes(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx],
+                                   None)  # (n_it, n_ct, P, m), every node real
+            summary = saf.summarise(nodes)  # x (n_it, n_ct, P), u, Gram
+            if summaries is not None:  # the joint model's SGR head needs no statistics: its scores now
+                other = model.aggregate.sgr(nodes) if isinstance(model.aggregate, JointAggregation) else None
+                summaries.append((tile, *summary, other))
+            x = summary[0].double()
             n, t_mean = x.numel(), float(x.mean())
             t_m2 = float((x - t_mean).square().sum())
             delta, total = t_mean - mean, count + n
@@ -384,43 +391,80 @@ class _BlockLogitStatistics(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_mean, g_var, _):
-        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile's logits are recomputed with autograd and pulled
-        # back with g_j = (g_μ + 2 g_σ² (x_j − μ)) / N into the inputs and the parameters they depend on
+        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile is recomputed and g_j = (g_μ + 2 g_σ² (x_j − μ)) / N
+        # pulled back into the inputs and the parameters its logits depend on: by hand through Eq. (1)'s
+        # projection and SAF's W_f (_eq1_logit_vjp), by autograd through the attention
         model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
         regions, img_glob, words, txt_glob = ctx.saved_tensors
-        params = _logit_parameters(model)
         full = (regions, img_glob, words, txt_glob)
         g_in: list[torch.Tensor | None] = [None] * 4  # a gradient no tile produces stays None, as in the block's graph
-        trained = [p for p in params if p.requires_grad]
-        g_trained: list[torch.Tensor | None] = [None] * len(trained)
+        g_par: dict[nn.Parameter, torch.Tensor] = {}
         g_mean, g_var = g_mean.double(), g_var.double()
-        with torch.enable_grad():
-            for tile in ctx.tiles:
-                length, idx, i0, n_it = tile
-                idx = idx.to(words.device)
-                leaves = [regions[i0:i0 + n_it].detach().requires_grad_(), img_glob[i0:i0 + n_it].detach().requires_grad_(),
-                          words[idx, :length].detach().requires_grad_(), txt_glob[idx].detach().requires_grad_()]
-                x = _saf_tile_logits(model, saf, tile, *leaves)  # (n_it, n_ct, P)
-                g = ((g_mean + 2 * g_var * (x.detach().double() - mean)) / count).to(x.dtype)
-                grads = torch.autograd.grad(x, leaves + trained, g, allow_unused=True)
-                for k, gr in enumerate(grads[:4]):
-                    if gr is None:
-                        continue
-                    if g_in[k] is None:
-                        g_in[k] = torch.zeros_like(full[k])
-                    if k < 2:  # image rows i0 .. i0 + n_it
-                        g_in[k][i0:i0 + n_it].add_(gr)
-                    elif k == 2:  # the tile's captions, their first `length` words
-                        g_in[k][:, :length].index_add_(0, idx, gr)
-                    else:
-                        g_in[k].index_add_(0, idx, gr)
-                for k, gr in enumerate(grads[4:]):
-                    if gr is not None:
-                        g_trained[k] = gr.clone() if g_trained[k] is None else g_trained[k].add_(gr)
-        g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad[2:6])]
-        found = iter(g_trained)
-        g_params = [next(found) if p.requires_grad else None for p in params]
-        return (None, None, *g_in, *g_params)
+
+        def upstream(x: torch.Tensor) -> torch.Tensor:
+            return ((g_mean + 2 * g_var * (x.double() - mean)) / count).to(x.dtype)
+
+        for tile in ctx.tiles:
+            length, idx, i0, n_it = tile
+            idx = idx.to(words.device)
+            leaves = [t.detach().requires_grad_() for t in (regions[i0:i0 + n_it], img_glob[i0:i0 + n_it],
+                                                             words[idx, :length], txt_glob[idx])]
+            outputs, cotangents = [], []
+            with torch.enable_grad():
+                ops = model.nodes.operands(*leaves, None)  # Eq. (1)'s operands, with the attention's graph
+            for x_op, y_op, proj in ops:
+                d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par)
+                outputs += [x_op, y_op]
+                cotangents += [d_diff.sum_to_size(x_op.shape), d_diff.sum_to_size(y_op.shape).neg()]
+                del d_diff
+            grads = torch.autograd.grad(outputs, leaves, cotangents, allow_unused=True)
+            for k, gr in enumerate(grads):
+                if gr is None:
+                    continue
+                if g_in[k] is None:
+                    g_in[k] = torch.zeros_like(full[k])
+                if k < 2:  # image rows i0 .. i0 + n_it
+                    g_in[k][i0:i0 + n_it].add_(gr)
+                elif k == 2:  # the tile's captions, their first `length` words
+                    g_in[k][:, :length].index_add_(0, idx, gr)
+                else:
+                    g_in[k].index_add_(0, idx, gr)
+        g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad[3:7])]
+        g_params = [g_par.get(p) if p.requires_grad else None for p in _logit_parameters(model)]
+        return (None, None, None, *g_in, *g_params)
+
+
+@torch.no_grad()
+def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf: SAF, upstream,
+                   g_par: dict[nn.Parameter, torch.Tensor]) -> torch.Tensor:
+    """The vector–Jacobian product of SAF's logits ``x = W_f s + b_f`` of the nodes ``s = L2(W δ + b)``,
+    ``δ = (x_op − y_op)²`` (Eq. (1)), written out: returns the cotangent of ``x_op − y_op`` (broadcast shape,
+    (..., d)) and adds the gradients of W, b, W_f, b_f into ``g_par``. ``upstream(x)`` gives each logit's
+    cotangent g. With ``D`` the normaliser of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`l2_normalize`):
+    ``∂x/∂y = w_f / D − (w_f·y) y / (D² ‖y‖)`` where D grows with ‖y‖, else ``w_f / D``."""
+    weight, w_f = proj.weight, saf.w_f.weight[0]  # (m, d), (m,)
+    diff = x_op - y_op  # (..., d) broadcast
+    delta = diff.square()
+    y = F.linear(delta, weight, proj.bias)  # (..., m)
+    norm = y.norm(dim=-1, keepdim=True)  # (..., 1)
+    if saf.norm_eps == "clamp":
+        denom, live = norm.clamp_min(EPS), norm > EPS
+    else:
+        denom, live = norm + EPS, norm > 0
+    s = y / denom  # the nodes
+    x = s @ w_f + saf.w_f.bias[0]  # (...,) the logits
+    g = upstream(x).unsqueeze(-1)  # (..., 1)
+    coef = torch.where(live, g * (y @ w_f).unsqueeze(-1) / (denom * denom * norm.clamp_min(torch.finfo(y.dtype).tiny)), 0.0)
+    dy = (g / denom) * w_f - coef * y  # (..., m)
+    flat_dy = dy.reshape(-1, dy.shape[-1])
+    for param, grad in ((weight, flat_dy.T @ delta.reshape(-1, delta.shape[-1])),
+                        (proj.bias, None if proj.bias is None else flat_dy.sum(0)),
+                        (saf.w_f.weight, (g * s).reshape(-1, s.shape[-1]).sum(0, keepdim=True)),
+                        (saf.w_f.bias, g.sum().reshape(1))):
+        if param is not None and param.requires_grad:
+            g_par[param] = grad if param not in g_par else g_par[param].add_(grad)
+    del delta, y, s
+    return F.linear(dy, weight.T).mul_(diff).mul_(2)  # ∂/∂(x_op − y_op) = 2 (x_op − y_op) W^T dy
 
 
 def _logit_parameters(model: SGRAFModel) -> list[torch.Tensor]:
@@ -429,7 +473,8 @@ def _logit_parameters(model: SGRAFModel) -> list[torch.Tensor]:
 
 
 def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
-                           txt_glob: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                           txt_glob: torch.Tensor, lengths: torch.Tensor, summaries: list | None = None,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The statistics of SAF's batch norm over a whole block, in bounded memory and differentiable.
 
     Returns μ and the population σ² (0-dim, the inputs' dtype) of the logits ``x = W_f s_p`` over every
@@ -439,11 +484,16 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     of one length per tile, so no padded word counts); the backward pass recomputes each tile's logits
     with autograd and pulls ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into
     W_g, W_l, W_f (and their biases), one tile's graph at a time. Not differentiable twice.
+
+    ``summaries``: a list that receives, per tile, ``(tile, x, u, Gram, other)`` (:meth:`SAF.summarise
+    <xmlib.sgraf.saf.SAF.summarise>`; ``other``: the joint model's SGR scores of the tile, else None),
+    from which :meth:`SGRAFModel.hardest_block` scores every pair without a second pass over the nodes.
     """
     if model.saf_head() is None:
         raise ValueError(f"aggregator={model.cfg.aggregator!r} has no SAF batch norm; block_logit_statistics "
                          "needs aggregator='saf' or 'joint'")
-    return _BlockLogitStatistics.apply(model, lengths, regions, img_glob, words, txt_glob, *_logit_parameters(model))
+    return _BlockLogitStatistics.apply(model, lengths, summaries, regions, img_glob, words, txt_glob,
+                                       *_logit_parameters(model))
 
 
 TILE_CAPTIONS = 8

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from xmlib.sgraf.config import ModelConfig
-from xmlib.sgraf.normalize import NormEps, l1_normalize_positive, l2_normalize
+from xmlib.sgraf.normalize import EPS, NormEps, l1_normalize_positive, l2_normalize
 
 
 class MaskedBatchNorm(nn.Module):
@@ -111,6 +111,25 @@ class SAF(nn.Module):
         beta = self.weights(nodes, mask)  # (..., P)
         s_f = l2_normalize((beta.unsqueeze(-1) * nodes).sum(-2), norm_eps=self.norm_eps)  # (..., m)
         return torch.sigmoid(self.score(s_f)).squeeze(-1)
+
+    @torch.no_grad()
+    def summarise(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the score of a pair of unpadded nodes (..., P, m) needs once its batch statistics are known:
+        the logits ``x_p = W_f s_p`` (..., P), ``u_p = W_s s_p`` (..., P) and the Gram matrix ``s_p·s_q``
+        (..., P, P); for :meth:`score_summaries` (P² numbers per pair instead of P·m)."""
+        x = self.w_f(nodes).squeeze(-1)  # (..., P)
+        u = nodes @ self.score.weight[0]  # (..., P)
+        return x, u, nodes @ nodes.transpose(-1, -2)
+
+    @torch.no_grad()
+    def score_summaries(self, x: torch.Tensor, u: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s scores (...) from :meth:`summarise`'s summaries (the batch norm as it stands: in
+        evaluation, inside :meth:`MaskedBatchNorm.given_statistics`). With β the weights and s_f = Σ_p β_p s_p,
+        ``W_s L2(s_f) = β·u / ‖s_f‖`` and ``‖s_f‖² = βᵀ G β``: the same numbers up to rounding."""
+        beta = saf_weights(self.bn(x), None, norm_eps=self.norm_eps)  # (..., P)
+        norm = (beta.unsqueeze(-2) @ gram @ beta.unsqueeze(-1))[..., 0, 0].clamp_min(0.0).sqrt()  # ‖s_f‖
+        norm = norm.clamp_min(EPS) if self.norm_eps == "clamp" else norm + EPS  # as l2_normalize puts its ε
+        return torch.sigmoid((beta * u).sum(-1) / norm + self.score.bias[0])
 
 
 class AverageAggregation(nn.Module):
