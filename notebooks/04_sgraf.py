@@ -460,7 +460,10 @@ for dtype in (torch.float32, torch.float64):
 # hardest negatives a training step scores every pair of the batch without autograd, finds $\hat t^-$ and
 # $\hat v^-$, and differentiates only those at most $3B$ pairs (`hardest_pairs`,
 # {py:meth}`~xmlib.sgraf.model.SGRAFModel.hardest_scores`): the same loss and gradients, checked against the
-# full $B \times B$ graph in float64, with the memory of $3B$ pairs instead of $B^2$.
+# full $B \times B$ graph in float64, with the memory of $3B$ pairs instead of $B^2$. SAF's batch norm normalises
+# with the mean and variance of every node of every pair of the batch, so there the gradient reaches every
+# pair through those two numbers: they are computed in tiles and differentiated tile by tile
+# ({py:func}`~xmlib.sgraf.model.block_logit_statistics`), again with the loss and gradients of the full graph.
 #
 # This is the paper's objective and the `paper` profile's. The `smoke` and `default` profiles sum the
 # hinge over **every** negative of the batch instead of taking the hardest (`max_violation=False`, the

@@ -11,6 +11,13 @@ Speed: :meth:`SGRAFModel.score_block` scores a whole block of n_i images × n_c 
 caption against all images at a time) and gives the same numbers. :func:`score_matrix` fills the full
 test matrix block by block with bounded memory, grouping captions of similar length so that padding
 costs almost nothing.
+
+Training with hardest negatives: :meth:`SGRAFModel.hardest_scores` scores every pair of the batch without
+autograd and differentiates only the ≤ 3B pairs the loss reads, for every aggregator. SAF's batch norm
+(``"saf"``, and the joint model's SAF head) couples every pair of the block through the mean and variance
+of its logits: :func:`block_logit_statistics` computes them tile by tile and differentiates them tile by
+tile in the backward pass, so that step too holds one tile's graph instead of B² pairs' and gives the
+loss and gradients of the whole block.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ whose statistics run over every real node of every pair in the block (:class:`Ma
 padded words neither count in the statistics nor get weight). The official code scores one caption
 against all images per call, so its training statistics cover images × nodes of one caption; here
 they cover the whole images × captions block (the same in evaluation, which uses running statistics).
+In a hardest-negative training step the block's statistics are computed in tiles
+(:func:`xmlib.sgraf.model.block_logit_statistics`) and handed to the batch norm
+(:meth:`MaskedBatchNorm.given_statistics`), which scores the few pairs the loss reads with them;
+:meth:`SAF.summarise` / :meth:`SAF.score_summaries` score every other pair from three small summaries.
 
 :class:`AverageAggregation` is Table 4's "AA": the same read-out with uniform weights
 (``β_p = 1 / P``); with scalar similarities (Table 4's "SS") the score is the mean cosine.
