@@ -414,17 +414,20 @@ class _BlockLogitStatistics(torch.autograd.Function):
         for tile in ctx.tiles:
             length, idx, i0, n_it = tile
             idx = idx.to(words.device)
-            leaves = [t.detach().requires_grad_() for t in (regions[i0:i0 + n_it], img_glob[i0:i0 + n_it],
-                                                             words[idx, :length], txt_glob[idx])]
-            outputs, cotangents = [], []
-            with torch.enable_grad():
-                ops = model.nodes.operands(*leaves, None)  # Eq. (1)'s operands, with the attention's graph
-            for x_op, y_op, proj in ops:
-                d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par)
-                outputs += [x_op, y_op]
-                cotangents += [d_diff.sum_to_size(x_op.shape), d_diff.sum_to_size(y_op.shape).neg()]
-                del d_diff
-            grads = torch.autograd.grad(outputs, leaves, cotangents, allow_unused=True)
+            inputs = (regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx])
+            if model.cfg.attention == "t2i":  # by hand all the way (the paper's attention)
+                grads = _t2i_tile_vjp(model, saf, *inputs, upstream, g_par)
+            else:  # by hand through Eq. (1) and W_f, by autograd through the image-to-text attention
+                leaves = [t.detach().requires_grad_() for t in inputs]
+                outputs, cotangents = [], []
+                with torch.enable_grad():
+                    ops = model.nodes.operands(*leaves, None)  # Eq. (1)'s operands, with the attention's graph
+                for x_op, y_op, proj in ops:
+                    d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par)
+                    outputs += [x_op, y_op]
+                    cotangents += [d_diff.sum_to_size(x_op.shape), d_diff.sum_to_size(y_op.shape).neg()]
+                    del d_diff
+                grads = torch.autograd.grad(outputs, leaves, cotangents, allow_unused=True)
             for k, gr in enumerate(grads):
                 if gr is None:
                     continue
@@ -439,6 +442,74 @@ class _BlockLogitStatistics(torch.autograd.Function):
         g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad[3:7])]
         g_params = [g_par.get(p) if p.requires_grad else None for p in _logit_parameters(model)]
         return (None, None, None, *g_in, *g_params)
+
+
+@torch.no_grad()
+def _t2i_tile_vjp(model: SGRAFModel, saf: SAF, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                  txt_glob: torch.Tensor, upstream, g_par: dict[nn.Parameter, torch.Tensor]) -> list[torch.Tensor | None]:
+    """Gradients of ``Σ_j g_j x_j`` (SAF's logits of one tile without padding, text-to-image attention) with
+    respect to regions, v̄, words and t̄ (None where the model does not use them); the parameters' into ``g_par``."""
+    cfg, nodes = model.cfg, model.nodes
+    g_regions = g_img = g_words = g_txt = None
+    if cfg.use_global:  # s^g = Eq. (1) of (v̄, t̄)
+        d = _eq1_logit_vjp(img_glob[:, None, None, :], txt_glob[None, :, None, :], nodes.w_global, saf, upstream, g_par)
+        g_img, g_txt = d.sum((1, 2)), d.sum((0, 2)).neg_()  # (n_i, d), (n_c, d)
+    if cfg.use_local:  # s^l_j = Eq. (1) of (a^v_j, t_j)
+        ctx, back = _t2i_attention_vjp(cfg, regions, words)
+        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par)  # (n_i, n_c, L, d)
+        del ctx
+        g_regions, g_words = back(d)
+        g_words.sub_(d.sum(0))
+    return [g_regions, g_img, g_words, g_txt]
+
+
+@torch.no_grad()
+def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Tensor):
+    """:func:`~xmlib.sgraf.similarity.attend_text_to_image` without padding (the same numbers up to rounding) and
+    its vector–Jacobian product: returns the contexts (n_i, n_c, L, d) and ``back(d_ctx) -> (d_regions, d_words)``.
+
+    Forward: ``c = T Vᵀ``, ``r = [c]_+`` (or LeakyReLU), ``c̄ = r / D_w`` with D_w the norm of r over the words
+    (its ε as ``norm_eps``), ``α = softmax_K(λ c̄)``, ``a = α V``, L2-normalised with ``l2_context``."""
+    n_i, k, d = regions.shape
+    n_c, length, _ = words.shape
+    flat_v, flat_t = regions.reshape(n_i * k, d), words.reshape(n_c * length, d)
+    c = (flat_t @ flat_v.T).view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K) view
+    r = F.relu(c) if cfg.attn_leaky == 0.0 else F.leaky_relu(c, cfg.attn_leaky)
+    if cfg.norm_eps == "add":
+        s = r.norm(dim=2, keepdim=True)  # (n_i, n_c, 1, K)
+        denom, live = s + EPS, s > 0
+    else:
+        s = r.square().sum(2, keepdim=True).add_(1e-16).sqrt_()
+        denom, live = s.clamp_min(EPS), s > EPS
+    c_bar = r / denom
+    alpha = torch.softmax(cfg.lambda_softmax * c_bar, dim=-1)  # (n_i, n_c, L, K)
+    ctx0 = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions).view(n_i, n_c, length, d)  # Σ_i α_ij v_i
+    if cfg.l2_context:
+        n0 = ctx0.norm(dim=-1, keepdim=True)
+        d0, live0 = (n0.clamp_min(EPS), n0 > EPS) if cfg.norm_eps == "clamp" else (n0 + EPS, n0 > 0)
+        ctx = ctx0 / d0
+    else:
+        ctx = ctx0
+
+    def back(d_ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if cfg.l2_context:  # d/dctx0 of ctx0 / D(‖ctx0‖)
+            dot = (ctx0 * d_ctx).sum(-1, keepdim=True)
+            d_ctx0 = d_ctx / d0 - ctx0 * torch.where(live0, dot / (d0 * d0 * n0.clamp_min(torch.finfo(n0.dtype).tiny)), 0.0)
+        else:
+            d_ctx0 = d_ctx
+        flat_d = d_ctx0.reshape(n_i, n_c * length, d)
+        d_alpha = torch.bmm(flat_d, regions.transpose(1, 2)).view(n_i, n_c, length, k)
+        d_regions = torch.bmm(alpha.reshape(n_i, n_c * length, k).transpose(1, 2), flat_d)  # (n_i, K, d)
+        d_cbar = alpha * (d_alpha - (alpha * d_alpha).sum(-1, keepdim=True)) * cfg.lambda_softmax  # softmax
+        dot_w = (r * d_cbar).sum(2, keepdim=True)  # (n_i, n_c, 1, K)
+        d_r = d_cbar / denom - r * torch.where(live, dot_w / (denom * denom * s.clamp_min(torch.finfo(s.dtype).tiny)), 0.0)
+        d_c = d_r * torch.where(c > 0, 1.0, cfg.attn_leaky)  # ReLU / LeakyReLU
+        flat_dc = d_c.permute(1, 2, 0, 3).reshape(n_c * length, n_i * k)  # (n_c·L, n_i·K)
+        d_words = (flat_dc @ flat_v).view(n_c, length, d)
+        d_regions += (flat_dc.T @ flat_t).view(n_i, k, d)
+        return d_regions, d_words
+
+    return ctx, back
 
 
 @torch.no_grad()
