@@ -176,9 +176,10 @@ class SimilarityNodes(nn.Module):
 
     def operands(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                  word_mask: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor, nn.Linear]]:
-        """``(x, y, projection)`` of each group of nodes, global first: Eq. (1) ``s(x, y; W)`` with the
-        projection's W (and b) gives that group's nodes (n_i, n_c, R, m). x and y broadcast to (n_i, n_c, R, d):
-        (v̄, t̄) for s^g (R = 1); (a^v_j, t_j) per word (t2i) or (v_i, a^t_i) per region (i2t) for s^l."""
+        """``(x, y, projection)`` of each group of nodes, global first: SGRAF's Eq. (1) ``s(x, y; W)`` (in the
+        chapter :math:numref:`eq-sgraf-sim`) with the projection's W (and b) gives that group's nodes
+        (n_i, n_c, R, m). x and y broadcast to (n_i, n_c, R, d): (v̄, t̄) for s^g (R = 1); (a^v_j, t_j) per word
+        (t2i) or (v_i, a^t_i) per region (i2t) for s^l."""
         ops = []
         if self.cfg.use_global:
             ops.append((img_glob[:, None, None, :], txt_glob[None, :, None, :], self.w_global))
