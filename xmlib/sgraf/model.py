@@ -257,7 +257,8 @@ class SGRAFModel(nn.Module):
             scored_rows.append(imgs)
             scored_cols.append(c.expand(len(imgs)))
             values.append(s[:, 0])
-        return full.index_put((torch.cat(scored_rows), torch.cat(scored_cols)), torch.cat(values))
+        values = torch.cat(values)  # under autocast the two passes may differ in dtype: the matrix takes the graph's
+        return full.to(values.dtype).index_put((torch.cat(scored_rows), torch.cat(scored_cols)), values)
 
     @torch.no_grad()
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -402,8 +403,9 @@ class _BlockLogitStatistics(torch.autograd.Function):
         # pulled back into the inputs and the parameters its logits depend on: by hand through Eq. (1)'s
         # projection and SAF's W_f (_eq1_logit_vjp), by autograd through the attention
         model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
-        regions, img_glob, words, txt_glob = ctx.saved_tensors
-        full = (regions, img_glob, words, txt_glob)
+        saved = ctx.saved_tensors  # under autocast (bf16) the encodings may be of a lower precision than the weights:
+        dtype = model.nodes.w_global.weight.dtype  # the backward runs in the weights' (outside autocast)
+        regions, img_glob, words, txt_glob = full = tuple(t.to(dtype) for t in saved)
         g_in: list[torch.Tensor | None] = [None] * 4  # a gradient no tile produces stays None, as in the block's graph
         g_par: dict[nn.Parameter, torch.Tensor] = {}
         g_mean, g_var = g_mean.double(), g_var.double()
@@ -439,7 +441,7 @@ class _BlockLogitStatistics(torch.autograd.Function):
                     g_in[k][:, :length].index_add_(0, idx, gr)
                 else:
                     g_in[k].index_add_(0, idx, gr)
-        g_in = [g if need else None for g, need in zip(g_in, ctx.needs_input_grad[3:7])]
+        g_in = [g.to(t.dtype) if need and g is not None else None for g, t, need in zip(g_in, saved, ctx.needs_input_grad[3:7])]
         g_params = [g_par.get(p) if p.requires_grad else None for p in _logit_parameters(model)]
         return (None, None, None, *g_in, *g_params)
 
