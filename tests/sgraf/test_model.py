@@ -341,3 +341,28 @@ def test_block_logit_statistics_are_those_of_the_batch_norm_and_need_saf(kw):
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="aggregator='saf' or 'joint'"):
         block_logit_statistics(tiny(torch.float64, aggregator="sgr"), v, vg, t, tg, lengths)
+
+
+@pytest.mark.parametrize("aggregator", ["saf", "joint"])
+def test_hardest_scores_with_batch_statistics_under_bf16_autocast(aggregator):
+    """bf16 autocast (``amp="bf16"``): the tiles' statistics, the hand-written backward (in the weights' float32)
+    and the differentiated pairs fit together; the diagonal and its gradients are those of the full block to
+    bf16's precision (the hardest negatives themselves may differ where bf16 rounds two scores to one value)."""
+    from xmlib.core.device import autocast
+
+    images, tokens, lengths = inputs(torch.float32, n_img=7, n_cap=7)
+    torch.manual_seed(0)
+    model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0,
+                                   aggregator=aggregator), 30).train()
+    results = []
+    for form in (model, model.hardest_scores):
+        model.zero_grad()
+        with autocast(torch.device("cpu"), "bf16"):
+            s = form(images, tokens, lengths)
+        s.diagonal().float().sum().backward()
+        results.append((s.diagonal().float().detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                        if p.grad is not None}))
+    (d_full, g_full), (d_fast, g_fast) = results
+    torch.testing.assert_close(d_fast, d_full, rtol=0, atol=1e-2)
+    for name in ("nodes.w_local.weight", "nodes.w_global.weight"):
+        torch.testing.assert_close(g_fast[name], g_full[name], rtol=0.05, atol=0.02 * float(g_full[name].abs().max()))
