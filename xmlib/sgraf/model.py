@@ -392,16 +392,18 @@ class _BlockLogitStatistics(torch.autograd.Function):
             count = total
         ctx.model, ctx.tiles, ctx.count, ctx.mean = model, tiles, count, mean
         ctx.save_for_backward(regions, img_glob, words, txt_glob)
-        ctx.mark_non_differentiable(out_count := torch.tensor(count))
-        as_tensor = lambda v: torch.tensor(v, dtype=regions.dtype, device=regions.device)  # noqa: E731
-        return as_tensor(mean), as_tensor(m2 / count), out_count
+        n_nodes = torch.tensor(count)
+        ctx.mark_non_differentiable(n_nodes)
+        return (torch.tensor(mean, dtype=regions.dtype, device=regions.device),
+                torch.tensor(m2 / count, dtype=regions.dtype, device=regions.device), n_nodes)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_mean, g_var, _):
         # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile is recomputed and g_j = (g_μ + 2 g_σ² (x_j − μ)) / N
         # pulled back into the inputs and the parameters its logits depend on: by hand through Eq. (1)'s
-        # projection and SAF's W_f (_eq1_logit_vjp), by autograd through the attention
+        # projection and SAF's W_f (_eq1_logit_vjp) and the text-to-image attention (_t2i_attention_vjp); by
+        # autograd through the image-to-text attention of the ablation
         model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
         saved = ctx.saved_tensors  # under autocast (bf16) the encodings may be of a lower precision than the weights:
         dtype = model.nodes.w_global.weight.dtype  # the backward runs in the weights' (outside autocast)
@@ -520,7 +522,7 @@ def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf:
     """The vector–Jacobian product of SAF's logits ``x = W_f s + b_f`` of the nodes ``s = L2(W δ + b)``,
     ``δ = (x_op − y_op)²`` (Eq. (1)), written out: returns the cotangent of ``x_op − y_op`` (broadcast shape,
     (..., d)) and adds the gradients of W, b, W_f, b_f into ``g_par``. ``upstream(x)`` gives each logit's
-    cotangent g. With ``D`` the normaliser of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`l2_normalize`):
+    cotangent g. With ``D`` the normaliser of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`~xmlib.sgraf.normalize.l2_normalize`):
     ``∂x/∂y = w_f / D − (w_f·y) y / (D² ‖y‖)`` where D grows with ‖y‖, else ``w_f / D``."""
     weight, w_f = proj.weight, saf.w_f.weight[0]  # (m, d), (m,)
     diff = x_op - y_op  # (..., d) broadcast
@@ -561,9 +563,11 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     real node of every pair of the images × captions block (what :class:`~xmlib.sgraf.saf.MaskedBatchNorm`
     computes in :meth:`SGRAFModel.forward`), and their number N (0-dim int64, not differentiable).
     The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`EVAL_BYTES`; captions
-    of one length per tile, so no padded word counts); the backward pass recomputes each tile's logits
-    with autograd and pulls ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into
-    W_g, W_l, W_f (and their biases), one tile's graph at a time. Not differentiable twice.
+    of one length per tile, so no padded word counts); the backward pass recomputes each tile and pulls
+    ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into W_g, W_l, W_f (and their
+    biases), one tile at a time: by hand through Eq. (1), W_f and the text-to-image attention (fewer
+    passes over the tile than autograd makes; tested against autograd on the whole block), by autograd
+    through the image-to-text attention. Not differentiable twice.
 
     ``summaries``: a list that receives, per tile, ``(tile, x, u, Gram, other)`` (:meth:`SAF.summarise
     <xmlib.sgraf.saf.SAF.summarise>`; ``other``: the joint model's SGR scores of the tile, else None),
