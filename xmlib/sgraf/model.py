@@ -460,10 +460,11 @@ def _t2i_tile_vjp(model: SGRAFModel, saf: SAF, regions: torch.Tensor, img_glob: 
         g_img, g_txt = d.sum((1, 2)), d.sum((0, 2)).neg_()  # (n_i, d), (n_c, d)
     if cfg.use_local:  # s^l_j = Eq. (1) of (a^v_j, t_j)
         ctx, back = _t2i_attention_vjp(cfg, regions, words)
-        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par)  # (n_i, n_c, L, d)
-        del ctx
-        g_regions, g_words = back(d)
-        g_words.sub_(d.sum(0))
+        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par, consume=True)  # (n_i, n_c, L, d)
+        del ctx  # its buffer became the difference a^v_j − t_j
+        direct = d.sum(0)  # t_j's own term in a^v_j − t_j
+        g_regions, g_words = back(d)  # (d is overwritten)
+        g_words.sub_(direct)
     return [g_regions, g_img, g_words, g_txt]
 
 
@@ -496,9 +497,11 @@ def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Ten
         ctx = ctx0
 
     def back(d_ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if cfg.l2_context:  # d/dctx0 of ctx0 / D(‖ctx0‖)
+        """(d_regions, d_words) from d_ctx (n_i, n_c, L, d), which it overwrites."""
+        if cfg.l2_context:  # d/dctx0 of ctx0 / D(‖ctx0‖) = (d_ctx − ctx0 (ctx0·d_ctx) D / (D² ‖ctx0‖)) / D, in place
             dot = (ctx0 * d_ctx).sum(-1, keepdim=True)
-            d_ctx0 = d_ctx / d0 - ctx0 * torch.where(live0, dot / (d0 * d0 * n0.clamp_min(torch.finfo(n0.dtype).tiny)), 0.0)
+            coef = torch.where(live0, dot / (d0 * n0.clamp_min(torch.finfo(n0.dtype).tiny)), 0.0)  # (..., 1)
+            d_ctx0 = d_ctx.addcmul_(ctx0, coef, value=-1.0).div_(d0)
         else:
             d_ctx0 = d_ctx
         flat_d = d_ctx0.reshape(n_i, n_c * length, d)
@@ -518,14 +521,15 @@ def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Ten
 
 @torch.no_grad()
 def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf: SAF, upstream,
-                   g_par: dict[nn.Parameter, torch.Tensor]) -> torch.Tensor:
+                   g_par: dict[nn.Parameter, torch.Tensor], consume: bool = False) -> torch.Tensor:
     """The vector–Jacobian product of SAF's logits ``x = W_f s + b_f`` of the nodes ``s = L2(W δ + b)``,
     ``δ = (x_op − y_op)²`` (Eq. (1)), written out: returns the cotangent of ``x_op − y_op`` (broadcast shape,
     (..., d)) and adds the gradients of W, b, W_f, b_f into ``g_par``. ``upstream(x)`` gives each logit's
-    cotangent g. With ``D`` the normaliser of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`~xmlib.sgraf.normalize.l2_normalize`):
+    cotangent g; ``consume``: x_op (of the broadcast shape) may be overwritten. With ``D`` the normaliser
+    of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`~xmlib.sgraf.normalize.l2_normalize`):
     ``∂x/∂y = w_f / D − (w_f·y) y / (D² ‖y‖)`` where D grows with ‖y‖, else ``w_f / D``."""
     weight, w_f = proj.weight, saf.w_f.weight[0]  # (m, d), (m,)
-    diff = x_op - y_op  # (..., d) broadcast
+    diff = x_op.sub_(y_op) if consume else x_op - y_op  # (..., d) broadcast
     delta = diff.square()
     y = F.linear(delta, weight, proj.bias)  # (..., m)
     norm = y.norm(dim=-1, keepdim=True)  # (..., 1)
@@ -546,7 +550,7 @@ def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf:
         if param is not None and param.requires_grad:
             g_par[param] = grad if param not in g_par else g_par[param].add_(grad)
     del delta, y, s
-    return F.linear(dy, weight.T).mul_(diff).mul_(2)  # ∂/∂(x_op − y_op) = 2 (x_op − y_op) W^T dy
+    return F.linear(dy.mul_(2), weight.T).mul_(diff)  # ∂/∂(x_op − y_op) = 2 (x_op − y_op) W^T dy
 
 
 def _logit_parameters(model: SGRAFModel) -> list[torch.Tensor]:
