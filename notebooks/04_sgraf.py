@@ -910,9 +910,9 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # holds its rows of the 128 × 128 score matrix. One training step at the paper's dimensions and batch 128
 # held about 5.6 GB on a CPU as one block with SAF (whose batch norm couples every pair; 3.6 GB per caption) and 0.5 GB with
 # SGR in the hardest-negative step (`hardest_pairs`), which differentiates only the pairs its loss reads; SAF's hardest-negative
-# step, its batch norm's statistics computed and differentiated in tiles, added 0.33 GB (0.09 of the per-caption form's
-# memory, at 1.00–1.06× its speed in two runs: development measurements, `python benchmarks/sgraf_paper_speed.py
-# --train-only --aggregators saf --rounds 3`, load 3); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# step, its batch norm's statistics computed and differentiated in tiles, added 0.34 GB (0.10 of the per-caption form's
+# memory, at 1.20× its speed: 21.8 s against 26.1 s, one thread, load 3; a development measurement, `python
+# benchmarks/sgraf_paper_speed.py --train-only --aggregators saf --rounds 3`); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak
