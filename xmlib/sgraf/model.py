@@ -569,7 +569,8 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`EVAL_BYTES`; captions
     of one length per tile, so no padded word counts); the backward pass recomputes each tile and pulls
     ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into W_g, W_l, W_f (and their
-    biases), one tile at a time: by hand through Eq. (1), W_f and the text-to-image attention (fewer
+    biases), one tile at a time: by hand through Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`), W_f
+    (:math:numref:`eq-sgraf-saf`) and the text-to-image attention (fewer
     passes over the tile than autograd makes; tested against autograd on the whole block), by autograd
     through the image-to-text attention. Not differentiable twice.
 
