@@ -18,7 +18,11 @@ It prints seconds, pairs/s, the useful GFLOP/s and their fraction of this machin
 (measured first, a 2048³ product), the ratios against the official loop and against ``per_caption``, and
 the peak memory each form adds (VmHWM − VmRSS of a forked child that runs it once).
 ``--train-step`` also times one training step of ``--batch`` images × captions (forward, hardest-negative
-hinge, backward) in the block form and the per-caption form, with the memory each adds.
+hinge, backward) in the block form, the per-caption form and the ``hardest_pairs`` form
+(:meth:`~xmlib.sgraf.model.SGRAFModel.hardest_block`; for SAF with its batch norm's block statistics
+computed in tiles), with the memory each adds; ``--train-only`` skips the evaluation forms. In training
+mode the per-caption form normalises SAF's logits over one caption's pairs at a time (the official
+code's statistics), the two others over the whole block.
 
     python benchmarks/sgraf_paper_speed.py                       # SGR and SAF, 100 x 500, paper dims
     python benchmarks/sgraf_paper_speed.py --aggregators sgr --rounds 2 --train-step
@@ -45,7 +49,7 @@ from xmlib.core.io import atomic_write_json
 from xmlib.sgraf.config import OFFICIAL_CODE, PROFILES, Config
 from xmlib.sgraf.encoders import length_mask
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import BATCH_STATISTICS, SGRAFModel, score_matrix
+from xmlib.sgraf.model import SGRAFModel, score_matrix
 
 
 def caption_lengths(n: int, seed: int = 0) -> torch.Tensor:
@@ -202,14 +206,13 @@ def train_forms(model: SGRAFModel, batch: int, k: int, d: int, buckets: int, see
                                     leaves["lengths"])
         contrastive_loss(s, 0.2, True).backward()
 
-    forms = {"block": block, "per_caption": per_caption}
-    if model.cfg.aggregator not in BATCH_STATISTICS:
-        def hardest_pairs():  # every pair without autograd, then autograd through the <= 3B pairs the loss reads
-            s = model.hardest_block(leaves["regions"], leaves["img_glob"], leaves["words"], leaves["txt_glob"],
-                                    leaves["lengths"])
-            contrastive_loss(s, 0.2, True).backward()
-        forms["hardest_pairs"] = hardest_pairs
-    return forms
+    def hardest_pairs():  # every pair without autograd, then autograd through the <= 3B pairs the loss reads
+        # (SAF: its batch norm's block statistics in tiles, differentiated tile by tile in the backward pass)
+        s = model.hardest_block(leaves["regions"], leaves["img_glob"], leaves["words"], leaves["txt_glob"],
+                                leaves["lengths"])
+        contrastive_loss(s, 0.2, True).backward()
+
+    return {"block": block, "per_caption": per_caption, "hardest_pairs": hardest_pairs}
 
 
 def main() -> None:
@@ -222,6 +225,7 @@ def main() -> None:
     ap.add_argument("--sim-dim", type=int, default=256, help="m (sim_dim)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best of each form is kept")
     ap.add_argument("--train-step", action="store_true", help="also time one training step, block vs per caption")
+    ap.add_argument("--train-only", action="store_true", help="only the training step (implies --train-step)")
     ap.add_argument("--batch", type=int, default=128, help="images = captions of the training step")
     ap.add_argument("--buckets", type=int, default=0, help="caption length groups of the block training step "
                                                           "(0 = one per distinct length; see SGRAFModel.score_block)")
@@ -246,39 +250,40 @@ def main() -> None:
         with torch.no_grad():  # global vectors from the model's own pooling, as the released loop recomputes them
             enc["img_glob"] = model.img_enc.pool(enc["regions"])[0]
             enc["txt_glob"] = model.txt_enc.pool(enc["words"], length_mask(enc["lengths"], enc["words"].shape[1]))[0]
-        forms = {
-            "official": lambda: official_loop(model, enc),
-            "per_caption": lambda: model.score_per_caption(enc["regions"], enc["img_glob"], enc["words"],
-                                                           enc["txt_glob"], enc["lengths"]),
-            "score_matrix": lambda: score_matrix(model, enc),
-        }
-        best, outs = {f: float("inf") for f in forms}, {}
-        with torch.no_grad():
-            for _ in range(args.rounds):
-                peak = max(peak, matmul_peak(rounds=2))  # this machine is shared: keep the best peak seen
-                for name, fn in forms.items():
-                    t0 = time.perf_counter()
-                    outs[name] = fn()
-                    best[name] = min(best[name], time.perf_counter() - t0)
-            mem = {name: peak_mib(fn) for name, fn in forms.items()}
-        flops = useful_flops(cfg, enc["lengths"], args.images, args.regions)
-        ref = outs["official"].double()
         res = {}
-        for name in forms:
-            diff = float((outs[name].double() - ref).abs().max())
-            res[name] = {"seconds": best[name], "pairs_per_s": args.images * args.captions / best[name],
-                         "useful_gflops": flops / best[name] / 1e9, "of_peak": flops / best[name] / 1e9 / peak,
-                         "peak_mib": mem[name], "max_abs_diff_vs_official": diff}
-            print(f"{agg} {name:12s}: {best[name]:6.2f} s, {res[name]['pairs_per_s']:8,.0f} pairs/s, "
-                  f"{res[name]['useful_gflops']:5.1f} useful GFLOP/s ({100 * res[name]['of_peak']:4.1f}% of peak), "
-                  f"+{mem[name]:7.1f} MiB, max |diff| vs official {diff:.1e}", flush=True)
-        res["score_matrix_vs_official"] = best["official"] / best["score_matrix"]
-        res["score_matrix_vs_per_caption"] = best["per_caption"] / best["score_matrix"]
-        res["per_caption_vs_official"] = best["official"] / best["per_caption"]
-        print(f"{agg}: score_matrix = {res['score_matrix_vs_official']:.2f}x official, "
-              f"{res['score_matrix_vs_per_caption']:.2f}x per_caption; per_caption = "
-              f"{res['per_caption_vs_official']:.2f}x official", flush=True)
-        if args.train_step:
+        if not args.train_only:  # the evaluation forms
+            forms = {
+                "official": lambda: official_loop(model, enc),
+                "per_caption": lambda: model.score_per_caption(enc["regions"], enc["img_glob"], enc["words"],
+                                                               enc["txt_glob"], enc["lengths"]),
+                "score_matrix": lambda: score_matrix(model, enc),
+            }
+            best, outs = {f: float("inf") for f in forms}, {}
+            with torch.no_grad():
+                for _ in range(args.rounds):
+                    peak = max(peak, matmul_peak(rounds=2))  # this machine is shared: keep the best peak seen
+                    for name, fn in forms.items():
+                        t0 = time.perf_counter()
+                        outs[name] = fn()
+                        best[name] = min(best[name], time.perf_counter() - t0)
+                mem = {name: peak_mib(fn) for name, fn in forms.items()}
+            flops = useful_flops(cfg, enc["lengths"], args.images, args.regions)
+            ref = outs["official"].double()
+            for name in forms:
+                diff = float((outs[name].double() - ref).abs().max())
+                res[name] = {"seconds": best[name], "pairs_per_s": args.images * args.captions / best[name],
+                             "useful_gflops": flops / best[name] / 1e9, "of_peak": flops / best[name] / 1e9 / peak,
+                             "peak_mib": mem[name], "max_abs_diff_vs_official": diff}
+                print(f"{agg} {name:12s}: {best[name]:6.2f} s, {res[name]['pairs_per_s']:8,.0f} pairs/s, "
+                      f"{res[name]['useful_gflops']:5.1f} useful GFLOP/s ({100 * res[name]['of_peak']:4.1f}% of peak), "
+                      f"+{mem[name]:7.1f} MiB, max |diff| vs official {diff:.1e}", flush=True)
+            res["score_matrix_vs_official"] = best["official"] / best["score_matrix"]
+            res["score_matrix_vs_per_caption"] = best["per_caption"] / best["score_matrix"]
+            res["per_caption_vs_official"] = best["official"] / best["per_caption"]
+            print(f"{agg}: score_matrix = {res['score_matrix_vs_official']:.2f}x official, "
+                  f"{res['score_matrix_vs_per_caption']:.2f}x per_caption; per_caption = "
+                  f"{res['per_caption_vs_official']:.2f}x official", flush=True)
+        if args.train_step or args.train_only:
             model.train()
             train = train_forms(model, args.batch, args.regions, args.dim, args.buckets)
             tbest = {f: float("inf") for f in train}

@@ -460,7 +460,10 @@ for dtype in (torch.float32, torch.float64):
 # hardest negatives a training step scores every pair of the batch without autograd, finds $\hat t^-$ and
 # $\hat v^-$, and differentiates only those at most $3B$ pairs (`hardest_pairs`,
 # {py:meth}`~xmlib.sgraf.model.SGRAFModel.hardest_scores`): the same loss and gradients, checked against the
-# full $B \times B$ graph in float64, with the memory of $3B$ pairs instead of $B^2$.
+# full $B \times B$ graph in float64, with the memory of $3B$ pairs instead of $B^2$. SAF's batch norm normalises
+# with the mean and variance of every node of every pair of the batch, so there the gradient reaches every
+# pair through those two numbers: they are computed in tiles and differentiated tile by tile
+# ({py:func}`~xmlib.sgraf.model.block_logit_statistics`), again with the loss and gradients of the full graph.
 #
 # This is the paper's objective and the `paper` profile's. The `smoke` and `default` profiles sum the
 # hinge over **every** negative of the batch instead of taking the hardest (`max_violation=False`, the
@@ -905,8 +908,11 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 #
 # **What it needs.** A GPU. The batch of 128 pairs is the global batch whatever the number of GPUs; each
 # holds its rows of the 128 × 128 score matrix. One training step at the paper's dimensions and batch 128
-# held about 5.6 GB on a CPU with SAF (whose batch norm couples every pair; 3.6 GB per caption) and 0.5 GB with SGR, whose
-# hardest-negative step differentiates only the pairs its loss reads; evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# held about 5.6 GB on a CPU as one block with SAF (whose batch norm couples every pair; 3.6 GB per caption) and 0.5 GB with
+# SGR in the hardest-negative step (`hardest_pairs`), which differentiates only the pairs its loss reads; SAF's hardest-negative
+# step, its batch norm's statistics computed and differentiated in tiles, added 0.34 GB (0.10 of the per-caption form's
+# memory, at 1.20× its speed: 21.8 s against 26.1 s, one thread, load 3; a development measurement, `python
+# benchmarks/sgraf_paper_speed.py --train-only --aggregators saf --rounds 3`); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak

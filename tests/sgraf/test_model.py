@@ -253,35 +253,116 @@ def test_training_tiles_of_one_pair_give_the_block_and_its_gradients(monkeypatch
     torch.testing.assert_close(g_tiled, g_whole, rtol=0.0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kw", [v for v in VARIANTS if v.get("aggregator") not in ("saf", "joint")])
+SAF_SWITCHES = [  # SAF's hand-written backward through Eq. (1) under every switch it reads
+    {"aggregator": "saf", "norm_eps": "add", "sim_bias": True, "attn_leaky": 0.1, "l2_context": True},
+    {"aggregator": "saf", "attention": "i2t"},
+    {"aggregator": "saf", "use_global": False},
+    {"aggregator": "saf", "use_local": False},
+]
+
+
+@pytest.mark.parametrize("kw", VARIANTS + SAF_SWITCHES, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
 @pytest.mark.parametrize("same_image", [False, True])
-def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_image):
+@pytest.mark.parametrize("ragged", [True, False])
+def test_hardest_scores_give_the_loss_and_gradients_of_the_full_block(kw, same_image, ragged, monkeypatch):
     """Autograd through the ≤ 3B pairs the hardest-negative loss reads: the same loss and the same gradient
-    of every parameter as the full (B, B) graph, in float64 (training mode, no dropout)."""
+    of every parameter as the full (B, B) graph, in float64 (training mode, no dropout). SAF's batch norm
+    (``saf``, ``joint``): its block statistics come from tiles (here of a few pairs, so that a block spans
+    many), and the running statistics after the step are those of the full block's forward."""
+    import xmlib.sgraf.model as model_module
     from xmlib.sgraf.loss import contrastive_loss
 
+    monkeypatch.setattr(model_module, "EVAL_BYTES", 20_000)  # tiles of 1..5 pairs at these sizes
     torch.manual_seed(0)
     model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0, **kw), 30)
     model = model.double().train()
+    with torch.no_grad():  # trained models have non-zero biases (the official code starts some at zero)
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(name)))
     images, tokens, lengths = inputs(torch.float64, n_img=7, n_cap=7)
+    if not ragged:  # every caption of one length: no padded word anywhere
+        lengths = torch.full_like(lengths, tokens.shape[1])
+        tokens = torch.randint(4, 30, tokens.shape, generator=torch.Generator().manual_seed(2))
     ids = torch.tensor([0, 1, 1, 2, 3, 3, 4]) if same_image else None
+    start = {k: v.clone() for k, v in model.state_dict().items()}
 
     def loss_and_grads(scores_of):
+        model.load_state_dict(start)  # the same running statistics before each form
         model.zero_grad()
         loss = contrastive_loss(scores_of(), 0.2, True, ids)
         loss.backward()
-        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, buffers
 
-    full, g_full = loss_and_grads(lambda: model(images, tokens, lengths))
-    fast, g_fast = loss_and_grads(lambda: model.hardest_scores(images, tokens, lengths, ids))
+    full, g_full, b_full = loss_and_grads(lambda: model(images, tokens, lengths))
+    fast, g_fast, b_fast = loss_and_grads(lambda: model.hardest_scores(images, tokens, lengths, ids))
     assert full > 0
     torch.testing.assert_close(fast, full, rtol=0, atol=1e-10)
     assert g_full.keys() == g_fast.keys() and any(g.abs().max() > 0 for g in g_full.values())
     for name in g_full:
         torch.testing.assert_close(g_fast[name], g_full[name], rtol=0, atol=1e-10, msg=name)
+    for name in b_full:  # SAF's running mean and variance moved, once, by the same amounts
+        torch.testing.assert_close(b_fast[name], b_full[name], rtol=0, atol=1e-12, msg=name)
+    saf = model.saf_head()
+    if saf is not None:  # the statistics were updated (and so could have been updated wrongly)
+        name = next(n for n, b in model.named_buffers() if b is saf.bn.running_mean)
+        assert not torch.equal(b_full[name], start[name])
 
 
-def test_hardest_scores_refuse_an_aggregator_with_batch_statistics():
-    images, tokens, lengths = inputs(torch.float32)
-    with pytest.raises(ValueError, match="whole block"):
-        tiny(aggregator="saf").train().hardest_scores(images[:3], tokens[:3], lengths[:3])
+@pytest.mark.parametrize("kw", [{"aggregator": "saf"}, {"aggregator": "joint"},
+                                {"aggregator": "saf", "norm_eps": "add", "l2_context": True, "sim_bias": True}],
+                         ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+def test_block_logit_statistics_are_those_of_the_batch_norm_and_need_saf(kw):
+    """μ, σ² and N of SAF's logits over every real node of a ragged block, in tiles, against the masked
+    values the batch norm reads in one padded block; every pair's score from the tiles' summaries (x, u,
+    Gram) equals the pair scored with those statistics; an aggregator without SAF is named."""
+    from xmlib.sgraf.model import block_logit_statistics
+
+    model = tiny(torch.float64, **kw).train()
+    saf = model.saf_head()
+    images, tokens, lengths = inputs(torch.float64, n_img=4, n_cap=7)
+    summaries = []
+    with torch.no_grad():
+        v, vg = model.encode_images(images)
+        t, tg = model.encode_captions(tokens, lengths)
+        nodes, mask = model.nodes(v, vg, t, tg, torch.arange(tokens.shape[1])[None] < lengths[:, None])
+        x = saf.w_f(nodes).squeeze(-1)[mask.expand(4, -1, -1)]
+        mean, var, n = block_logit_statistics(model, v, vg, t, tg, lengths, summaries)
+        with saf.bn.given_statistics(mean, var):
+            want = model.score_block(v, vg, t, tg, lengths)  # (4, 7), one padded block
+            got = torch.full_like(want, float("nan"))
+            for (_, idx, i0, n_it), xs, u, gram, other in summaries:
+                s = saf.score_summaries(xs, u, gram)
+                got[i0:i0 + n_it, idx] = s if other is None else (other + s) / 2
+    assert int(n) == x.numel() == 4 * int((lengths + 1).sum())  # the global node and each real word, per pair
+    torch.testing.assert_close(mean, x.mean(), rtol=0, atol=1e-13)
+    torch.testing.assert_close(var, x.var(unbiased=False), rtol=0, atol=1e-13)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="aggregator='saf' or 'joint'"):
+        block_logit_statistics(tiny(torch.float64, aggregator="sgr"), v, vg, t, tg, lengths)
+
+
+@pytest.mark.parametrize("aggregator", ["saf", "joint"])
+def test_hardest_scores_with_batch_statistics_under_bf16_autocast(aggregator):
+    """bf16 autocast (``amp="bf16"``): the tiles' statistics, the hand-written backward (in the weights' float32)
+    and the differentiated pairs fit together; the diagonal and its gradients are those of the full block to
+    bf16's precision (the hardest negatives themselves may differ where bf16 rounds two scores to one value)."""
+    from xmlib.core.device import autocast
+
+    images, tokens, lengths = inputs(torch.float32, n_img=7, n_cap=7)
+    torch.manual_seed(0)
+    model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0,
+                                   aggregator=aggregator), 30).train()
+    results = []
+    for form in (model, model.hardest_scores):
+        model.zero_grad()
+        with autocast(torch.device("cpu"), "bf16"):
+            s = form(images, tokens, lengths)
+        s.diagonal().float().sum().backward()
+        results.append((s.diagonal().float().detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                                        if p.grad is not None}))
+    (d_full, g_full), (d_fast, g_fast) = results
+    torch.testing.assert_close(d_fast, d_full, rtol=0, atol=1e-2)
+    for name in ("nodes.w_local.weight", "nodes.w_global.weight"):
+        torch.testing.assert_close(g_fast[name], g_full[name], rtol=0.05, atol=0.02 * float(g_full[name].abs().max()))

@@ -174,6 +174,9 @@ def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkey
     # autograd through the hardest-negative pairs only: 3 per row of the batch (SGRAFModel.hardest_scores)
     assert T.step_bytes(cfg.replace(hardest_pairs=True), train) == 3 * cfg.batch_size * pair
     assert T.step_bytes(cfg.replace(hardest_pairs=True, max_violation=False), train) == need
+    # SAF's batch norm: plus one tile's graph in the backward pass of its block statistics
+    for agg in ("saf", "joint"):
+        assert T.step_bytes(cfg.replace(hardest_pairs=True, aggregator=agg), train) == 3 * cfg.batch_size * pair + T.EVAL_BYTES
     monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
     with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
         train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")
@@ -187,3 +190,42 @@ def test_available_memory_reads_the_system():
 
     free = available_memory(torch.device("cpu"))
     assert free is None or free > 0
+
+
+@pytest.mark.parametrize("aggregator", ["saf", "joint"])
+def test_a_hardest_pairs_step_with_batch_statistics_equals_the_block_step(aggregator):
+    """``make_step`` with ``hardest_pairs`` (SAF's block statistics in tiles, autograd through ≤ 3B pairs) and
+    without (the whole block's graph): the same loss, gradients, parameters and running statistics after
+    one Adam step, in float64, with two captions of one image in the batch."""
+    from xmlib.sgraf.train import init_model, make_step
+
+    data = toy_data(12, 0)
+    cfg = Config(**TINY, aggregator=aggregator, dropout=0.0, max_violation=True, mask_same_image=True)
+    caps = np.array([3, 17, 25, 40, 8, 51, 33, 4])  # captions 3 and 4 belong to image 0
+    feats = torch.from_numpy(np.asarray(data.images[caps // 5], dtype=np.float64))
+    start = init_model(cfg, 20).double().state_dict()
+    results = []
+    for hardest_pairs in (False, True):
+        c = cfg.replace(hardest_pairs=hardest_pairs)
+        model = init_model(c, 20, torch.device("cpu")).double().train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+        loss = make_step(model, data, c, torch.device("cpu"))((caps, feats))
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        optimizer.step()
+        results.append((loss.detach(), grads, {k: v.clone() for k, v in model.state_dict().items()}))
+    (loss_block, g_block, block), (loss_pairs, g_pairs, pairs) = results
+    assert loss_block > 0
+    torch.testing.assert_close(loss_pairs, loss_block, rtol=0, atol=1e-10)
+    assert g_pairs.keys() == g_block.keys()
+    for name in g_block:
+        torch.testing.assert_close(g_pairs[name], g_block[name], rtol=0, atol=1e-10, msg=name)
+    moved = [k for k in block if not torch.equal(block[k], start[k])]
+    assert any("bn.running" in k for k in moved) and any("w_local" in k for k in moved)
+    # W_f's bias is added to every logit and removed again by the batch norm: its gradient is zero but for
+    # rounding (~1e-15), which Adam's first step divides by |g| + 1e-8; its other parameters must agree
+    b_f = "aggregate.w_f.bias" if aggregator == "saf" else "aggregate.saf.w_f.bias"
+    assert g_block[b_f].abs().max() < 1e-12
+    for name in block:
+        if name != b_f:
+            torch.testing.assert_close(pairs[name], block[name], rtol=0, atol=1e-10, msg=name)

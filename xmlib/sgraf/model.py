@@ -11,17 +11,27 @@ Speed: :meth:`SGRAFModel.score_block` scores a whole block of n_i images × n_c 
 caption against all images at a time) and gives the same numbers. :func:`score_matrix` fills the full
 test matrix block by block with bounded memory, grouping captions of similar length so that padding
 costs almost nothing.
+
+Training with hardest negatives: :meth:`SGRAFModel.hardest_scores` scores every pair of the batch without
+autograd and differentiates only the ≤ 3B pairs the loss reads, for every aggregator. SAF's batch norm
+(``"saf"``, and the joint model's SAF head) couples every pair of the block through the mean and variance
+of its logits: :func:`block_logit_statistics` computes them tile by tile and differentiates them tile by
+tile in the backward pass, so that step too holds one tile's graph instead of B² pairs' and gives the
+loss and gradients of the whole block.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from xmlib.core.progress import progress
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
+from xmlib.sgraf.normalize import EPS
 from xmlib.sgraf.saf import SAF, AverageAggregation
 from xmlib.sgraf.sgr import SGR
 from xmlib.sgraf.similarity import SimilarityNodes
@@ -182,12 +192,17 @@ class SGRAFModel(nn.Module):
         again with autograd and written into the matrix. The loss and its gradient are those of
         :meth:`forward` (to float rounding: a pair scored alone may differ in its last bits from the same pair
         in a tile), and the memory autograd keeps is that of ≤ 3B pairs instead of B². The encoders run
-        once (one dropout draw). Not for aggregators with batch statistics (SAF's batch norm couples every
-        pair of the block: :data:`BATCH_STATISTICS`).
+        once (one dropout draw).
+
+        SAF (and the joint model's SAF head) normalises its logits ``x = W_f s_p`` with the mean μ and
+        variance σ² of every real node of every pair of the block (:class:`~xmlib.sgraf.saf.MaskedBatchNorm`),
+        so every pair's score depends on every other pair and the gradient reaches all of them through
+        (μ, σ²). In training those two numbers come from :func:`block_logit_statistics`: computed tile by
+        tile without autograd, and differentiated tile by tile in the backward pass (one tile's graph at a
+        time); the ≤ 3B pairs are scored with them, and the running statistics are updated once, with the
+        values the whole-block forward gives them. The loss and every gradient are again those of
+        :meth:`forward`; the price is two passes over the block without autograd and one with it, tile by tile.
         """
-        if self.cfg.aggregator in BATCH_STATISTICS:
-            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
-                             "loss needs every pair's graph (use forward)")
         regions, img_glob = self.encode_images(images)
         words, txt_glob = self.encode_captions(tokens, lengths)
         return self.hardest_block(regions, img_glob, words, txt_glob, lengths, image_ids)
@@ -196,13 +211,34 @@ class SGRAFModel(nn.Module):
                       txt_glob: torch.Tensor, lengths: torch.Tensor,
                       image_ids: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`hardest_scores` from encoded features (as :meth:`score_block` takes them)."""
-        if self.cfg.aggregator in BATCH_STATISTICS:
-            raise ValueError(f"aggregator={self.cfg.aggregator!r} normalises over the whole block: its hardest-negative "
-                             "loss needs every pair's graph (use forward)")
         lengths = lengths.to(words.device)
-        with torch.no_grad():
-            full = self.score_block(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(), lengths,
-                                    buckets=0)  # (B, B), no graph
+        saf = self.saf_head()
+        if saf is None or not self.training:  # no batch statistics: the BN (if any) uses its running ones
+            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids)
+        summaries: list = []
+        mean, var, count = block_logit_statistics(self, regions, img_glob, words, txt_glob, lengths, summaries)
+        saf.bn.update_running(mean, var, int(count))  # once per step, as the whole-block forward does
+        with saf.bn.given_statistics(mean, var):
+            full = torch.empty(regions.shape[0], words.shape[0], dtype=words.dtype, device=words.device)
+            for (_, idx, i0, n_it), x, u, gram, other in summaries:  # every pair's score, from the statistics pass
+                s = saf.score_summaries(x, u, gram)  # (n_it, n_ct)
+                full[i0:i0 + n_it, idx.to(full.device)] = s if other is None else (other + s) / 2
+            return self._hardest_pairs(regions, img_glob, words, txt_glob, lengths, image_ids, full)
+
+    def saf_head(self) -> SAF | None:
+        """The SAF aggregator of this model (``"saf"``, or the joint model's SAF head), None without one."""
+        agg = self.aggregate
+        return agg if isinstance(agg, SAF) else getattr(agg, "saf", None)
+
+    def _hardest_pairs(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                       txt_glob: torch.Tensor, lengths: torch.Tensor, image_ids: torch.Tensor | None,
+                       full: torch.Tensor | None = None) -> torch.Tensor:
+        """Every pair without autograd (unless ``full`` has them), then autograd through the ≤ 3B pairs the
+        hardest-negative loss reads."""
+        if full is None:
+            with torch.no_grad():
+                full = self._score_tiles(regions.detach(), img_glob.detach(), words.detach(), txt_glob.detach(),
+                                         lengths)  # (B, B), no graph
         b = full.shape[0]
         not_neg = torch.eye(b, dtype=torch.bool, device=full.device)
         if image_ids is not None:
@@ -221,7 +257,8 @@ class SGRAFModel(nn.Module):
             scored_rows.append(imgs)
             scored_cols.append(c.expand(len(imgs)))
             values.append(s[:, 0])
-        return full.index_put((torch.cat(scored_rows), torch.cat(scored_cols)), torch.cat(values))
+        values = torch.cat(values)  # under autocast the two passes may differ in dtype: the matrix takes the graph's
+        return full.to(values.dtype).index_put((torch.cat(scored_rows), torch.cat(scored_cols)), values)
 
     @torch.no_grad()
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -325,6 +362,227 @@ def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int)
             for i0 in range(0, n_img, n_it):
                 tiles.append((int(length), idx[c0:c0 + n_ct], i0, min(n_it, n_img - i0)))
     return tiles
+
+
+class _BlockLogitStatistics(torch.autograd.Function):
+    """(μ, σ², N) of SAF's logits over every real node of every pair of a block, in tiles; see
+    :func:`block_logit_statistics`."""
+
+    @staticmethod
+    def forward(ctx, model, lengths, summaries, regions, img_glob, words, txt_glob, *params):
+        saf = model.saf_head()
+        tiles = plan_tiles(lengths, regions.shape[0],
+                           lambda n: pair_bytes(model.cfg, n, regions.shape[1], regions.element_size()), EVAL_BYTES)
+        count, mean, m2 = 0, 0.0, 0.0  # Chan et al.'s pairwise update of (N, mean, Σ (x − mean)²), in float64
+        for tile in tiles:
+            length, idx, i0, n_it = tile
+            idx = idx.to(words.device)
+            nodes, _ = model.nodes(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx],
+                                   None)  # (n_it, n_ct, P, m), every node real
+            summary = saf.summarise(nodes)  # x (n_it, n_ct, P), u, Gram
+            if summaries is not None:  # the joint model's SGR head needs no statistics: its scores now
+                other = model.aggregate.sgr(nodes) if isinstance(model.aggregate, JointAggregation) else None
+                summaries.append((tile, *summary, other))
+            x = summary[0].double()
+            n, t_mean = x.numel(), float(x.mean())
+            t_m2 = float((x - t_mean).square().sum())
+            delta, total = t_mean - mean, count + n
+            mean += delta * n / total
+            m2 += t_m2 + delta * delta * count * n / total
+            count = total
+        ctx.model, ctx.tiles, ctx.count, ctx.mean = model, tiles, count, mean
+        ctx.save_for_backward(regions, img_glob, words, txt_glob)
+        n_nodes = torch.tensor(count)
+        ctx.mark_non_differentiable(n_nodes)
+        return (torch.tensor(mean, dtype=regions.dtype, device=regions.device),
+                torch.tensor(m2 / count, dtype=regions.dtype, device=regions.device), n_nodes)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_mean, g_var, _):
+        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile is recomputed and g_j = (g_μ + 2 g_σ² (x_j − μ)) / N
+        # pulled back into the inputs and the parameters its logits depend on: by hand through Eq. (1)'s
+        # projection and SAF's W_f (_eq1_logit_vjp) and the text-to-image attention (_t2i_attention_vjp); by
+        # autograd through the image-to-text attention of the ablation
+        model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
+        saved = ctx.saved_tensors  # under autocast (bf16) the encodings may be of a lower precision than the weights:
+        dtype = model.nodes.w_global.weight.dtype  # the backward runs in the weights' (outside autocast)
+        regions, img_glob, words, txt_glob = full = tuple(t.to(dtype) for t in saved)
+        g_in: list[torch.Tensor | None] = [None] * 4  # a gradient no tile produces stays None, as in the block's graph
+        g_par: dict[nn.Parameter, torch.Tensor] = {}
+        g_mean, g_var = g_mean.double(), g_var.double()
+
+        def upstream(x: torch.Tensor) -> torch.Tensor:
+            return ((g_mean + 2 * g_var * (x.double() - mean)) / count).to(x.dtype)
+
+        for tile in ctx.tiles:
+            length, idx, i0, n_it = tile
+            idx = idx.to(words.device)
+            inputs = (regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx])
+            if model.cfg.attention == "t2i":  # by hand all the way (the paper's attention)
+                grads = _t2i_tile_vjp(model, saf, *inputs, upstream, g_par)
+            else:  # by hand through Eq. (1) and W_f, by autograd through the image-to-text attention
+                leaves = [t.detach().requires_grad_() for t in inputs]
+                outputs, cotangents = [], []
+                with torch.enable_grad():
+                    ops = model.nodes.operands(*leaves, None)  # Eq. (1)'s operands, with the attention's graph
+                for x_op, y_op, proj in ops:
+                    d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par)
+                    outputs += [x_op, y_op]
+                    cotangents += [d_diff.sum_to_size(x_op.shape), d_diff.sum_to_size(y_op.shape).neg()]
+                    del d_diff
+                grads = torch.autograd.grad(outputs, leaves, cotangents, allow_unused=True)
+            for k, gr in enumerate(grads):
+                if gr is None:
+                    continue
+                if g_in[k] is None:
+                    g_in[k] = torch.zeros_like(full[k])
+                if k < 2:  # image rows i0 .. i0 + n_it
+                    g_in[k][i0:i0 + n_it].add_(gr)
+                elif k == 2:  # the tile's captions, their first `length` words
+                    g_in[k][:, :length].index_add_(0, idx, gr)
+                else:
+                    g_in[k].index_add_(0, idx, gr)
+        g_in = [g.to(t.dtype) if need and g is not None else None for g, t, need in zip(g_in, saved, ctx.needs_input_grad[3:7])]
+        g_params = [g_par.get(p) if p.requires_grad else None for p in _logit_parameters(model)]
+        return (None, None, None, *g_in, *g_params)
+
+
+@torch.no_grad()
+def _t2i_tile_vjp(model: SGRAFModel, saf: SAF, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                  txt_glob: torch.Tensor, upstream, g_par: dict[nn.Parameter, torch.Tensor]) -> list[torch.Tensor | None]:
+    """Gradients of ``Σ_j g_j x_j`` (SAF's logits of one tile without padding, text-to-image attention) with
+    respect to regions, v̄, words and t̄ (None where the model does not use them); the parameters' into ``g_par``."""
+    cfg, nodes = model.cfg, model.nodes
+    g_regions = g_img = g_words = g_txt = None
+    if cfg.use_global:  # s^g = Eq. (1) of (v̄, t̄)
+        d = _eq1_logit_vjp(img_glob[:, None, None, :], txt_glob[None, :, None, :], nodes.w_global, saf, upstream, g_par)
+        g_img, g_txt = d.sum((1, 2)), d.sum((0, 2)).neg_()  # (n_i, d), (n_c, d)
+    if cfg.use_local:  # s^l_j = Eq. (1) of (a^v_j, t_j)
+        ctx, back = _t2i_attention_vjp(cfg, regions, words)
+        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par, consume=True)  # (n_i, n_c, L, d)
+        del ctx  # its buffer became the difference a^v_j − t_j
+        direct = d.sum(0)  # t_j's own term in a^v_j − t_j
+        g_regions, g_words = back(d)  # (d is overwritten)
+        g_words.sub_(direct)
+    return [g_regions, g_img, g_words, g_txt]
+
+
+@torch.no_grad()
+def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Tensor):
+    """:func:`~xmlib.sgraf.similarity.attend_text_to_image` without padding (the same numbers up to rounding) and
+    its vector–Jacobian product: returns the contexts (n_i, n_c, L, d) and ``back(d_ctx) -> (d_regions, d_words)``.
+
+    Forward: ``c = T Vᵀ``, ``r = [c]_+`` (or LeakyReLU), ``c̄ = r / D_w`` with D_w the norm of r over the words
+    (its ε as ``norm_eps``), ``α = softmax_K(λ c̄)``, ``a = α V``, L2-normalised with ``l2_context``."""
+    n_i, k, d = regions.shape
+    n_c, length, _ = words.shape
+    flat_v, flat_t = regions.reshape(n_i * k, d), words.reshape(n_c * length, d)
+    c = (flat_t @ flat_v.T).view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K) view
+    r = F.relu(c) if cfg.attn_leaky == 0.0 else F.leaky_relu(c, cfg.attn_leaky)
+    if cfg.norm_eps == "add":
+        s = r.norm(dim=2, keepdim=True)  # (n_i, n_c, 1, K)
+        denom, live = s + EPS, s > 0
+    else:
+        s = r.square().sum(2, keepdim=True).add_(1e-16).sqrt_()
+        denom, live = s.clamp_min(EPS), s > EPS
+    c_bar = r / denom
+    alpha = torch.softmax(cfg.lambda_softmax * c_bar, dim=-1)  # (n_i, n_c, L, K)
+    ctx0 = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions).view(n_i, n_c, length, d)  # Σ_i α_ij v_i
+    if cfg.l2_context:
+        n0 = ctx0.norm(dim=-1, keepdim=True)
+        d0, live0 = (n0.clamp_min(EPS), n0 > EPS) if cfg.norm_eps == "clamp" else (n0 + EPS, n0 > 0)
+        ctx = ctx0 / d0
+    else:
+        ctx = ctx0
+
+    def back(d_ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(d_regions, d_words) from d_ctx (n_i, n_c, L, d), which it overwrites."""
+        if cfg.l2_context:  # d/dctx0 of ctx0 / D(‖ctx0‖) = (d_ctx − ctx0 (ctx0·d_ctx) D / (D² ‖ctx0‖)) / D, in place
+            dot = (ctx0 * d_ctx).sum(-1, keepdim=True)
+            coef = torch.where(live0, dot / (d0 * n0.clamp_min(torch.finfo(n0.dtype).tiny)), 0.0)  # (..., 1)
+            d_ctx0 = d_ctx.addcmul_(ctx0, coef, value=-1.0).div_(d0)
+        else:
+            d_ctx0 = d_ctx
+        flat_d = d_ctx0.reshape(n_i, n_c * length, d)
+        d_alpha = torch.bmm(flat_d, regions.transpose(1, 2)).view(n_i, n_c, length, k)
+        d_regions = torch.bmm(alpha.reshape(n_i, n_c * length, k).transpose(1, 2), flat_d)  # (n_i, K, d)
+        d_cbar = alpha * (d_alpha - (alpha * d_alpha).sum(-1, keepdim=True)) * cfg.lambda_softmax  # softmax
+        dot_w = (r * d_cbar).sum(2, keepdim=True)  # (n_i, n_c, 1, K)
+        d_r = d_cbar / denom - r * torch.where(live, dot_w / (denom * denom * s.clamp_min(torch.finfo(s.dtype).tiny)), 0.0)
+        d_c = d_r * torch.where(c > 0, 1.0, cfg.attn_leaky)  # ReLU / LeakyReLU
+        flat_dc = d_c.permute(1, 2, 0, 3).reshape(n_c * length, n_i * k)  # (n_c·L, n_i·K)
+        d_words = (flat_dc @ flat_v).view(n_c, length, d)
+        d_regions += (flat_dc.T @ flat_t).view(n_i, k, d)
+        return d_regions, d_words
+
+    return ctx, back
+
+
+@torch.no_grad()
+def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf: SAF, upstream,
+                   g_par: dict[nn.Parameter, torch.Tensor], consume: bool = False) -> torch.Tensor:
+    """The vector–Jacobian product of SAF's logits ``x = W_f s + b_f`` of the nodes ``s = L2(W δ + b)``,
+    ``δ = (x_op − y_op)²`` (Eq. (1)), written out: returns the cotangent of ``x_op − y_op`` (broadcast shape,
+    (..., d)) and adds the gradients of W, b, W_f, b_f into ``g_par``. ``upstream(x)`` gives each logit's
+    cotangent g; ``consume``: x_op (of the broadcast shape) may be overwritten. With ``D`` the normaliser
+    of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`~xmlib.sgraf.normalize.l2_normalize`):
+    ``∂x/∂y = w_f / D − (w_f·y) y / (D² ‖y‖)`` where D grows with ‖y‖, else ``w_f / D``."""
+    weight, w_f = proj.weight, saf.w_f.weight[0]  # (m, d), (m,)
+    diff = x_op.sub_(y_op) if consume else x_op - y_op  # (..., d) broadcast
+    delta = diff.square()
+    y = F.linear(delta, weight, proj.bias)  # (..., m)
+    norm = y.norm(dim=-1, keepdim=True)  # (..., 1)
+    if saf.norm_eps == "clamp":
+        denom, live = norm.clamp_min(EPS), norm > EPS
+    else:
+        denom, live = norm + EPS, norm > 0
+    s = y / denom  # the nodes
+    x = s @ w_f + saf.w_f.bias[0]  # (...,) the logits
+    g = upstream(x).unsqueeze(-1)  # (..., 1)
+    coef = torch.where(live, g * (y @ w_f).unsqueeze(-1) / (denom * denom * norm.clamp_min(torch.finfo(y.dtype).tiny)), 0.0)
+    dy = (g / denom) * w_f - coef * y  # (..., m)
+    flat_dy = dy.reshape(-1, dy.shape[-1])
+    for param, grad in ((weight, flat_dy.T @ delta.reshape(-1, delta.shape[-1])),
+                        (proj.bias, None if proj.bias is None else flat_dy.sum(0)),
+                        (saf.w_f.weight, (g * s).reshape(-1, s.shape[-1]).sum(0, keepdim=True)),
+                        (saf.w_f.bias, g.sum().reshape(1))):
+        if param is not None and param.requires_grad:
+            g_par[param] = grad if param not in g_par else g_par[param].add_(grad)
+    del delta, y, s
+    return F.linear(dy.mul_(2), weight.T).mul_(diff)  # ∂/∂(x_op − y_op) = 2 (x_op − y_op) W^T dy
+
+
+def _logit_parameters(model: SGRAFModel) -> list[torch.Tensor]:
+    """The parameters SAF's logits depend on beyond the encoded features: Eq. (1)'s W_g, W_l (and biases), W_f, b_f."""
+    return [*model.nodes.parameters(), *model.saf_head().w_f.parameters()]
+
+
+def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                           txt_glob: torch.Tensor, lengths: torch.Tensor, summaries: list | None = None,
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The statistics of SAF's batch norm over a whole block, in bounded memory and differentiable.
+
+    Returns μ and the population σ² (0-dim, the inputs' dtype) of the logits ``x = W_f s_p`` over every
+    real node of every pair of the images × captions block (what :class:`~xmlib.sgraf.saf.MaskedBatchNorm`
+    computes in :meth:`SGRAFModel.forward`), and their number N (0-dim int64, not differentiable).
+    The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`EVAL_BYTES`; captions
+    of one length per tile, so no padded word counts); the backward pass recomputes each tile and pulls
+    ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into W_g, W_l, W_f (and their
+    biases), one tile at a time: by hand through Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`), W_f
+    (:math:numref:`eq-sgraf-saf`) and the text-to-image attention (fewer
+    passes over the tile than autograd makes; tested against autograd on the whole block), by autograd
+    through the image-to-text attention. Not differentiable twice.
+
+    ``summaries``: a list that receives, per tile, ``(tile, x, u, Gram, other)`` (:meth:`SAF.summarise
+    <xmlib.sgraf.saf.SAF.summarise>`; ``other``: the joint model's SGR scores of the tile, else None),
+    from which :meth:`SGRAFModel.hardest_block` scores every pair without a second pass over the nodes.
+    """
+    if model.saf_head() is None:
+        raise ValueError(f"aggregator={model.cfg.aggregator!r} has no SAF batch norm; block_logit_statistics "
+                         "needs aggregator='saf' or 'joint'")
+    return _BlockLogitStatistics.apply(model, lengths, summaries, regions, img_glob, words, txt_glob,
+                                       *_logit_parameters(model))
 
 
 TILE_CAPTIONS = 8

@@ -174,21 +174,28 @@ class SimilarityNodes(nn.Module):
         return attend(regions, words, word_mask, lambda_softmax=self.cfg.lambda_softmax,
                       attn_leaky=self.cfg.attn_leaky, l2_context=self.cfg.l2_context, norm_eps=self.cfg.norm_eps)
 
-    def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
-                word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        n_c = words.shape[0]
-        parts = []
-        padded = self.cfg.use_local and self.cfg.attention == "t2i" and word_mask is not None
+    def operands(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
+                 word_mask: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor, nn.Linear]]:
+        """``(x, y, projection)`` of each group of nodes, global first: SGRAF's Eq. (1) ``s(x, y; W)`` (in the
+        chapter :math:numref:`eq-sgraf-sim`) with the projection's W (and b) gives that group's nodes
+        (n_i, n_c, R, m). x and y broadcast to (n_i, n_c, R, d): (v̄, t̄) for s^g (R = 1); (a^v_j, t_j) per word
+        (t2i) or (v_i, a^t_i) per region (i2t) for s^l."""
+        ops = []
         if self.cfg.use_global:
-            s_g = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global)  # (n_i, n_c, m)
-            parts.append(s_g.unsqueeze(2))
+            ops.append((img_glob[:, None, None, :], txt_glob[None, :, None, :], self.w_global))
         if self.cfg.use_local:
             ctx, _ = self.attend(regions, words, word_mask)
             if self.cfg.attention == "t2i":
-                s_l = self._sim(ctx, words.unsqueeze(0), self.w_local)  # (n_i, n_c, L, m)
+                ops.append((ctx, words.unsqueeze(0), self.w_local))  # (n_i, n_c, L, d), (1, n_c, L, d)
             else:
-                s_l = self._sim(regions.unsqueeze(1), ctx, self.w_local)  # (n_i, n_c, K, m)
-            parts.append(s_l)
+                ops.append((regions.unsqueeze(1), ctx, self.w_local))  # (n_i, 1, K, d), (n_i, n_c, K, d)
+        return ops
+
+    def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
+                word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        n_c = words.shape[0]
+        padded = self.cfg.use_local and self.cfg.attention == "t2i" and word_mask is not None
+        parts = [self._sim(x, y, proj) for x, y, proj in self.operands(regions, img_glob, words, txt_glob, word_mask)]
         nodes = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (n_i, n_c, P, m)
         if not padded:  # every node is real: the aggregators skip their masking
             return nodes, None

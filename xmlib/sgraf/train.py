@@ -198,7 +198,7 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
         lengths = data.lengths[idx[mine]]
         tokens = data.tokens[idx[mine], : int(lengths.max())].to(device)
         with autocast(device, cfg.amp):
-            if ddp is None and max_violation and cfg.hardest_pairs and model.cfg.aggregator not in BATCH_STATISTICS:
+            if ddp is None and max_violation and cfg.hardest_pairs:  # SAF: block statistics in tiles, then ≤ 3B pairs
                 scores = model.hardest_scores(images, tokens, lengths.to(device), ids)  # (B, B), graph on ≤ 3B pairs
             elif ddp is None:
                 scores = model(images, tokens, lengths.to(device))  # (B, B)
@@ -244,13 +244,17 @@ def step_bytes(cfg: Config, data: CaptionData) -> int:
     hardest-negative pairs of :meth:`~xmlib.sgraf.model.SGRAFModel.hardest_scores`), each holding what
     :func:`~xmlib.sgraf.model.pair_bytes` counts for a caption of the data's mean length (autograd keeps
     about that much per pair: 5.1 GB estimated against 5.2 GB measured for SGR at the paper's size,
-    ``benchmarks/sgraf_paper_speed.py --train-step``)."""
+    ``benchmarks/sgraf_paper_speed.py --train-step``). With hardest pairs, SAF's batch norm
+    (``aggregator`` ``"saf"`` or ``"joint"``) adds one tile's graph, :data:`~xmlib.sgraf.model.EVAL_BYTES`:
+    the backward pass of its block statistics (:func:`~xmlib.sgraf.model.block_logit_statistics`)
+    holds one tile at a time."""
     length = max(1, round(float(data.lengths.float().mean())))
-    pairs = cfg.batch_size ** 2
-    if cfg.max_violation and cfg.hardest_pairs and cfg.aggregator not in BATCH_STATISTICS:
+    pairs, extra = cfg.batch_size ** 2, 0
+    if cfg.max_violation and cfg.hardest_pairs:
         pairs = 3 * cfg.batch_size  # SGRAFModel.hardest_scores: autograd keeps the pairs the loss reads
         # (the no-graph pass over every pair holds one tile at a time, within EVAL_BYTES)
-    return pairs * pair_bytes(cfg, length, int(data.images.shape[1]))
+        extra = EVAL_BYTES if cfg.aggregator in BATCH_STATISTICS else 0
+    return pairs * pair_bytes(cfg, length, int(data.images.shape[1])) + extra
 
 
 def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> None:
