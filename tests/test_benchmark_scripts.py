@@ -50,3 +50,14 @@ def test_deepranking_sampler_benchmark_runs_and_reports_every_size(monkeypatch, 
     assert stream["images"] == 30000 and stream["buffered_images"] == 10 * 200
     heap = list(stream["traced_heap"].values())
     assert len(heap) == 3 and heap[-1] - heap[0] < 0.25  # MiB: flat along the stream
+
+
+def test_coco5k_sharded_eval_benchmark_compares_two_ranks_with_one_process(monkeypatch, capsys, tmp_path):
+    """The script behind the COCO 5K sharding numbers, at 12 images: two torchrun ranks, one process, compared."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "coco5k_sharded_eval.py"
+    out = tmp_path / "result.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--images", "12", "--out", str(tmp_path / "coco"), "--json", str(out)])
+    runpy.run_path(str(script), run_name="__main__")
+    got = json.loads(out.read_text())
+    assert got["shape"] == [12, 60] and got["max_abs_diff"] <= 1e-6 and got["metrics_identical_on_every_rank"]
+    assert [r["rank"] for r in got["ranks"]] == [0, 1] and all(r["peak_rss_mib"] > 0 for r in got["ranks"])
