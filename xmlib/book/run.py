@@ -201,25 +201,27 @@ def after_of(source: Path) -> list[str]:
     return after
 
 
-def _unchanged(source: Path, profile: str, overrides: dict[str, Any], root: Path) -> bool:
-    """True when the executed notebook is there and its stamp matches the source, the parameters and
-    every library file and input the last run read."""
+def _kept(source: Path, profile: str, overrides: dict[str, Any], root: Path) -> tuple[str, float] | None:
+    """When the executed notebook is there and its stamp matches the source, the parameters and every
+    library file and input the last run read: record it as unchanged and return ("unchanged", its
+    seconds); else None (it must run)."""
     out = executed_dir(root, profile) / (source.stem + ".ipynb")
     stamp = read_stamp(out.with_suffix(".stamp.json"))
-    return out.exists() and stamp.get("key") == source_key(source, profile, overrides) and deps_unchanged(stamp, root)
+    if not (out.exists() and stamp.get("key") == source_key(source, profile, overrides) and deps_unchanged(stamp, root)):
+        return None
+    timings.record(profile, "notebooks", source.stem, 0.0, status="unchanged", kept=stamp.get("seconds", 0.0),
+                   beside=int(stamp.get("beside", 0)), root=root)
+    return "unchanged", stamp.get("seconds", 0.0)
 
 
 def _run_one(source: Path, profile: str, overrides: dict[str, Any], root: Path, *, force: bool,
              beside: int = 0) -> tuple[str, float]:
     """Run one notebook unless its stamp says it is unchanged; return (status, seconds)."""
+    if not force and (kept := _kept(source, profile, overrides, root)) is not None:
+        return kept
     out = executed_dir(root, profile) / (source.stem + ".ipynb")
     stamp_path = out.with_suffix(".stamp.json")
     key = source_key(source, profile, overrides)
-    stamp = read_stamp(stamp_path)
-    if not force and _unchanged(source, profile, overrides, root):
-        timings.record(profile, "notebooks", source.stem, 0.0, status="unchanged", kept=stamp.get("seconds", 0.0),
-                       beside=int(stamp.get("beside", 0)), root=root)
-        return "unchanged", stamp.get("seconds", 0.0)
     print(f"[xmlib.book.run] {source.name} (profile={profile}) ...", flush=True)
     try:
         seconds = execute(source, profile, overrides, out)
@@ -272,8 +274,8 @@ def _run_parallel(sources: list[Path], profile: str, overrides: dict[str, Any], 
             while len(running) < jobs and (ready := [s for s in pending if not (needs[s] - finished())]):
                 source = ready[0]  # an unchanged one is done at once and may free a page that waits on it
                 pending.remove(source)
-                if not force and _unchanged(source, profile, overrides, root):
-                    results[source] = _run_one(source, profile, overrides, root, force=False)
+                if not force and (kept := _kept(source, profile, overrides, root)) is not None:
+                    results[source] = kept
                     continue
                 cmd = [sys.executable, "-m", "xmlib.book.run", str(source), "--profile", profile,
                        "--overrides-json", json.dumps(overrides), "--beside", str(jobs - 1), "--no-summary"]
