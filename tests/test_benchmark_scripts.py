@@ -52,6 +52,7 @@ def test_deepranking_sampler_benchmark_runs_and_reports_every_size(monkeypatch, 
     assert len(heap) == 3 and heap[-1] - heap[0] < 0.25  # MiB: flat along the stream
 
 
+@pytest.mark.slow  # two ranks and one process (tests/conftest.py runs slow files first)
 def test_coco5k_sharded_eval_benchmark_compares_two_ranks_with_one_process(monkeypatch, capsys, tmp_path):
     """The script behind the COCO 5K sharding numbers, at 12 images: two torchrun ranks, one process, compared."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "coco5k_sharded_eval.py"

@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # starts processes (make test runs these files first, tests/conftest.py)
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

@@ -39,7 +39,8 @@ def synthetic(tmp_path_factory) -> dict[str, str]:
     return {like: str(synth(like, root / like, scale=0.001)) for like in ("f30k", "mediaeval", "deepranking")}
 
 
-@pytest.mark.parametrize("name", sorted(CHECK))
+# each chapter its own xdist group (tests/conftest.py): the three run side by side under `make test`
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"paper-check-{n}")) for n in sorted(CHECK)])
 def test_paper_profile_runs_on_synthetic_data(name, synthetic, tmp_path, monkeypatch):
     chapter, extra = CHECK[name]
     overrides = {**COMMON, **{k: v.format(**synthetic) if isinstance(v, str) else v for k, v in extra.items()}}

@@ -65,6 +65,7 @@ def test_code_hash_follows_imports_and_changes_with_a_function(tmp_path, monkeyp
     assert fingerprint.code_hash("xmlib.model.train") != before
 
 
+@pytest.mark.slow  # spawns worker processes
 def test_workers_give_the_same_numbers_as_one_process(tmp_path):
     cfg = ToyConfig()
     inline = run_jobs([Job(FN, cfg, s, "toy") for s in (0, 1, 2)], cache=tmp_path / "a", workers=1)

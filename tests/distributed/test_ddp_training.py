@@ -22,6 +22,8 @@ from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loss import contrastive_loss
 from xmlib.sgraf.train import GatheredScores, init_model, train_model
 
+pytestmark = pytest.mark.slow  # starts processes (make test runs these files first, tests/conftest.py)
+
 # batch_size 7: the ranks hold 4 and 3 pairs; dropout 0 and no BatchNorm, so one process and two
 # compute the same function (per-rank dropout masks and CPU BatchNorm statistics differ by design)
 SGRAF = dict(TINY, batch_size=7, dropout=0.0, global_norm="none", max_violation=True, aggregator="sgr", epochs=2)

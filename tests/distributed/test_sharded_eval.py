@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import xmlib.sgraf.train as sgraf_train
@@ -11,6 +12,8 @@ from tests.sgraf.test_train import TINY, toy_data
 from xmlib.core.config import resolve_config
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.train import evaluate, init_model, score_split
+
+pytestmark = pytest.mark.slow  # starts processes (make test runs these files first, tests/conftest.py)
 
 N_IMG = 13  # odd: the two ranks hold 7 and 6 images
 MAX_BYTES = 8192  # tiles of a few pairs: many tiles per rank

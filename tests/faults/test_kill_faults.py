@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # starts processes (make test runs these files first, tests/conftest.py)
+
 CHILD = Path(__file__).with_name("_train_child.py")
 
 
