@@ -153,3 +153,13 @@ def test_judgement_round_trip_and_errors():
     with pytest.raises(ValueError, match="margin"):
         R.verdict("not_worse", j.estimate, 0.0)
     assert math.isfinite(j.estimate.mde)
+
+
+@pytest.mark.parametrize("df", [1.0, 2.5, 7.0, 40.0, math.inf])
+def test_t_distribution_is_scipy_stats_t(df):
+    """The engine reads Student's t from scipy.special (importing scipy.stats costs every job worker ~2 s)."""
+    from scipy import stats
+    for q in (0.8, 0.9, 0.975, 0.995):
+        assert R._t_quantile(q, df) == pytest.approx(float(stats.t.ppf(q, df)), rel=1e-12, abs=1e-12)
+    for x in (0.0, 0.7, 2.0, 6.0):
+        assert R._t_sf(x, df) == pytest.approx(float(stats.t.sf(x, df)), rel=1e-12, abs=1e-15)
