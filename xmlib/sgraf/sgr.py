@@ -21,6 +21,8 @@ CPU (every image–caption pair has its own graph):
 - with biases, ``(W_in s_p + b_in)·(W_out s_q + b_out) = (W_outᵀ W_in s_p + W_outᵀ b_in)·s_q
   + (W_in s_p + b_in)·b_out``; the last term is the same for every key q of row p, so it cancels in the
   row softmax and the fast form adds only the vector ``W_outᵀ b_in`` (formed once) to each query;
+- a full step's queries and updated values come from one product of the nodes with the stacked
+  ``[W_outᵀ W_in; W_r]`` (2m × m; :meth:`GraphStep.query_update`), which runs nearer the machine's peak than two;
 - the last step only needs the global node's row of edges and its update.
 """
 
