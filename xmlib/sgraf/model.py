@@ -585,13 +585,16 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
                                        *_logit_parameters(model))
 
 
-TILE_CAPTIONS = 8
+TILE_CAPTIONS = 16
 """Captions per tile in :func:`plan_tiles` (more captions of one length per tile make the attention's
-matrix products larger; measured in ``benchmarks/sgraf_paper_speed.py``)."""
+matrix products larger: its scores are one product over the tile's words and regions; 16 and 32 ran
+faster than 8 at the paper's dimensions, SAF most, measured with ``score_matrix`` over 100 images × 60
+captions, 1 thread)."""
 
-EVAL_BYTES = 32 * 2**20
-"""Default bound of :func:`score_matrix` on one tile's intermediates (32 MiB: tiles that stay near the
-CPU's caches ran faster than larger ones)."""
+EVAL_BYTES = 16 * 2**20
+"""Default bound of :func:`score_matrix` on one tile's intermediates (16 MiB: at the paper's dimensions
+tiles of 16 MiB ran as fast as 32 MiB ones for SAF and faster for SGR, 4 MiB ones slower (the Python
+work per tile); 100 images × 60 captions, 1 thread)."""
 
 
 @torch.no_grad()

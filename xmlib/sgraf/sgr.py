@@ -21,6 +21,8 @@ CPU (every image–caption pair has its own graph):
 - with biases, ``(W_in s_p + b_in)·(W_out s_q + b_out) = (W_outᵀ W_in s_p + W_outᵀ b_in)·s_q
   + (W_in s_p + b_in)·b_out``; the last term is the same for every key q of row p, so it cancels in the
   row softmax and the fast form adds only the vector ``W_outᵀ b_in`` (formed once) to each query;
+- a full step's queries and updated values come from one product of the nodes with the stacked
+  ``[W_outᵀ W_in; W_r]`` (2m × m; :meth:`GraphStep.query_update`), which runs nearer the machine's peak than two;
 - the last step only needs the global node's row of edges and its update.
 """
 
@@ -117,17 +119,35 @@ class GraphStep(nn.Module):
         computed once and reused until a weight changes (an optimiser step or a loaded state bumps the
         tensors' version counters; a dtype or device move makes new tensors)."""
         w_in, w_out, b_in = self.w_in.weight, self.w_out.weight, self.w_in.bias
+        return self._memo("_bilinear", (w_in, w_out, b_in),
+                          lambda: (w_out.T @ w_in, (None if b_in is None else b_in @ w_out)))
+
+    def query_update(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The full step's two node products as one: the weight ``[W_outᵀ W_in; W_r]`` (2m, m) and the bias
+        ``[W_outᵀ b_in; b_r]`` (2m,) or None, so that one matrix product of the nodes gives the queries
+        and the updated values (a product twice as wide runs nearer the machine's peak than two).
+        Cached without autograd as :meth:`bilinear`."""
+        w_r, b_r = self.w_r.weight, self.w_r.bias
 
         def compute():
-            return w_out.T @ w_in, (None if b_in is None else b_in @ w_out)
+            bilinear, q_bias = self.bilinear()
+            if q_bias is None and b_r is None:
+                return torch.cat([bilinear, w_r]), None
+            q_bias = torch.zeros_like(w_r[0]) if q_bias is None else q_bias
+            return torch.cat([bilinear, w_r]), torch.cat([q_bias, torch.zeros_like(w_r[0]) if b_r is None else b_r])
 
-        if torch.is_grad_enabled() and (w_in.requires_grad or w_out.requires_grad):
+        return self._memo("_query_update", (self.w_in.weight, self.w_out.weight, self.w_in.bias, w_r, b_r), compute)
+
+    def _memo(self, name: str, tensors: tuple[torch.Tensor | None, ...], compute):
+        """``compute()``, kept under ``name`` while none of ``tensors`` changes (no autograd only)."""
+        live = [t for t in tensors if t is not None]
+        if torch.is_grad_enabled() and any(t.requires_grad for t in live):
             return compute()
-        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in (w_in, w_out, b_in) if t is not None)
-        cached = self.__dict__.get("_bilinear")
+        key = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in live)
+        cached = self.__dict__.get(name)
         if cached is None or cached[0] != key:
             cached = (key, compute())
-            self.__dict__["_bilinear"] = cached
+            self.__dict__[name] = cached
         return cached[1]
 
     def fast(self, nodes: torch.Tensor, mask: torch.Tensor | None, global_only: bool) -> torch.Tensor:
@@ -137,17 +157,21 @@ class GraphStep(nn.Module):
         The key bias b_out is not used: it adds ``(W_in s_p + b_in)·b_out`` to every logit of row p,
         which the row softmax removes (see the module docstring). A full step multiplies every node by
         W_r before the edges (``Σ_q e_pq (W_r s_q + b_r) = W_r Σ_q e_pq s_q + b_r``, as each row of edges
-        sums to 1); the global-only step aggregates first (one row of edges)."""
-        bilinear, q_bias = self.bilinear()  # W_outᵀ W_in, W_outᵀ b_in
+        sums to 1), in the same matrix product as the queries (:meth:`query_update`); the global-only
+        step aggregates first (one row of edges)."""
         keys = None if mask is None else mask.unsqueeze(-2)
         if global_only:
+            bilinear, q_bias = self.bilinear()  # W_outᵀ W_in, W_outᵀ b_in
             u = F.linear(nodes[..., :1, :], bilinear, q_bias)  # (..., 1, m)
             edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., 1, P)
             return torch.relu(F.linear(edges @ nodes, self.w_r.weight, self.w_r.bias))  # (..., 1, m)
-        u = F.linear(nodes, bilinear, q_bias)  # (..., P, m): W_outᵀ W_in s_p (+ W_outᵀ b_in)
-        v = F.linear(nodes, self.w_r.weight, self.w_r.bias)  # (..., P, m): W_r s_q (+ b_r)
+        weight, bias = self.query_update()
+        m = nodes.shape[-1]
+        uv = F.linear(nodes, weight, bias)  # (..., P, 2m)
+        u, v = uv[..., :m], uv[..., m:]  # W_outᵀ W_in s_p (+ W_outᵀ b_in); W_r s_q (+ b_r)
         edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., P, P); logits (W_in s_p + b_in)·(W_out s_q) [+ const in q]
-        return torch.relu(edges @ v)  # (..., P, m)
+        out = edges @ v  # (..., P, m)
+        return torch.relu(out) if out.requires_grad else torch.relu_(out)  # in place when no graph records it
 
 
 class SGR(nn.Module):

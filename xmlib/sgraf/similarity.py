@@ -25,7 +25,7 @@ from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize, l2_normalize_
 
 
 def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
-                      norm_eps: NormEps = "clamp") -> torch.Tensor:
+                      norm_eps: NormEps = "clamp", consume: bool = False) -> torch.Tensor:
     """Eq. (1) of SGRAF: ``s(x, y; W) = W|x − y|² / ‖W|x − y|²‖₂`` (element-wise square); in the chapter
     :math:numref:`eq-sgraf-sim`.
 
@@ -35,11 +35,16 @@ def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bi
         bias: b, (m,) or None (the paper). The official code's projection has one:
             ``s = (W|x − y|² + b) / ‖W|x − y|² + b‖₂`` (``sim_bias``).
         norm_eps: where the ε of the L2 norm goes (:mod:`xmlib.sgraf.normalize`).
+        consume: ``x`` is a temporary of the broadcast shape that the caller gives up: without autograd the
+            difference and its square are written into it (no new (…, d) buffer; the same numbers).
     Returns:
         (..., m) the similarity vector (unit L2 norm).
     """
-    if _no_grad(x, y, weight):  # scoring: square in place, one (…, d) buffer instead of two
-        diff2 = torch.sub(x, y)
+    if _no_grad(x, y, weight):  # scoring: square in place, one (…, d) buffer instead of two (none with consume)
+        if consume and x.shape == torch.broadcast_shapes(x.shape, y.shape) and x.is_contiguous():
+            diff2 = x.sub_(y)
+        else:
+            diff2 = torch.sub(x, y)
         diff2.square_()  # the same numbers as .pow(2)
     else:
         diff2 = (x - y).pow(2)  # (..., d)
@@ -92,10 +97,14 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     """
     n_i, k, d = regions.shape
     n_c, length, _ = words.shape
-    # c_ij = cos(v_i, t_j): every word of the block against each image's regions, written straight in
-    # the (image, caption, word, region) order the softmax and the context product read
-    c = torch.bmm(words.reshape(1, n_c * length, d).expand(n_i, -1, -1), regions.transpose(1, 2))  # (n_i, n_c·L, K)
-    c = c.view(n_i, n_c, length, k)
+    # c_ij = cos(v_i, t_j) in the (image, caption, word, region) order the softmax and the context product read
+    if n_c > 1:  # several captions (a tile): every word against every region of the block in one matrix
+        # product (n_c·L, d) × (d, n_i·K), faster than one per image; then a copy of the scores (K/d of the
+        # contexts' size) into that order
+        c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T).view(n_c, length, n_i, k)
+        c = c.permute(2, 0, 1, 3).contiguous()  # (n_i, n_c, L, K)
+    else:  # one caption: one product per image (measured faster than the single product and its copy)
+        c = torch.bmm(words.reshape(1, length, d).expand(n_i, -1, -1), regions.transpose(1, 2)).view(n_i, 1, length, k)
     mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
     c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky, norm_eps=norm_eps)  # normalised over the words j
     alpha = torch.softmax(lambda_softmax * c_bar, dim=-1)  # softmax over regions i
@@ -159,11 +168,11 @@ class SimilarityNodes(nn.Module):
             nn.init.zeros_(self.w_global.bias)
             nn.init.zeros_(self.w_local.bias)
 
-    def _sim(self, x: torch.Tensor, y: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+    def _sim(self, x: torch.Tensor, y: torch.Tensor, proj: nn.Linear, consume: bool = False) -> torch.Tensor:
         norm_eps = self.cfg.norm_eps
         if self.cfg.similarity == "scalar":
             return (l2_normalize(x, norm_eps=norm_eps) * l2_normalize(y, norm_eps=norm_eps)).sum(-1, keepdim=True)  # cosine
-        return vector_similarity(x, y, proj.weight, proj.bias, norm_eps=norm_eps)
+        return vector_similarity(x, y, proj.weight, proj.bias, norm_eps=norm_eps, consume=consume)
 
     def attend(self, regions: torch.Tensor, words: torch.Tensor,
                word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +204,9 @@ class SimilarityNodes(nn.Module):
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         n_c = words.shape[0]
         padded = self.cfg.use_local and self.cfg.attention == "t2i" and word_mask is not None
-        parts = [self._sim(x, y, proj) for x, y, proj in self.operands(regions, img_glob, words, txt_glob, word_mask)]
+        # the text-to-image contexts are this call's own temporaries: Eq. (1) may write into them (no autograd)
+        parts = [self._sim(x, y, proj, consume=proj is self.w_local and self.cfg.attention == "t2i")
+                 for x, y, proj in self.operands(regions, img_glob, words, txt_glob, word_mask)]
         nodes = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (n_i, n_c, P, m)
         if not padded:  # every node is real: the aggregators skip their masking
             return nodes, None
