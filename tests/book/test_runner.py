@@ -8,6 +8,8 @@ import pytest
 from xmlib.book import run as runner
 from xmlib.book import timings
 
+pytestmark = pytest.mark.slow  # starts kernels (make test runs these files first, tests/conftest.py)
+
 NB = '''# ---
 # jupyter:
 #   kernelspec:
@@ -140,7 +142,6 @@ def test_the_run_record_on_the_page_is_finished_by_the_runner(project, monkeypat
 from xmlib.book.configs import BlocksConfig
 from xmlib.core.runinfo import start_run
 
-pytestmark = pytest.mark.slow  # starts processes (make test runs these files first, tests/conftest.py)
 run = start_run("demo", profile, BlocksConfig())
 run
 ''')
