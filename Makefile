@@ -97,17 +97,17 @@ lint: env
 
 unit: env
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder -m "not book and not browser"
+	$(PYTHON) -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder -m "not book and not browser"
 
 # The smoke book's two Sphinx builds (HTML for the browser tests, one page for the PDF) are single-threaded:
 # they run side by side once the smoke notebooks have run.
-# The tests in TEST_JOBS worker processes (pytest-xdist): one file per group, the files that start
-# processes and the notebooks first (tests/conftest.py). TEST_JOBS=0 runs them in this process.
+# The tests in TEST_JOBS worker processes (pytest-xdist): each file whole in one worker, the files that
+# start processes and the notebooks first (tests/conftest.py). TEST_JOBS=0 runs them in this process.
 TEST_JOBS ?= 2
 test: lint notebooks-smoke chromium
 	$(MAKE) --no-print-directory -j2 html-smoke pdf-smoke
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_BOOK_PDF=$(PDF_SMOKE_OUT)/book.pdf XMLIB_REQUIRE_BOOK=1 \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadgroup --no-loadscope-reorder tests \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder tests \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
 
 SYNTH_DIR ?= _build/synth

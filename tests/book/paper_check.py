@@ -1,6 +1,7 @@
 """The smoke-sized `make paper-check`: each paper chapter's `paper` profile runs end to end on tiny
 synthetic paper-shaped data (``python -m xmlib.data synth``) with a step cap, and produces its
-replication table.
+replication table. One test file per chapter (``test_paper_check_<chapter>.py``), so that ``make test``'s
+worker processes run the three side by side (pytest-xdist sends each file to one worker).
 
 The paper's model sizes are kept (SGRAF d = 1024, m = 256 on 36 × 2048 regions; DCMM c = 32; Deep
 Ranking's 4096-d embedding); what the check shrinks beside ``max_steps`` is listed in ``CHECK`` (seeds,
@@ -10,6 +11,7 @@ two cores. Deep Ranking's pictures are the smoke emoji build (the synthetic stre
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -19,31 +21,25 @@ from xmlib.core.paths import project_root
 from xmlib.data.synth import synth
 from xmlib.replication import VERDICTS
 
-pytestmark = pytest.mark.slow
-
 COMMON = {"max_steps": 1, "seeds": 2}
-CHECK = {
-    "02_dcmm": ("dcmm", {"data": "{mediaeval}", "test_split": "test", "lr_grid": [0.001], "hidden_grid": [32], "inner_folds": 1, "folds": 2,
-                         "cm_k_grid": [3], "fig2_k": [3], "fig2_depth": [1], "n_boot": 100}),
-    "03_deepranking": ("deepranking", {"benchmark": "smoke", "stream_dir": "{deepranking}", "fractions": [0.2, 1.0],
-                                       "image_size": 32, "convnet_image_size": 32, "pixel_shift": 4, "batch_size": 8,
-                                       "bootstrap": 100}),
-    "04_sgraf": ("sgraf", {"data_dir": "{f30k}", "batch_size": 8, "steps_grid": [3], "ablation_local_steps": [3],
-                           "baseline_epochs": 1, "n_boot": 100, "loader_workers": 0}),
+CHECK = {  # notebook: (chapter, the synthetic data it reads, its overrides; "{data}" = that data's folder)
+    "02_dcmm": ("dcmm", "mediaeval", {"data": "{data}", "test_split": "test", "lr_grid": [0.001], "hidden_grid": [32],
+                                      "inner_folds": 1, "folds": 2, "cm_k_grid": [3], "fig2_k": [3], "fig2_depth": [1],
+                                      "n_boot": 100}),
+    "03_deepranking": ("deepranking", "deepranking", {"benchmark": "smoke", "stream_dir": "{data}", "fractions": [0.2, 1.0],
+                                                      "image_size": 32, "convnet_image_size": 32, "pixel_shift": 4,
+                                                      "batch_size": 8, "bootstrap": 100}),
+    "04_sgraf": ("sgraf", "f30k", {"data_dir": "{data}", "batch_size": 8, "steps_grid": [3], "ablation_local_steps": [3],
+                                   "baseline_epochs": 1, "n_boot": 100, "loader_workers": 0}),
 }
 
 
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("synth")
-    return {like: str(synth(like, root / like, scale=0.001)) for like in ("f30k", "mediaeval", "deepranking")}
-
-
-# each chapter its own xdist group (tests/conftest.py): the three run side by side under `make test`
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"paper-check-{n}")) for n in sorted(CHECK)])
-def test_paper_profile_runs_on_synthetic_data(name, synthetic, tmp_path, monkeypatch):
-    chapter, extra = CHECK[name]
-    overrides = {**COMMON, **{k: v.format(**synthetic) if isinstance(v, str) else v for k, v in extra.items()}}
+def check_chapter(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run notebook ``name`` in the ``paper`` profile on its synthetic data; assert that it completed
+    without a stored error and wrote a replication table whose verdicts are the book's."""
+    chapter, like, extra = CHECK[name]
+    data = str(synth(like, tmp_path / "synth" / like, scale=0.001))
+    overrides = {**COMMON, **{k: v.format(data=data) if isinstance(v, str) else v for k, v in extra.items()}}
     runs = tmp_path / "runs"
     monkeypatch.setenv("XMLIB_RUNS", str(runs))
     monkeypatch.setenv("XMLIB_PROGRESS", "0")
