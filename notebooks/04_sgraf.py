@@ -911,8 +911,8 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # held about 5.6 GB on a CPU as one block with SAF (whose batch norm couples every pair; 3.6 GB per caption) and 0.5 GB with
 # SGR in the hardest-negative step (`hardest_pairs`), which differentiates only the pairs its loss reads; SAF's hardest-negative
 # step, its batch norm's statistics computed and differentiated in tiles, added 0.34 GB (0.10 of the per-caption form's
-# memory, at 1.20× its speed: 21.8 s against 26.1 s, one thread, load 3; a development measurement, `python
-# benchmarks/sgraf_paper_speed.py --train-only --aggregators saf --rounds 3`); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# memory, at about its speed: 0.92–1.10× in five runs after the evaluation changes of issue 11 (1.20–1.22× before), one thread;
+# the stored run of `python benchmarks/sgraf_paper_speed.py --rounds 2 --train-step` has 15.1 s against 13.9 s); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak
