@@ -16,7 +16,6 @@ def _one_torch_thread():
         yield
 
 
-
 def pytest_collection_modifyitems(config, items):
     """The order for ``make test``, which runs pytest in worker processes (pytest-xdist, ``-n 2 --dist
     loadfile --no-loadscope-reorder``: each file goes whole to one worker, so its module fixtures are

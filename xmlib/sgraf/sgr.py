@@ -131,10 +131,11 @@ class GraphStep(nn.Module):
 
         def compute():
             bilinear, q_bias = self.bilinear()
+            weight = torch.cat([bilinear, w_r])
             if q_bias is None and b_r is None:
-                return torch.cat([bilinear, w_r]), None
-            q_bias = torch.zeros_like(w_r[0]) if q_bias is None else q_bias
-            return torch.cat([bilinear, w_r]), torch.cat([q_bias, torch.zeros_like(w_r[0]) if b_r is None else b_r])
+                return weight, None
+            zeros = torch.zeros_like(w_r[0])
+            return weight, torch.cat([zeros if q_bias is None else q_bias, zeros if b_r is None else b_r])
 
         return self._memo("_query_update", (self.w_in.weight, self.w_out.weight, self.w_in.bias, w_r, b_r), compute)
 
