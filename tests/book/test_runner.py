@@ -51,6 +51,8 @@ def test_runs_skips_unchanged_and_installs(project, capsys):
     assert (project / "notebooks" / "demo.ipynb").exists()
     (ran,) = timings.rows("smoke", project)  # the timing report has the notebook's run
     assert (ran["stage"], ran["step"], ran["status"]) == ("notebooks", "demo", "ran") and ran["seconds"] > 0
+    machine = timings.load("smoke", project)["machine"]  # a build that ran something measured the machine's speed
+    assert machine["matmul_gflops"] > 0 and "GFLOP/s on one core" in capsys.readouterr().out
     installed = project / "notebooks" / "demo.ipynb"
     first = installed.stat().st_mtime_ns
     capsys.readouterr()
@@ -60,6 +62,7 @@ def test_runs_skips_unchanged_and_installs(project, capsys):
     assert installed.stat().st_mtime_ns == first  # the same bytes are not copied again (Sphinx reads the time)
     (kept,) = timings.rows("smoke", project)  # an unchanged notebook: no time now, the kept run's time beside it
     assert kept["status"] == "unchanged" and kept["seconds"] == 0 and kept["kept_seconds"] == ran["seconds"]
+    assert "GFLOP/s" not in out and timings.load("smoke", project)["machine"] == machine  # nothing ran: not measured
     # a changed source runs again
     (project / "notebooks" / "demo.py").write_text(NB + "\n# %%\nprint('more')\n")
     assert runner.run(src, "smoke", {"seed": 2}, root=project) == 0

@@ -99,3 +99,39 @@ def test_the_tree_digest_sees_paths_and_bytes_and_skips_build_folders(tmp_path):
     (tmp_path / "a.md").rename(tmp_path / "b.md")  # same bytes, another name
     assert timings.tree_digest(tmp_path) != first
     assert timings.tree_digest(tmp_path, ["cmd"]) != timings.tree_digest(tmp_path)
+
+
+def _entry(stage, step, seconds, end, status="ran"):
+    return {"stage": stage, "step": step, "seconds": seconds, "status": status,
+            "when": f"2026-12-02T08:{end // 60:02d}:{end % 60:02d}+00:00"}
+
+
+def test_the_wall_clock_counts_notebooks_side_by_side_once_and_data_and_sphinx_in_sequence():
+    entries = [_entry("data", "fetch", 30.0, 30), _entry("data", "emoji", 100.0, 130),
+               _entry("notebooks", "02_dcmm", 600.0, 130 + 600),      # 02 and 03 started together,
+               _entry("notebooks", "03_deepranking", 500.0, 130 + 500),
+               _entry("notebooks", "04_sgraf", 800.0, 730 + 800),     # 04 after 02
+               _entry("notebooks", "05_scorecard", 0.0, 1600, status="unchanged"),
+               _entry("sphinx", "jupyter-book build", 20.0, 1550)]
+    wall = timings.wall_seconds(entries)
+    assert wall == {"data": 130.0, "notebooks": 1400.0, "sphinx": 20.0}  # notebooks: 130 .. 1530
+    # one notebook, or none that ran: the sum
+    assert timings.wall_seconds(entries[:3])["notebooks"] == 600.0
+    assert timings.wall_seconds([_entry("notebooks", "02_dcmm", 0.0, 10, status="unchanged")]) == {"notebooks": 0.0}
+
+
+def test_the_report_and_page_give_the_wall_clock_and_the_machine_speed(tmp_path, monkeypatch):
+    import xmlib.core.device as device
+
+    timings.record("default", "notebooks", "02_dcmm", 600.0, root=tmp_path)
+    timings.record("default", "notebooks", "03_deepranking", 500.0, root=tmp_path)  # ended right after: side by side
+    page = timings.page("default", tmp_path)
+    assert "| **total** | | **1100** |" in page and "| **wall clock** | notebooks side by side | **600** |" in page
+    assert "Machine:" not in page  # nothing measured yet
+    monkeypatch.setattr(device, "matmul_gflops", lambda: 87.64)
+    machine = timings.probe("default", tmp_path)
+    assert machine["matmul_gflops"] == 87.6 and machine["cores"] >= 1
+    timings.record("default", "sphinx", "jupyter-book build", 20.0, root=tmp_path)  # a later record keeps it
+    for text in (timings.page("default", tmp_path), timings.report("default", tmp_path)):
+        assert "float32 matrices at 87.6 GFLOP/s" in text
+    assert "wall clock (notebooks side by side): notebooks 600 s (10.0 min)" in timings.report("default", tmp_path)

@@ -73,3 +73,27 @@ def test_determinism_is_asked_of_the_accelerator_only(monkeypatch):
     assert device.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"
     seed_everything(1, deterministic=False)
     assert len(calls) == 1
+
+
+def test_matmul_gflops_times_one_thread_and_restores_the_thread_count(monkeypatch):
+    from xmlib.core import device
+
+    seen = []
+    real_mm = torch.mm
+
+    def mm(a, b, out=None):  # the thread count and the shapes each timed product runs with
+        seen.append((torch.get_num_threads(), tuple(a.shape), tuple(out.shape)))
+        return real_mm(a, b, out=out)
+
+    monkeypatch.setattr(device.torch, "mm", mm)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        gflops = device.matmul_gflops(n=64, rounds=3)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+    assert seen == [(1, (64, 64), (64, 64))] * 3
+    assert 0 < gflops < float("inf")
+    with pytest.raises(ValueError, match="rounds >= 1"):
+        device.matmul_gflops(n=64, rounds=0)

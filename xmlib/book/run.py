@@ -343,6 +343,10 @@ def run(
     else:
         results = {s: _run_one(s, profile, overrides, root, force=force, beside=beside) for s in resolved}
     failures = sum(status == "FAILED" for status, _ in results.values())
+    if summary and any(status == "ran" for status, _ in results.values()):  # how fast the machine ran (the record)
+        machine = timings.probe(profile, root)
+        print(f"[xmlib.book.run] this machine now: {machine['matmul_gflops']:.1f} GFLOP/s on one core "
+              f"(float32 matrix product), {machine['cores']} cores")
     if summary:
         for source in resolved:
             status, seconds = results[source]

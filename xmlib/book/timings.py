@@ -3,6 +3,7 @@
     python -m xmlib.book.timings report --profile default    # print the last build's times
     python -m xmlib.book.timings page --profile default      # write the table the reproducing page shows
     python -m xmlib.book.timings time --profile default --stage sphinx --step "jupyter-book build" -- CMD ...
+    python -m xmlib.book.timings probe --profile default     # measure this machine's speed into the record
 
 ``make book`` (and ``make test`` for ``smoke``) records every stage as it runs: ``python -m xmlib.data
 prepare`` its fetch, verification and each benchmark; the notebook runner each notebook (``ran`` with
@@ -75,6 +76,57 @@ def record(profile: str, stage: str, step: str, seconds: float, *, status: str =
         atomic_write_json(path, doc)
 
 
+def probe(profile: str, root: Path | None = None) -> dict:
+    """Measure how fast this machine runs now and keep it with the record: its core count and one core's
+    float32 matrix-product speed (:func:`xmlib.core.device.matmul_gflops`, about a second). The notebook
+    runner calls it after a build that ran notebooks, so every timing table says how fast its machine
+    was: on a shared machine that speed moves from hour to hour, and the times with it."""
+    from xmlib.core.device import matmul_gflops  # torch: only when a build ran something
+
+    machine = {"cores": os.cpu_count(), "matmul_gflops": round(matmul_gflops(), 1),
+               "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    path = record_path(profile, root)
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        doc = load(profile, root)
+        doc["profile"], doc["machine"] = profile, machine
+        atomic_write_json(path, doc)
+    return machine
+
+
+def machine_line(profile: str, root: Path | None = None) -> str:
+    """One sentence on the machine of the last build (empty when none was measured)."""
+    m = load(profile, root).get("machine")
+    if not isinstance(m, dict) or "matmul_gflops" not in m:
+        return ""
+    return (f"Machine: {m.get('cores', '?')} cores; one core multiplied float32 matrices at {m['matmul_gflops']:.1f} "
+            f"GFLOP/s, measured at {str(m.get('when', ''))[:16].replace('T', ' ')} UTC, after the notebooks ran. "
+            "On a shared machine this speed changes from hour to hour, and the times above change with it "
+            "(half the speed, about twice the time).")
+
+
+def wall_seconds(entries: Sequence[dict]) -> dict[str, float]:
+    """Wall-clock seconds per stage: the data steps and Sphinx run one after another (their sum); the
+    notebooks may run side by side, so theirs is from the first one's start to the last one's end (each
+    entry is written when its step ends, ``when``, after ``seconds``)."""
+    out: dict[str, float] = {}
+    for stage in STAGES:
+        stage_entries = [e for e in entries if e.get("stage") == stage]
+        if not stage_entries:
+            continue
+        ran = [e for e in stage_entries if e.get("status") == "ran" and e.get("seconds", 0) > 0]
+        if stage != "notebooks" or len(ran) < 2:
+            out[stage] = sum(e["seconds"] for e in stage_entries)
+            continue
+        try:
+            ends = [dt.datetime.fromisoformat(e["when"]).timestamp() for e in ran]
+        except (KeyError, ValueError):
+            out[stage] = sum(e["seconds"] for e in stage_entries)
+            continue
+        starts = [end - e["seconds"] for end, e in zip(ends, ran)]
+        out[stage] = min(sum(e["seconds"] for e in stage_entries), max(ends) - min(starts))
+    return out
+
+
 def rows(profile: str, root: Path | None = None) -> list[dict]:
     """The steps in build order (data, notebooks, Sphinx), each with its stage, step, seconds, status."""
     steps = list(load(profile, root)["steps"].values())
@@ -98,6 +150,12 @@ def report(profile: str, root: Path | None = None) -> str:
         totals[e["stage"]] = totals.get(e["stage"], 0.0) + e["seconds"]
     lines.append("  " + ", ".join(f"{stage} {minutes(s)}" for stage, s in totals.items())
                  + f"; total {minutes(sum(totals.values()))}")
+    wall = wall_seconds(entries)
+    if wall != totals:
+        lines.append("  wall clock (notebooks side by side): " + ", ".join(f"{stage} {minutes(s)}" for stage, s in wall.items())
+                     + f"; total {minutes(sum(wall.values()))}")
+    if machine := machine_line(profile, root):
+        lines.append("  " + machine)
     return "\n".join(lines)
 
 
@@ -116,6 +174,11 @@ def page(profile: str, root: Path | None = None) -> str:
         out.append(f"| {e['stage']} | {e['step']} | {e['seconds']:.1f} | {status} | {e['when'][:16].replace('T', ' ')} |")
     total = sum(e["seconds"] for e in entries)
     out.append(f"| **total** | | **{total:.0f}** | {total / 60:.1f} min | |")
+    wall = sum(wall_seconds(entries).values())
+    if wall < total - 0.5:
+        out.append(f"| **wall clock** | notebooks side by side | **{wall:.0f}** | {wall / 60:.1f} min | |")
+    if machine := machine_line(profile, root):
+        out += ["", machine]
     return "\n".join(out) + "\n"
 
 
@@ -159,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xmlib.book.timings", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("report", "page", "time"):
+    for name in ("report", "page", "time", "probe"):
         p = sub.add_parser(name)
         p.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
         if name == "time":
@@ -171,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "report":
         print(report(args.profile))
+        return 0
+    if args.cmd == "probe":
+        m = probe(args.profile)
+        print(f"[xmlib.book.timings] this machine: {m['cores']} cores, {m['matmul_gflops']:.1f} GFLOP/s on one core "
+              "(float32 matrix product)")
         return 0
     if args.cmd == "page":
         atomic_write_text(record_path(args.profile).with_name(PAGE), page(args.profile))

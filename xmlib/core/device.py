@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import Iterator
 
 import torch
@@ -92,6 +93,29 @@ def cpu_threads(n: int, device: torch.device | None = None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def matmul_gflops(n: int = 2048, rounds: int = 5) -> float:
+    """This CPU core's float32 matrix-product speed in GFLOP/s: the best of ``rounds`` timed n × n
+    products on one torch thread (the thread count is restored). The yardstick of the benchmarks'
+    "fraction of peak" and of the build's timing record, where it says how fast the machine ran: on a
+    shared machine it moves from hour to hour, and every time measured with it moves the same way."""
+    if n < 1 or rounds < 1:
+        raise ValueError(f"matmul_gflops needs n >= 1 and rounds >= 1, got n={n}, rounds={rounds}")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(0)
+        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+        out = a @ b  # warm-up: the library's threads and buffers
+        best = float("inf")
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            torch.mm(a, b, out=out)
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(old)
+    return 2 * n ** 3 / best / 1e9
 
 
 def set_deterministic() -> None:
