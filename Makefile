@@ -108,7 +108,7 @@ test: lint notebooks-smoke chromium
 	$(MAKE) --no-print-directory -j2 html-smoke pdf-smoke
 	XMLIB_PROGRESS=0 XMLIB_BOOK_HTML=$(SMOKE_OUT)/_build/html XMLIB_BOOK_PDF=$(PDF_SMOKE_OUT)/book.pdf XMLIB_REQUIRE_BOOK=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder tests \
-	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
+	  --durations=15 --nbval-lax --nbval-current-env --nbval-cell-timeout=600 _build/executed/smoke/*.ipynb
 
 SYNTH_DIR ?= _build/synth
 SYNTH_SCALE ?= 0.01
