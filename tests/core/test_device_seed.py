@@ -86,13 +86,9 @@ def test_matmul_gflops_times_one_thread_and_restores_the_thread_count(monkeypatc
         return real_mm(a, b, out=out)
 
     monkeypatch.setattr(device.torch, "mm", mm)
-    old = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
+    with device.cpu_threads(2, torch.device("cpu")):
         gflops = device.matmul_gflops(n=64, rounds=3)
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(old)
     assert seen == [(1, (64, 64), (64, 64))] * 3
     assert 0 < gflops < float("inf")
     with pytest.raises(ValueError, match="rounds >= 1"):
