@@ -248,17 +248,21 @@ class SGRAFModel(nn.Module):
         rows = torch.cat([diag, diag, masked.argmax(0)])  # positives, (i, hardest caption), (hardest image, c)
         cols = torch.cat([diag, masked.argmax(1), diag])
         pairs = torch.unique(torch.stack([cols, rows], dim=1), dim=0)  # sorted by caption, then image
-        scored_rows, scored_cols, values = [], [], []
-        for c in torch.unique_consecutive(pairs[:, 0]):
-            imgs = pairs[:, 1][pairs[:, 0] == c]
+        caps, counts = torch.unique_consecutive(pairs[:, 0], return_counts=True)
+        counts = counts.tolist()
+        # each input gathered or cut once for all captions (one index or split in the graph: their backward
+        # writes every pair's gradient in one pass; an index per caption would fill a zero tensor of the
+        # input's full size per caption)
+        img_parts = zip(torch.split(regions[pairs[:, 1]], counts), torch.split(img_glob[pairs[:, 1]], counts))
+        cap_words, cap_glob = words.unbind(0), txt_glob.unbind(0)  # (L, d), (d,) per caption
+        values = []
+        for c, (reg, glob) in zip(caps.tolist(), img_parts):
             n_tok = int(lengths[c])
-            s = self.score_block(regions[imgs], img_glob[imgs], words[c:c + 1, :n_tok], txt_glob[c:c + 1],
+            s = self.score_block(reg, glob, cap_words[c][None, :n_tok], cap_glob[c][None],
                                  lengths[c:c + 1])  # (n, 1) with autograd
-            scored_rows.append(imgs)
-            scored_cols.append(c.expand(len(imgs)))
             values.append(s[:, 0])
         values = torch.cat(values)  # under autocast the two passes may differ in dtype: the matrix takes the graph's
-        return full.to(values.dtype).index_put((torch.cat(scored_rows), torch.cat(scored_cols)), values)
+        return full.to(values.dtype).index_put((pairs[:, 1], pairs[:, 0]), values)
 
     @torch.no_grad()
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
