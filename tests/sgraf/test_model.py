@@ -389,7 +389,7 @@ def test_kept_and_recomputed_tiles_give_the_same_step(kw, monkeypatch):
         return loss.detach(), grads, [e.grad for e in enc]
 
     want = step(lambda *enc: model.score_block(*enc, lengths))  # autograd through the whole block
-    tiles = len(plan_tiles(lengths, 7, lambda n: pair_bytes(model.cfg, n, 5, 8), 20_000))
+    tiles = len(plan_tiles(lengths, 7, lambda n: pair_bytes(model.cfg, n, 5, 8), model_module.STATISTICS_TILES * 20_000))
     some = 7 * model_module.kept_pair_bytes(model.cfg, int(lengths.max()), 5, 8)  # about one tile's worth
     for budget, kept in ((0, "none"), (some, "some"), (2**30, "all")):
         monkeypatch.setattr(model_module, "KEEP_BYTES", budget)

@@ -183,9 +183,10 @@ def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkey
         kept = cfg.batch_size ** 2 * T.kept_pair_bytes(c, length, int(train.images.shape[1]))
         assert 0 < kept < budget
         monkeypatch.setattr(T, "KEEP_BYTES", budget)
-        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + T.EVAL_BYTES + kept
+        tile = T.STATISTICS_TILES * T.EVAL_BYTES
+        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + tile + kept
         monkeypatch.setattr(T, "KEEP_BYTES", kept // 2)  # the bound
-        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + T.EVAL_BYTES + kept // 2
+        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + tile + kept // 2
     monkeypatch.setattr(T, "KEEP_BYTES", budget)
     monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
     with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
