@@ -464,9 +464,10 @@ class _BlockLogitStatistics(torch.autograd.Function):
 
 def kept_pair_bytes(cfg: ModelConfig, length: int, regions: int, itemsize: int = 4) -> int:
     """The bytes that :func:`block_logit_statistics` keeps from its forward pass for its backward pass per
-    image–caption pair (caption of ``length`` tokens, images of ``regions`` regions): Eq. (1)'s projections
-    y = W δ + b of the pair's P nodes (m each) and, with the text-to-image attention, its rectified scores r
-    and weights α (L × K each)."""
+    image–caption pair (caption of ``length`` tokens, images of ``regions`` regions): the projections
+    y = W δ + b of SGRAF's Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`) of the pair's P nodes (m each)
+    and, with the text-to-image attention (:math:numref:`eq-sgraf-attn`), its rectified scores r and weights α
+    (L × K each)."""
     cfg = cfg.model()
     rows = length if cfg.attention == "t2i" else regions
     p = int(cfg.use_global) + (rows if cfg.use_local else 0)
@@ -664,7 +665,7 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
 KEEP_BYTES = 512 * 2**20
 """Bound of what :func:`block_logit_statistics` keeps from its forward pass for its backward pass (512 MiB):
 per tile, Eq. (1)'s projections y and the text-to-image attention's (r, α) (:func:`kept_pair_bytes`, about
-19 KiB per pair of a 14-token caption at the paper's dimensions, so a 128 × 128 block keeps about 310 MiB), so
+19 kB per pair of a 14-token caption at the paper's dimensions, so a 128 × 128 block keeps about 300 MiB), so
 that the backward pass computes neither the W_l and W_g products nor the attention's scores again; tiles beyond
 the bound are recomputed whole. 0 = recompute every tile (the memory of one tile)."""
 
