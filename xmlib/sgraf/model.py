@@ -384,7 +384,8 @@ class _BlockLogitStatistics(torch.autograd.Function):
             length, idx, i0, n_it = tile
             idx = idx.to(words.device)
             need = len(idx) * n_it * kept_pair_bytes(model.cfg, length, k, itemsize)
-            keep, left = need <= left, left - need if need <= left else left  # tiles beyond the budget: recomputed
+            keep = need <= left  # a tile beyond the budget is recomputed whole in the backward pass
+            left -= need if keep else 0
             nodes, state = _tile_nodes(model, regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length],
                                        txt_glob[idx], keep)  # (n_it, n_ct, P, m), every node real
             kept.append(state)
@@ -637,12 +638,12 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     real node of every pair of the images × captions block (what :class:`~xmlib.sgraf.saf.MaskedBatchNorm`
     computes in :meth:`SGRAFModel.forward`), and their number N (0-dim int64, not differentiable).
     The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`STATISTICS_TILES` ×
-    :data:`EVAL_BYTES`; captions
-    of one length per tile, so no padded word counts) and keeps, within :data:`KEEP_BYTES`, each tile's
-    Eq. (1) projections y = W δ + b before their normalisation and, with the text-to-image attention, its
-    rectified scores r and weights α (:func:`kept_pair_bytes`; nothing when no gradient is recorded); the
-    backward pass recomputes the rest of each tile (the contexts α V and the differences δ, (…, d) each: four
-    times y's size at the paper's d = 4 m, too large to keep for a whole block) and pulls
+    :data:`EVAL_BYTES`; captions of one length per tile, so no padded word counts) and keeps, within
+    :data:`KEEP_BYTES`, each tile's Eq. (1) projections y = W δ + b before their normalisation and, with the
+    text-to-image attention, its rectified scores r and weights α (:func:`kept_pair_bytes`; nothing when no
+    gradient is recorded); the backward pass recomputes the rest of each tile (the contexts α V and the
+    differences δ, (…, d) each: four times y's size at the paper's d = 4 m, too large to keep for a whole block)
+    and pulls
     ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into W_g, W_l, W_f (and their
     biases), one tile at a time: by hand through Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`), W_f
     (:math:numref:`eq-sgraf-saf`) and the text-to-image attention (fewer
