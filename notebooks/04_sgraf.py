@@ -410,7 +410,8 @@ if speed_file.exists():
             run = res.get("train_step_run")  # this training step measured in a run of its own
             if run:
                 lines.append(f"({agg.upper()}'s training step from its own run, {run['date']}: `{run['command']}`, load "
-                             f"{run['load_start'][0]:.1f} at the start, {run['load_end'][0]:.1f} at the end.)")
+                             f"{run['load_start'][0]:.1f} at the start, {run['load_end'][0]:.1f} at the end, float32 "
+                             f"matmul {run['peak_gflops']:.1f} GFLOP/s.)")
     display(Markdown(" ".join(lines)))
 else:
     print(f"no saved run in {speed_file}; run the command above to make one")
