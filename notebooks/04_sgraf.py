@@ -407,6 +407,11 @@ if speed_file.exists():
                 lines.append(f"Autograd through the hardest-negative pairs only (`hardest_pairs`): {h['seconds']:.1f} s and "
                              f"{h['peak_mib']:,.0f} MiB ({p['seconds'] / h['seconds']:.2f}× the speed of per caption, "
                              f"{h['peak_mib'] / p['peak_mib']:.2f}× its memory).")
+            run = res.get("train_step_run")  # this training step measured in a run of its own
+            if run:
+                lines.append(f"({agg.upper()}'s training step from its own run, {run['date']}: `{run['command']}`, load "
+                             f"{run['load_start'][0]:.1f} at the start, {run['load_end'][0]:.1f} at the end, float32 "
+                             f"matmul {run['peak_gflops']:.1f} GFLOP/s.)")
     display(Markdown(" ".join(lines)))
 else:
     print(f"no saved run in {speed_file}; run the command above to make one")
@@ -910,9 +915,11 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # holds its rows of the 128 × 128 score matrix. One training step at the paper's dimensions and batch 128
 # held about 5.6 GB on a CPU as one block with SAF (whose batch norm couples every pair; 3.6 GB per caption) and 0.5 GB with
 # SGR in the hardest-negative step (`hardest_pairs`), which differentiates only the pairs its loss reads; SAF's hardest-negative
-# step, its batch norm's statistics computed and differentiated in tiles, added 0.34 GB (0.10 of the per-caption form's
-# memory, at about its speed: 0.92–1.10× in five runs after the evaluation changes of issue 11 (1.20–1.22× before), one thread;
-# the stored run of `python benchmarks/sgraf_paper_speed.py --rounds 2 --train-step` has 15.1 s against 13.9 s); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# step, its batch norm's statistics computed in tiles and differentiated tile by tile from what their forward pass kept
+# (Eq. (1)'s projections and the attention's weights, at most 512 MiB, about 0.3 GB here), added about 0.7 GB (0.19–0.20
+# of the per-caption form's memory) at 1.26–1.43× its speed in five runs, one thread, load 2.6–6 (0.92–1.10× before the
+# backward pass kept anything, 0.95× back to back at load 3; the stored run of `python benchmarks/sgraf_paper_speed.py --train-only --aggregators saf
+# --rounds 3` has 12.6 s against 15.8 s); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak

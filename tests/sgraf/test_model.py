@@ -343,6 +343,71 @@ def test_block_logit_statistics_are_those_of_the_batch_norm_and_need_saf(kw):
         block_logit_statistics(tiny(torch.float64, aggregator="sgr"), v, vg, t, tg, lengths)
 
 
+KEPT_SWITCHES = [  # what the statistics pass keeps (y, and the text-to-image attention's r and α) under the switches
+    {"aggregator": "joint", "norm_eps": "add", "sim_bias": True, "attn_leaky": 0.1, "l2_context": True, "sgr_bias": True},
+    {"aggregator": "saf", "attention": "i2t", "sim_bias": True, "norm_eps": "add"},
+    {"aggregator": "saf", "use_global": False, "attn_leaky": 0.1},
+]
+
+
+@pytest.mark.parametrize("kw", KEPT_SWITCHES, ids=lambda v: "-".join(f"{k}={x}" for k, x in v.items()))
+def test_kept_and_recomputed_tiles_give_the_same_step(kw, monkeypatch):
+    """The backward pass of block_logit_statistics from what the forward pass kept (Eq. (1)'s projections and the
+    attention's weights) and from tiles recomputed whole (``KEEP_BYTES = 0``), and a budget that keeps some tiles
+    only: the same loss and gradients (parameters and encoded inputs) as each other and as autograd through the
+    whole block, in float64."""
+    import xmlib.sgraf.model as model_module
+    from xmlib.sgraf.loss import contrastive_loss
+
+    monkeypatch.setattr(model_module, "EVAL_BYTES", 20_000)  # tiles of a few pairs
+    torch.manual_seed(0)
+    model = SGRAFModel(ModelConfig(img_dim=12, word_dim=8, embed_size=10, sim_dim=6, dropout=0.0, **kw), 30)
+    model = model.double().train()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(len(name)))
+    images, tokens, lengths = inputs(torch.float64, n_img=7, n_cap=7)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    vjp, given = model_module._eq1_logit_vjp, []
+
+    def spy(*args, y=None, **kwargs):  # which tiles' projections came from the forward pass
+        given.append(y is not None)
+        return vjp(*args, y=y, **kwargs)
+
+    monkeypatch.setattr(model_module, "_eq1_logit_vjp", spy)
+
+    def step(scores_of):
+        model.load_state_dict(start)
+        model.zero_grad()
+        v, vg = model.encode_images(images)
+        t, tg = model.encode_captions(tokens, lengths)
+        enc = [e.detach().requires_grad_() for e in (v, vg, t, tg)]
+        loss = contrastive_loss(scores_of(*enc), 0.2, True)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        return loss.detach(), grads, [e.grad for e in enc]
+
+    want = step(lambda *enc: model.score_block(*enc, lengths))  # autograd through the whole block
+    tiles = len(plan_tiles(lengths, 7, lambda n: pair_bytes(model.cfg, n, 5, 8), model_module.STATISTICS_TILES * 20_000))
+    some = 7 * model_module.kept_pair_bytes(model.cfg, int(lengths.max()), 5, 8)  # about one tile's worth
+    for budget, kept in ((0, "none"), (some, "some"), (2**30, "all")):
+        monkeypatch.setattr(model_module, "KEEP_BYTES", budget)
+        given.clear()
+        got = step(lambda *enc: model.hardest_block(*enc, lengths))
+        n_groups = len(given) // tiles
+        assert n_groups * tiles == len(given) and n_groups >= 1
+        assert {"none": not any(given), "all": all(given), "some": 0 < sum(given) < len(given)}[kept], (kept, given)
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=1e-10)
+        assert got[1].keys() == want[1].keys()
+        for name in want[1]:
+            torch.testing.assert_close(got[1][name], want[1][name], rtol=0, atol=1e-10, msg=name)
+        for g, w in zip(got[2], want[2]):
+            assert (g is None) == (w is None)
+            if w is not None:
+                torch.testing.assert_close(g, w, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("aggregator", ["saf", "joint"])
 def test_hardest_scores_with_batch_statistics_under_bf16_autocast(aggregator):
     """bf16 autocast (``amp="bf16"``): the tiles' statistics, the hand-written backward (in the weights' float32)

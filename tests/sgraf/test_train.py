@@ -174,9 +174,20 @@ def test_a_step_that_cannot_fit_fails_before_allocating_with_its_estimate(monkey
     # autograd through the hardest-negative pairs only: 3 per row of the batch (SGRAFModel.hardest_scores)
     assert T.step_bytes(cfg.replace(hardest_pairs=True), train) == 3 * cfg.batch_size * pair
     assert T.step_bytes(cfg.replace(hardest_pairs=True, max_violation=False), train) == need
-    # SAF's batch norm: plus one tile's graph in the backward pass of its block statistics
+    # SAF's batch norm: plus one tile's graph in the backward pass of its block statistics, and what its forward
+    # pass keeps for it (every pair's Eq. (1) projections and attention weights, within KEEP_BYTES)
+    length = round(float(train.lengths.float().mean()))
+    budget = T.KEEP_BYTES
     for agg in ("saf", "joint"):
-        assert T.step_bytes(cfg.replace(hardest_pairs=True, aggregator=agg), train) == 3 * cfg.batch_size * pair + T.EVAL_BYTES
+        c = cfg.replace(hardest_pairs=True, aggregator=agg)
+        kept = cfg.batch_size ** 2 * T.kept_pair_bytes(c, length, int(train.images.shape[1]))
+        assert 0 < kept < budget
+        monkeypatch.setattr(T, "KEEP_BYTES", budget)
+        tile = T.STATISTICS_TILES * T.EVAL_BYTES
+        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + tile + kept
+        monkeypatch.setattr(T, "KEEP_BYTES", kept // 2)  # the bound
+        assert T.step_bytes(c, train) == 3 * cfg.batch_size * pair + tile + kept // 2
+    monkeypatch.setattr(T, "KEEP_BYTES", budget)
     monkeypatch.setattr("xmlib.core.device.available_memory", lambda device=None: need - 1)
     with pytest.raises(MemoryError, match=r"batch_size=8 .* needs about .* GiB.*lower batch_size"):
         train_model(cfg, train, dev, 20, checkpoint_dir=tmp_path / "a")

@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 from xmlib.core.progress import progress
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
-from xmlib.sgraf.normalize import EPS
+from xmlib.sgraf.normalize import EPS, l2_normalize, l2_normalize_
 from xmlib.sgraf.saf import SAF, AverageAggregation
 from xmlib.sgraf.sgr import SGR
 from xmlib.sgraf.similarity import SimilarityNodes
@@ -248,17 +248,21 @@ class SGRAFModel(nn.Module):
         rows = torch.cat([diag, diag, masked.argmax(0)])  # positives, (i, hardest caption), (hardest image, c)
         cols = torch.cat([diag, masked.argmax(1), diag])
         pairs = torch.unique(torch.stack([cols, rows], dim=1), dim=0)  # sorted by caption, then image
-        scored_rows, scored_cols, values = [], [], []
-        for c in torch.unique_consecutive(pairs[:, 0]):
-            imgs = pairs[:, 1][pairs[:, 0] == c]
+        caps, counts = torch.unique_consecutive(pairs[:, 0], return_counts=True)
+        counts = counts.tolist()
+        # each input gathered or cut once for all captions (one index or split in the graph: their backward
+        # writes every pair's gradient in one pass; an index per caption would fill a zero tensor of the
+        # input's full size per caption)
+        img_parts = zip(torch.split(regions[pairs[:, 1]], counts), torch.split(img_glob[pairs[:, 1]], counts))
+        cap_words, cap_glob = words.unbind(0), txt_glob.unbind(0)  # (L, d), (d,) per caption
+        values = []
+        for c, (reg, glob) in zip(caps.tolist(), img_parts):
             n_tok = int(lengths[c])
-            s = self.score_block(regions[imgs], img_glob[imgs], words[c:c + 1, :n_tok], txt_glob[c:c + 1],
+            s = self.score_block(reg, glob, cap_words[c][None, :n_tok], cap_glob[c][None],
                                  lengths[c:c + 1])  # (n, 1) with autograd
-            scored_rows.append(imgs)
-            scored_cols.append(c.expand(len(imgs)))
             values.append(s[:, 0])
         values = torch.cat(values)  # under autocast the two passes may differ in dtype: the matrix takes the graph's
-        return full.to(values.dtype).index_put((torch.cat(scored_rows), torch.cat(scored_cols)), values)
+        return full.to(values.dtype).index_put((pairs[:, 1], pairs[:, 0]), values)
 
     @torch.no_grad()
     def word_attention(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -369,16 +373,22 @@ class _BlockLogitStatistics(torch.autograd.Function):
     :func:`block_logit_statistics`."""
 
     @staticmethod
-    def forward(ctx, model, lengths, summaries, regions, img_glob, words, txt_glob, *params):
+    def forward(ctx, model, lengths, summaries, keep_bytes, regions, img_glob, words, txt_glob, *params):
         saf = model.saf_head()
-        tiles = plan_tiles(lengths, regions.shape[0],
-                           lambda n: pair_bytes(model.cfg, n, regions.shape[1], regions.element_size()), EVAL_BYTES)
+        k, itemsize = regions.shape[1], regions.element_size()
+        tiles = plan_tiles(lengths, regions.shape[0], lambda n: pair_bytes(model.cfg, n, k, itemsize),
+                           STATISTICS_TILES * EVAL_BYTES)
         count, mean, m2 = 0, 0.0, 0.0  # Chan et al.'s pairwise update of (N, mean, Σ (x − mean)²), in float64
+        kept, left = [], keep_bytes
         for tile in tiles:
             length, idx, i0, n_it = tile
             idx = idx.to(words.device)
-            nodes, _ = model.nodes(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx],
-                                   None)  # (n_it, n_ct, P, m), every node real
+            need = len(idx) * n_it * kept_pair_bytes(model.cfg, length, k, itemsize)
+            keep = need <= left  # a tile beyond the budget is recomputed whole in the backward pass
+            left -= need if keep else 0
+            nodes, state = _tile_nodes(model, regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length],
+                                       txt_glob[idx], keep)  # (n_it, n_ct, P, m), every node real
+            kept.append(state)
             summary = saf.summarise(nodes)  # x (n_it, n_ct, P), u, Gram
             if summaries is not None:  # the joint model's SGR head needs no statistics: its scores now
                 other = model.aggregate.sgr(nodes) if isinstance(model.aggregate, JointAggregation) else None
@@ -390,7 +400,7 @@ class _BlockLogitStatistics(torch.autograd.Function):
             mean += delta * n / total
             m2 += t_m2 + delta * delta * count * n / total
             count = total
-        ctx.model, ctx.tiles, ctx.count, ctx.mean = model, tiles, count, mean
+        ctx.model, ctx.tiles, ctx.kept, ctx.count, ctx.mean = model, tiles, kept, count, mean
         ctx.save_for_backward(regions, img_glob, words, txt_glob)
         n_nodes = torch.tensor(count)
         ctx.mark_non_differentiable(n_nodes)
@@ -400,10 +410,11 @@ class _BlockLogitStatistics(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, g_mean, g_var, _):
-        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile is recomputed and g_j = (g_μ + 2 g_σ² (x_j − μ)) / N
-        # pulled back into the inputs and the parameters its logits depend on: by hand through Eq. (1)'s
-        # projection and SAF's W_f (_eq1_logit_vjp) and the text-to-image attention (_t2i_attention_vjp); by
-        # autograd through the image-to-text attention of the ablation
+        # dμ/dx_j = 1/N, dσ²/dx_j = 2 (x_j − μ)/N: each tile is recomputed (but for what the forward pass kept of it:
+        # Eq. (1)'s projections y, the attention's r and α) and g_j = (g_μ + 2 g_σ² (x_j − μ)) / N pulled back into
+        # the inputs and the parameters its logits depend on: by hand through Eq. (1)'s projection and SAF's W_f
+        # (_eq1_logit_vjp) and the text-to-image attention (_t2i_attention_vjp); by autograd through the
+        # image-to-text attention of the ablation
         model, saf, count, mean = ctx.model, ctx.model.saf_head(), ctx.count, ctx.mean
         saved = ctx.saved_tensors  # under autocast (bf16) the encodings may be of a lower precision than the weights:
         dtype = model.nodes.w_global.weight.dtype  # the backward runs in the weights' (outside autocast)
@@ -415,19 +426,23 @@ class _BlockLogitStatistics(torch.autograd.Function):
         def upstream(x: torch.Tensor) -> torch.Tensor:
             return ((g_mean + 2 * g_var * (x.double() - mean)) / count).to(x.dtype)
 
-        for tile in ctx.tiles:
+        for j, tile in enumerate(ctx.tiles):
             length, idx, i0, n_it = tile
             idx = idx.to(words.device)
             inputs = (regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[idx, :length], txt_glob[idx])
+            ys, weights = ctx.kept[j] or ((None,) * 2, None)  # the forward's projections y (and (r, α)), if kept
+            ctx.kept[j] = None  # freed as the pass goes
+            ys = [None if y is None else y.to(dtype) for y in ys]
             if model.cfg.attention == "t2i":  # by hand all the way (the paper's attention)
-                grads = _t2i_tile_vjp(model, saf, *inputs, upstream, g_par)
+                weights = None if weights is None else tuple(w.to(dtype) for w in weights)
+                grads = _t2i_tile_vjp(model, saf, *inputs, upstream, g_par, ys, weights)
             else:  # by hand through Eq. (1) and W_f, by autograd through the image-to-text attention
                 leaves = [t.detach().requires_grad_() for t in inputs]
                 outputs, cotangents = [], []
                 with torch.enable_grad():
                     ops = model.nodes.operands(*leaves, None)  # Eq. (1)'s operands, with the attention's graph
-                for x_op, y_op, proj in ops:
-                    d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par)
+                for (x_op, y_op, proj), y in zip(ops, ys):
+                    d_diff = _eq1_logit_vjp(x_op.detach(), y_op.detach(), proj, saf, upstream, g_par, y=y)
                     outputs += [x_op, y_op]
                     cotangents += [d_diff.sum_to_size(x_op.shape), d_diff.sum_to_size(y_op.shape).neg()]
                     del d_diff
@@ -443,24 +458,70 @@ class _BlockLogitStatistics(torch.autograd.Function):
                     g_in[k][:, :length].index_add_(0, idx, gr)
                 else:
                     g_in[k].index_add_(0, idx, gr)
-        g_in = [g.to(t.dtype) if need and g is not None else None for g, t, need in zip(g_in, saved, ctx.needs_input_grad[3:7])]
+        g_in = [g.to(t.dtype) if need and g is not None else None for g, t, need in zip(g_in, saved, ctx.needs_input_grad[4:8])]
         g_params = [g_par.get(p) if p.requires_grad else None for p in _logit_parameters(model)]
-        return (None, None, None, *g_in, *g_params)
+        return (None, None, None, None, *g_in, *g_params)
+
+
+def kept_pair_bytes(cfg: ModelConfig, length: int, regions: int, itemsize: int = 4) -> int:
+    """The bytes that :func:`block_logit_statistics` keeps from its forward pass for its backward pass per
+    image–caption pair (caption of ``length`` tokens, images of ``regions`` regions): the projections
+    y = W δ + b of SGRAF's Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`) of the pair's P nodes (m each)
+    and, with the text-to-image attention (:math:numref:`eq-sgraf-attn`), its rectified scores r and weights α
+    (L × K each)."""
+    cfg = cfg.model()
+    rows = length if cfg.attention == "t2i" else regions
+    p = int(cfg.use_global) + (rows if cfg.use_local else 0)
+    attention = 2 * length * regions if cfg.use_local and cfg.attention == "t2i" else 0
+    return itemsize * (p * cfg.sim_dim + attention)
+
+
+@torch.no_grad()
+def _tile_nodes(model: SGRAFModel, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
+                txt_glob: torch.Tensor, keep: bool) -> tuple[torch.Tensor, tuple | None]:
+    """The nodes (n_i, n_c, P, m) of a tile of captions of one length (no padding), as
+    :class:`~xmlib.sgraf.similarity.SimilarityNodes` computes them, and, with ``keep``, what the backward pass of
+    :func:`block_logit_statistics` would otherwise recompute: ``(ys, weights)`` with ys the projections
+    y = W δ + b of Eq. (1) of each group of nodes (global first) before their L2 normalisation, and weights the
+    text-to-image attention's (r, α) (None with the image-to-text attention); None without ``keep``."""
+    cfg = model.cfg
+    weights = []
+
+    def attend(regions: torch.Tensor, words: torch.Tensor, mask: None) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx, _, kept = _t2i_attention_vjp(cfg, regions, words)  # the same contexts, and (r, α)
+        weights.append(kept)
+        return ctx, kept[1]
+
+    t2i = keep and cfg.attention == "t2i"
+    ys = []
+    for x_op, y_op, proj in model.nodes.operands(regions, img_glob, words, txt_glob, None, attend if t2i else None):
+        own = proj is model.nodes.w_local and cfg.attention == "t2i"  # the contexts: this call's own buffer
+        diff = x_op.sub_(y_op) if own and x_op.is_contiguous() else x_op - y_op  # (n_i, n_c, R, d)
+        ys.append(F.linear(diff.square_(), proj.weight, proj.bias))  # (n_i, n_c, R, m): W δ + b
+        del diff
+    y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=2)
+    nodes = l2_normalize(y, norm_eps=cfg.norm_eps) if keep else l2_normalize_(y, norm_eps=cfg.norm_eps)
+    return nodes, ((ys, weights[0] if weights else None) if keep else None)
 
 
 @torch.no_grad()
 def _t2i_tile_vjp(model: SGRAFModel, saf: SAF, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor,
-                  txt_glob: torch.Tensor, upstream, g_par: dict[nn.Parameter, torch.Tensor]) -> list[torch.Tensor | None]:
+                  txt_glob: torch.Tensor, upstream, g_par: dict[nn.Parameter, torch.Tensor], ys=(None, None),
+                  weights: tuple[torch.Tensor, torch.Tensor] | None = None) -> list[torch.Tensor | None]:
     """Gradients of ``Σ_j g_j x_j`` (SAF's logits of one tile without padding, text-to-image attention) with
-    respect to regions, v̄, words and t̄ (None where the model does not use them); the parameters' into ``g_par``."""
+    respect to regions, v̄, words and t̄ (None where the model does not use them); the parameters' into ``g_par``.
+    ``ys``, ``weights``: what :func:`_tile_nodes` kept of this tile (not recomputed), or None."""
     cfg, nodes = model.cfg, model.nodes
     g_regions = g_img = g_words = g_txt = None
+    ys = list(ys)
     if cfg.use_global:  # s^g = Eq. (1) of (v̄, t̄)
-        d = _eq1_logit_vjp(img_glob[:, None, None, :], txt_glob[None, :, None, :], nodes.w_global, saf, upstream, g_par)
+        d = _eq1_logit_vjp(img_glob[:, None, None, :], txt_glob[None, :, None, :], nodes.w_global, saf, upstream, g_par,
+                           y=ys.pop(0))
         g_img, g_txt = d.sum((1, 2)), d.sum((0, 2)).neg_()  # (n_i, d), (n_c, d)
     if cfg.use_local:  # s^l_j = Eq. (1) of (a^v_j, t_j)
-        ctx, back = _t2i_attention_vjp(cfg, regions, words)
-        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par, consume=True)  # (n_i, n_c, L, d)
+        ctx, back, _ = _t2i_attention_vjp(cfg, regions, words, weights)
+        d = _eq1_logit_vjp(ctx, words.unsqueeze(0), nodes.w_local, saf, upstream, g_par, consume=True,
+                           y=ys.pop(0))  # (n_i, n_c, L, d)
         del ctx  # its buffer became the difference a^v_j − t_j
         direct = d.sum(0)  # t_j's own term in a^v_j − t_j
         g_regions, g_words = back(d)  # (d is overwritten)
@@ -469,25 +530,32 @@ def _t2i_tile_vjp(model: SGRAFModel, saf: SAF, regions: torch.Tensor, img_glob: 
 
 
 @torch.no_grad()
-def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Tensor):
+def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Tensor,
+                       weights: tuple[torch.Tensor, torch.Tensor] | None = None):
     """:func:`~xmlib.sgraf.similarity.attend_text_to_image` without padding (the same numbers up to rounding) and
-    its vector–Jacobian product: returns the contexts (n_i, n_c, L, d) and ``back(d_ctx) -> (d_regions, d_words)``.
+    its vector–Jacobian product: returns the contexts (n_i, n_c, L, d), ``back(d_ctx) -> (d_regions, d_words)``
+    and the weights ``(r, α)`` (n_i, n_c, L, K) each, which a later call may be given (``weights``) instead of
+    computing them again.
 
     Forward: ``c = T Vᵀ``, ``r = [c]_+`` (or LeakyReLU), ``c̄ = r / D_w`` with D_w the norm of r over the words
     (its ε as ``norm_eps``), ``α = softmax_K(λ c̄)``, ``a = α V``, L2-normalised with ``l2_context``."""
     n_i, k, d = regions.shape
     n_c, length, _ = words.shape
     flat_v, flat_t = regions.reshape(n_i * k, d), words.reshape(n_c * length, d)
-    c = (flat_t @ flat_v.T).view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K) view
-    r = F.relu(c) if cfg.attn_leaky == 0.0 else F.leaky_relu(c, cfg.attn_leaky)
+    if weights is None:
+        c = (flat_t @ flat_v.T).view(n_c, length, n_i, k).permute(2, 0, 1, 3)  # (n_i, n_c, L, K) view
+        r = F.relu(c) if cfg.attn_leaky == 0.0 else F.leaky_relu(c, cfg.attn_leaky)
+        del c
+    else:
+        r, alpha = weights
     if cfg.norm_eps == "add":
         s = r.norm(dim=2, keepdim=True)  # (n_i, n_c, 1, K)
         denom, live = s + EPS, s > 0
     else:
         s = r.square().sum(2, keepdim=True).add_(1e-16).sqrt_()
         denom, live = s.clamp_min(EPS), s > EPS
-    c_bar = r / denom
-    alpha = torch.softmax(cfg.lambda_softmax * c_bar, dim=-1)  # (n_i, n_c, L, K)
+    if weights is None:
+        alpha = torch.softmax(cfg.lambda_softmax * (r / denom), dim=-1)  # (n_i, n_c, L, K)
     ctx0 = torch.bmm(alpha.reshape(n_i, n_c * length, k), regions).view(n_i, n_c, length, d)  # Σ_i α_ij v_i
     if cfg.l2_context:
         n0 = ctx0.norm(dim=-1, keepdim=True)
@@ -510,28 +578,31 @@ def _t2i_attention_vjp(cfg: ModelConfig, regions: torch.Tensor, words: torch.Ten
         d_cbar = alpha * (d_alpha - (alpha * d_alpha).sum(-1, keepdim=True)) * cfg.lambda_softmax  # softmax
         dot_w = (r * d_cbar).sum(2, keepdim=True)  # (n_i, n_c, 1, K)
         d_r = d_cbar / denom - r * torch.where(live, dot_w / (denom * denom * s.clamp_min(torch.finfo(s.dtype).tiny)), 0.0)
-        d_c = d_r * torch.where(c > 0, 1.0, cfg.attn_leaky)  # ReLU / LeakyReLU
+        d_c = d_r * torch.where(r > 0, 1.0, cfg.attn_leaky)  # ReLU / LeakyReLU (r > 0 exactly where c > 0)
         flat_dc = d_c.permute(1, 2, 0, 3).reshape(n_c * length, n_i * k)  # (n_c·L, n_i·K)
         d_words = (flat_dc @ flat_v).view(n_c, length, d)
         d_regions += (flat_dc.T @ flat_t).view(n_i, k, d)
         return d_regions, d_words
 
-    return ctx, back
+    return ctx, back, (r, alpha)
 
 
 @torch.no_grad()
 def _eq1_logit_vjp(x_op: torch.Tensor, y_op: torch.Tensor, proj: nn.Linear, saf: SAF, upstream,
-                   g_par: dict[nn.Parameter, torch.Tensor], consume: bool = False) -> torch.Tensor:
+                   g_par: dict[nn.Parameter, torch.Tensor], consume: bool = False,
+                   y: torch.Tensor | None = None) -> torch.Tensor:
     """The vector–Jacobian product of SAF's logits ``x = W_f s + b_f`` of the nodes ``s = L2(W δ + b)``,
     ``δ = (x_op − y_op)²`` (Eq. (1)), written out: returns the cotangent of ``x_op − y_op`` (broadcast shape,
     (..., d)) and adds the gradients of W, b, W_f, b_f into ``g_par``. ``upstream(x)`` gives each logit's
-    cotangent g; ``consume``: x_op (of the broadcast shape) may be overwritten. With ``D`` the normaliser
+    cotangent g; ``consume``: x_op (of the broadcast shape) may be overwritten; ``y``: the projections W δ + b
+    (..., m) when the forward pass kept them (else computed here). With ``D`` the normaliser
     of y (``max(‖y‖, ε)`` or ``‖y‖ + ε``, as :func:`~xmlib.sgraf.normalize.l2_normalize`):
     ``∂x/∂y = w_f / D − (w_f·y) y / (D² ‖y‖)`` where D grows with ‖y‖, else ``w_f / D``."""
     weight, w_f = proj.weight, saf.w_f.weight[0]  # (m, d), (m,)
     diff = x_op.sub_(y_op) if consume else x_op - y_op  # (..., d) broadcast
     delta = diff.square()
-    y = F.linear(delta, weight, proj.bias)  # (..., m)
+    if y is None:
+        y = F.linear(delta, weight, proj.bias)  # (..., m)
     norm = y.norm(dim=-1, keepdim=True)  # (..., 1)
     if saf.norm_eps == "clamp":
         denom, live = norm.clamp_min(EPS), norm > EPS
@@ -566,8 +637,13 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     Returns μ and the population σ² (0-dim, the inputs' dtype) of the logits ``x = W_f s_p`` over every
     real node of every pair of the images × captions block (what :class:`~xmlib.sgraf.saf.MaskedBatchNorm`
     computes in :meth:`SGRAFModel.forward`), and their number N (0-dim int64, not differentiable).
-    The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`EVAL_BYTES`; captions
-    of one length per tile, so no padded word counts); the backward pass recomputes each tile and pulls
+    The forward pass runs tile by tile without autograd (:func:`plan_tiles`, :data:`STATISTICS_TILES` ×
+    :data:`EVAL_BYTES`; captions of one length per tile, so no padded word counts) and keeps, within
+    :data:`KEEP_BYTES`, each tile's Eq. (1) projections y = W δ + b before their normalisation and, with the
+    text-to-image attention, its rectified scores r and weights α (:func:`kept_pair_bytes`; nothing when no
+    gradient is recorded); the backward pass recomputes the rest of each tile (the contexts α V and the
+    differences δ, (…, d) each: four times y's size at the paper's d = 4 m, too large to keep for a whole block)
+    and pulls
     ``g_j = (g_μ + 2 g_σ² (x_j − μ)) / N`` back into the encoded features and into W_g, W_l, W_f (and their
     biases), one tile at a time: by hand through Eq. (1) (in the chapter :math:numref:`eq-sgraf-sim`), W_f
     (:math:numref:`eq-sgraf-saf`) and the text-to-image attention (fewer
@@ -581,9 +657,24 @@ def block_logit_statistics(model: SGRAFModel, regions: torch.Tensor, img_glob: t
     if model.saf_head() is None:
         raise ValueError(f"aggregator={model.cfg.aggregator!r} has no SAF batch norm; block_logit_statistics "
                          "needs aggregator='saf' or 'joint'")
-    return _BlockLogitStatistics.apply(model, lengths, summaries, regions, img_glob, words, txt_glob,
-                                       *_logit_parameters(model))
+    params = _logit_parameters(model)
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (regions, img_glob, words, txt_glob, *params))
+    return _BlockLogitStatistics.apply(model, lengths, summaries, KEEP_BYTES if grad else 0, regions, img_glob, words,
+                                       txt_glob, *params)
 
+
+KEEP_BYTES = 512 * 2**20
+"""Bound of what :func:`block_logit_statistics` keeps from its forward pass for its backward pass (512 MiB):
+per tile, Eq. (1)'s projections y and the text-to-image attention's (r, α) (:func:`kept_pair_bytes`, about
+19 kB per pair of a 14-token caption at the paper's dimensions, so a 128 × 128 block keeps about 300 MiB), so
+that the backward pass computes neither the W_l and W_g products nor the attention's scores again; tiles beyond
+the bound are recomputed whole. 0 = recompute every tile (the memory of one tile)."""
+
+
+STATISTICS_TILES = 2
+"""The tiles of :func:`block_logit_statistics` are bounded by this many times :data:`EVAL_BYTES` (32 MiB): at the
+paper's dimensions a 128 × 128 SAF training step ran about 10 % faster than with 16 MiB tiles and as fast as with
+64 MiB ones (one thread, ``hardest_block``, interleaved in one process, load 3–5)."""
 
 TILE_CAPTIONS = 16
 """Captions per tile in :func:`plan_tiles` (more captions of one length per tile make the attention's

@@ -184,16 +184,17 @@ class SimilarityNodes(nn.Module):
                       attn_leaky=self.cfg.attn_leaky, l2_context=self.cfg.l2_context, norm_eps=self.cfg.norm_eps)
 
     def operands(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
-                 word_mask: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor, nn.Linear]]:
+                 word_mask: torch.Tensor | None, attend=None) -> list[tuple[torch.Tensor, torch.Tensor, nn.Linear]]:
         """``(x, y, projection)`` of each group of nodes, global first: SGRAF's Eq. (1) ``s(x, y; W)`` (in the
         chapter :math:numref:`eq-sgraf-sim`) with the projection's W (and b) gives that group's nodes
         (n_i, n_c, R, m). x and y broadcast to (n_i, n_c, R, d): (v̄, t̄) for s^g (R = 1); (a^v_j, t_j) per word
-        (t2i) or (v_i, a^t_i) per region (i2t) for s^l."""
+        (t2i) or (v_i, a^t_i) per region (i2t) for s^l. ``attend``: a function computing :meth:`attend`'s
+        contexts in another way (the same arguments and results), None = :meth:`attend`."""
         ops = []
         if self.cfg.use_global:
             ops.append((img_glob[:, None, None, :], txt_glob[None, :, None, :], self.w_global))
         if self.cfg.use_local:
-            ctx, _ = self.attend(regions, words, word_mask)
+            ctx, _ = (attend or self.attend)(regions, words, word_mask)
             if self.cfg.attention == "t2i":
                 ops.append((ctx, words.unsqueeze(0), self.w_local))  # (n_i, n_c, L, d), (1, n_c, L, d)
             else:

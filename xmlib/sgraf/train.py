@@ -52,7 +52,17 @@ from xmlib.metrics.retrieval import retrieval_metrics
 from xmlib.sgraf.config import PROFILES, Config
 from xmlib.sgraf.loader import batch_loader
 from xmlib.sgraf.loss import contrastive_loss
-from xmlib.sgraf.model import BATCH_STATISTICS, EVAL_BYTES, SGRAFModel, encode_split, pair_bytes, score_matrix
+from xmlib.sgraf.model import (
+    BATCH_STATISTICS,
+    EVAL_BYTES,
+    KEEP_BYTES,
+    STATISTICS_TILES,
+    SGRAFModel,
+    encode_split,
+    kept_pair_bytes,
+    pair_bytes,
+    score_matrix,
+)
 
 
 @dataclass(frozen=True)
@@ -245,16 +255,19 @@ def step_bytes(cfg: Config, data: CaptionData) -> int:
     :func:`~xmlib.sgraf.model.pair_bytes` counts for a caption of the data's mean length (autograd keeps
     about that much per pair: 5.1 GB estimated against 5.2 GB measured for SGR at the paper's size,
     ``benchmarks/sgraf_paper_speed.py --train-step``). With hardest pairs, SAF's batch norm
-    (``aggregator`` ``"saf"`` or ``"joint"``) adds one tile's graph, :data:`~xmlib.sgraf.model.EVAL_BYTES`:
-    the backward pass of its block statistics (:func:`~xmlib.sgraf.model.block_logit_statistics`)
-    holds one tile at a time."""
+    (``aggregator`` ``"saf"`` or ``"joint"``) adds one tile's graph, :data:`~xmlib.sgraf.model.STATISTICS_TILES` ×
+    :data:`~xmlib.sgraf.model.EVAL_BYTES` (the backward pass of its block statistics, :func:`~xmlib.sgraf.model.block_logit_statistics`, holds one
+    tile at a time), and what its forward pass keeps for that backward pass:
+    :func:`~xmlib.sgraf.model.kept_pair_bytes` per pair of the block, at most
+    :data:`~xmlib.sgraf.model.KEEP_BYTES`."""
     length = max(1, round(float(data.lengths.float().mean())))
-    pairs, extra = cfg.batch_size ** 2, 0
+    pairs, extra, k = cfg.batch_size ** 2, 0, int(data.images.shape[1])
     if cfg.max_violation and cfg.hardest_pairs:
         pairs = 3 * cfg.batch_size  # SGRAFModel.hardest_scores: autograd keeps the pairs the loss reads
         # (the no-graph pass over every pair holds one tile at a time, within EVAL_BYTES)
-        extra = EVAL_BYTES if cfg.aggregator in BATCH_STATISTICS else 0
-    return pairs * pair_bytes(cfg, length, int(data.images.shape[1])) + extra
+        if cfg.aggregator in BATCH_STATISTICS:
+            extra = STATISTICS_TILES * EVAL_BYTES + min(KEEP_BYTES, cfg.batch_size ** 2 * kept_pair_bytes(cfg, length, k))
+    return pairs * pair_bytes(cfg, length, k) + extra
 
 
 def check_step_fits(cfg: Config, data: CaptionData, device: torch.device) -> None:
