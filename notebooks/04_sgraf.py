@@ -918,8 +918,8 @@ print(f"notebook body: {total / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, 
 # step, its batch norm's statistics computed in tiles and differentiated tile by tile from what their forward pass kept
 # (Eq. (1)'s projections and the attention's weights, at most 512 MiB, about 0.3 GB here), added about 0.7 GB (0.19–0.20
 # of the per-caption form's memory) at 1.26–1.43× its speed in five runs, one thread, load 2.6–6 (0.92–1.10× before the
-# backward pass kept anything, 0.95× back to back at load 3; the stored run of `python benchmarks/sgraf_paper_speed.py --train-only --aggregators saf
-# --rounds 3` has 12.6 s against 15.8 s); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
+# backward pass kept anything, 0.95× back to back at load 3; the stored run of `python benchmarks/sgraf_paper_speed.py --rounds 2
+# --train-step` has 9.8 s against 13.5 s, 1.38×, load 1.0–1.4); evaluating COCO 5K holds the 5,000 × 25,000 float32 score matrix (500 MB). A
 # Flickr30K run is 40 epochs of about 1,133 steps for SGR (45,300 steps) and 34,000 steps for SAF, each
 # with a dev evaluation per epoch; `python benchmarks/gpu_check.py` measures the step time on a GPU, to
 # multiply by these counts. The CPU side was measured on Flickr30K-shaped synthetic data (8.6 GB): peak
