@@ -407,11 +407,11 @@ if speed_file.exists():
                 lines.append(f"Autograd through the hardest-negative pairs only (`hardest_pairs`): {h['seconds']:.1f} s and "
                              f"{h['peak_mib']:,.0f} MiB ({p['seconds'] / h['seconds']:.2f}× the speed of per caption, "
                              f"{h['peak_mib'] / p['peak_mib']:.2f}× its memory).")
-            run = res.get("train_step_run")  # this training step measured in a run of its own
-            if run:
-                lines.append(f"({agg.upper()}'s training step from its own run, {run['date']}: `{run['command']}`, load "
-                             f"{run['load_start'][0]:.1f} at the start, {run['load_end'][0]:.1f} at the end, float32 "
-                             f"matmul {run['peak_gflops']:.1f} GFLOP/s.)")
+            step_run = res.get("train_step_run")  # this training step measured in a run of its own
+            if step_run:
+                lines.append(f"({agg.upper()}'s training step from its own run, {step_run['date']}: `{step_run['command']}`, "
+                             f"load {step_run['load_start'][0]:.1f} at the start, {step_run['load_end'][0]:.1f} at the end, "
+                             f"float32 matmul {step_run['peak_gflops']:.1f} GFLOP/s.)")
     display(Markdown(" ".join(lines)))
 else:
     print(f"no saved run in {speed_file}; run the command above to make one")
