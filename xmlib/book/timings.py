@@ -100,8 +100,8 @@ def machine_line(profile: str, root: Path | None = None) -> str:
         return ""
     return (f"Machine: {m.get('cores', '?')} cores; one core multiplied float32 matrices at {m['matmul_gflops']:.1f} "
             f"GFLOP/s, measured at {str(m.get('when', ''))[:16].replace('T', ' ')} UTC, after the notebooks ran. "
-            "On a shared machine this speed changes from hour to hour, and the times above change with it "
-            "(half the speed, about twice the time).")
+            "On a shared machine this speed changes from hour to hour, and the times above change with it, often "
+            "by more: training that moves memory more than it multiplies slows more than this product does.")
 
 
 def wall_seconds(entries: Sequence[dict]) -> dict[str, float]:
