@@ -62,17 +62,23 @@ def record(profile: str, stage: str, step: str, seconds: float, *, status: str =
     processes record at once (a lock around the read and the write)."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r}: expected one of {', '.join(STAGES)}")
+    entry = {"stage": stage, "step": step, "seconds": round(float(seconds), 1), "status": status,
+             "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    if kept is not None:
+        entry["kept_seconds"] = round(float(kept), 1)
+    if beside:
+        entry["beside"] = int(beside)
+    _update(profile, root, lambda doc: doc["steps"].__setitem__(f"{stage}/{step}", entry))
+
+
+def _update(profile: str, root: Path | None, change) -> None:
+    """Apply ``change(doc)`` to the record of ``profile`` and write it back, under the record's lock (several
+    processes record at once)."""
     path = record_path(profile, root)
     with file_lock(path.with_name(f".{path.name}.lock")):
         doc = load(profile, root)
         doc["profile"] = profile
-        entry = {"stage": stage, "step": step, "seconds": round(float(seconds), 1), "status": status,
-                 "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-        if kept is not None:
-            entry["kept_seconds"] = round(float(kept), 1)
-        if beside:
-            entry["beside"] = int(beside)
-        doc["steps"][f"{stage}/{step}"] = entry
+        change(doc)
         atomic_write_json(path, doc)
 
 
@@ -85,11 +91,7 @@ def probe(profile: str, root: Path | None = None) -> dict:
 
     machine = {"cores": os.cpu_count(), "matmul_gflops": round(matmul_gflops(), 1),
                "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    path = record_path(profile, root)
-    with file_lock(path.with_name(f".{path.name}.lock")):
-        doc = load(profile, root)
-        doc["profile"], doc["machine"] = profile, machine
-        atomic_write_json(path, doc)
+    _update(profile, root, lambda doc: doc.__setitem__("machine", machine))
     return machine
 
 
