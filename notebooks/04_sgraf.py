@@ -361,6 +361,15 @@ for dtype in (torch.float64, torch.float32):
 # intermediates under a bound given in bytes (`eval_mib`). Without autograd it squares and normalises
 # in place, forms $W_{out}^\top W_{in}$ once per model, and multiplies every node by $W_r$ before the
 # edges (each row of edges sums to 1, so $\sum_q e_{pq}(W_r s_q + b_r) = W_r \sum_q e_{pq} s_q + b_r$).
+# In a tile of several captions each image has many words (at least 64), so the local nodes go image by
+# image: one image's contexts $a^v_j$ (words × $d$), their difference with the words, its square and the
+# projection $W_l$ follow each other while that buffer is still in the processor's cache
+# ({py:meth}`~xmlib.sgraf.similarity.SimilarityNodes.local_nodes_streamed`); one caption's words per image are
+# too few for that, so the per-caption form keeps the whole-block order. On AMD processors torch's MKL runs
+# its AVX2 kernels whatever the processor offers; xmlib's large float32 products without autograd go
+# through oneDNN there (`xmlib.core.device.linear`: chosen by the processor, never by a timing;
+# the same float32 precision, rounded differently), which doubled the speed of a large matrix product on
+# the machine of the stored run below.
 #
 # `benchmarks/sgraf_paper_speed.py` runs three forms at the paper's dimensions ($d = 1024$, $m = 256$,
 # $K = 36$, 3 steps) on the same inputs and weights:
@@ -391,8 +400,14 @@ if speed_file.exists():
                          "speed vs released": f"{res['official']['seconds'] / r['seconds']:.2f}×",
                          "max |diff| vs released": f"{r['max_abs_diff_vs_official']:.0e}"})
     display(pd.DataFrame(rows).set_index(["model", "form"]))
-    lines = [f"Machine: {speed['machine']}; float32 matmul peak {speed['peak_gflops']:.1f} GFLOP/s; load "
-             f"{speed['load_start'][0]:.1f} at the start, {speed['load_end'][0]:.1f} at the end. Command: "
+    by_library = speed.get("peak_gflops_by_library", {})
+    libraries = (" (" + ", ".join(f"{v:.1f} through {'MKL (torch.mm)' if k == 'torch' else 'oneDNN'}"
+                                  for k, v in by_library.items()) + ")") if by_library else ""
+    gemm = speed.get("cpu_gemm")
+    lines = [f"Machine: {speed['machine']}; float32 matmul peak {speed['peak_gflops']:.1f} GFLOP/s{libraries}; "
+             + (f"xmlib's large float32 products went through {'oneDNN' if gemm == 'onednn' else 'MKL'} "
+                "(`xmlib.core.device.cpu_gemm`), the released loop's through torch's default (MKL); " if gemm else "")
+             + f"load {speed['load_start'][0]:.1f} at the start, {speed['load_end'][0]:.1f} at the end. Command: "
              f"`{speed['command']}`."]
     for agg, res in speed["results"].items():
         t = res.get("train_step")

@@ -45,6 +45,18 @@ def test_only_the_device_helper_sets_torch_threads():
     assert not offenders, "torch.set_num_threads outside xmlib/core/device.py:\n" + "\n".join(offenders)
 
 
+def test_only_the_device_helper_chooses_the_cpu_matrix_library():
+    """oneDNN's private linear is called in one place (xmlib.core.device.linear), which decides where it may run."""
+    offenders = []
+    for path in [p for d in ("xmlib", "notebooks", "benchmarks") for p in (ROOT / d).rglob("*.py")]:
+        if path == ROOT / "xmlib" / "core" / "device.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if "torch.ops.mkldnn" in line or "_linear_pointwise" in line:
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "oneDNN called outside xmlib/core/device.py:\n" + "\n".join(offenders)
+
+
 def test_nothing_untrusted_is_unpickled():
     """torch.load with weights_only=True, np.load without pickles, yaml.safe_load only."""
     problems = []

@@ -93,3 +93,76 @@ def test_matmul_gflops_times_one_thread_and_restores_the_thread_count(monkeypatc
     assert 0 < gflops < float("inf")
     with pytest.raises(ValueError, match="rounds >= 1"):
         device.matmul_gflops(n=64, rounds=0)
+
+
+def test_matmul_gflops_onednn_backend_and_a_bad_backend_name():
+    from xmlib.core import device
+
+    with pytest.raises(ValueError, match="'torch' or 'onednn'"):
+        device.matmul_gflops(n=64, rounds=1, backend="blas")
+    if not device.onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    assert 0 < device.matmul_gflops(n=64, rounds=2, backend="onednn") < float("inf")
+
+
+@pytest.fixture
+def gemm_choice(monkeypatch):
+    """Set XMLIB_CPU_GEMM for one test and forget the process's decision before and after."""
+    from xmlib.core import device
+
+    def choose(value):
+        monkeypatch.setenv("XMLIB_CPU_GEMM", value)
+        monkeypatch.setattr(device, "_CPU_GEMM", None)
+        return device.cpu_gemm()
+
+    return choose  # monkeypatch restores the process's own decision afterwards
+
+
+def test_cpu_gemm_reads_its_environment_variable_and_names_a_bad_value(gemm_choice, monkeypatch):
+    from xmlib.core import device
+
+    assert gemm_choice("torch") == "torch"
+    with pytest.raises(ValueError, match="XMLIB_CPU_GEMM must be one of auto, torch, onednn"):
+        gemm_choice("blas")
+    # auto: oneDNN on AMD with AVX-512 (MKL runs AVX2 code there), torch's MKL on Intel, whatever the flags
+    monkeypatch.setattr(device, "onednn_available", lambda: True)
+    monkeypatch.setattr(device, "_cpu_vendor_flags", lambda: ("AuthenticAMD", {"avx2", "avx512f"}))
+    assert gemm_choice("auto") == "onednn"
+    monkeypatch.setattr(device, "_cpu_vendor_flags", lambda: ("AuthenticAMD", {"avx2"}))
+    assert gemm_choice("auto") == "torch"
+    monkeypatch.setattr(device, "_cpu_vendor_flags", lambda: ("GenuineIntel", {"avx2", "avx512f"}))
+    assert gemm_choice("auto") == "torch"
+    monkeypatch.setattr(device, "onednn_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no oneDNN linear"):
+        gemm_choice("onednn")
+
+
+def test_linear_is_f_linear_through_onednn_and_falls_back_where_onednn_cannot_go(gemm_choice, monkeypatch):
+    from xmlib.core import device
+
+    if not device.onednn_available():
+        pytest.skip("this torch build has no oneDNN linear")
+    calls = []
+    real = device._onednn_linear
+    monkeypatch.setattr(device, "_onednn_linear", lambda *a: calls.append(a[0].shape) or real(*a))
+    gemm_choice("onednn")
+    gen = torch.Generator().manual_seed(0)
+    x, w, b = torch.randn(3, 700, 64, generator=gen), torch.randn(48, 64, generator=gen), torch.randn(48, generator=gen)
+    ref = torch.nn.functional.linear(x.double(), w.double(), b.double())
+    for bias in (b, None):
+        got = device.linear(x, w, bias)
+        want = ref if bias is not None else ref - b.double()
+        assert got.dtype == torch.float32 and got.shape == (3, 700, 48)
+        assert (got.double() - want).abs().max() < 1e-4  # float32 rounding of 64-term sums
+    assert len(calls) == 2  # 3·700·64·48 = 6.5M multiply-adds: both through oneDNN
+    # float64, autograd, small products and the torch choice: F.linear itself (bit-identical)
+    assert torch.equal(device.linear(x.double(), w.double(), b.double()), ref)
+    xg = x.clone().requires_grad_()
+    out = device.linear(xg, w, b)
+    out.sum().backward()
+    assert torch.equal(xg.grad, torch.ones(3, 700, 48) @ w)
+    small = x[:, :10]
+    assert torch.equal(device.linear(small, w, b), torch.nn.functional.linear(small, w, b))
+    gemm_choice("torch")
+    assert torch.equal(device.linear(x, w, b), torch.nn.functional.linear(x, w, b))
+    assert len(calls) == 2

@@ -10,6 +10,7 @@ from xmlib import distances
 from xmlib.sgraf.config import OFFICIAL_CODE, ModelConfig
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix
 from xmlib.sgraf.sgr import GraphStep
+from xmlib.sgraf import similarity
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
 
 TOL = {"rtol": 0.0, "atol": 1e-10}
@@ -111,3 +112,50 @@ def test_score_matrix_tiles_of_several_captions_equal_a_plain_per_caption_refere
     with torch.no_grad():
         loop = model.score_per_caption(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
     torch.testing.assert_close(loop, want, **TOL)
+
+
+@pytest.mark.parametrize("aggregator", ["sgr", "saf"])
+@pytest.mark.parametrize("variant", ["paper", "official", "local only"])
+def test_score_matrix_streaming_image_by_image_equals_the_plain_reference(aggregator, variant, monkeypatch):
+    torch.manual_seed(4)
+    cfg = ModelConfig(img_dim=7, word_dim=5, embed_size=8, sim_dim=6, num_regions=5, sgr_steps=3, aggregator=aggregator,
+                      use_global=variant != "local only")
+    model = SGRAFModel(cfg.replace(**OFFICIAL_CODE) if variant == "official" else cfg, 20).double()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.5)
+    model.eval()
+    lengths = torch.tensor([3, 1, 4, 3, 2, 4, 3, 3, 1, 4])
+    tokens = torch.randint(4, 20, (10, 4)) * (torch.arange(4)[None] < lengths[:, None])
+    enc = encode_split(model, torch.randn(6, 5, 7, dtype=torch.float64), tokens, lengths)
+    want = per_caption_reference(model, enc)
+    streamed = []
+    real = similarity.SimilarityNodes.local_nodes_streamed
+    monkeypatch.setattr(similarity.SimilarityNodes, "local_nodes_streamed",
+                        lambda self, r, w, *lead: streamed.append(w.shape[:2]) or real(self, r, w, *lead))
+    monkeypatch.setattr(similarity, "STREAM_ROWS", 1)  # these tiny tiles stream too
+    got = score_matrix(model, enc, max_bytes=10**9, dtype=None)
+    torch.testing.assert_close(got, want, **TOL)
+    assert sorted(streamed) == [(1, 2), (2, 1), (3, 4), (4, 3)]  # one call per tile: captions × words of each length
+    # at the default threshold a single caption's words are too few: the per-caption loop never streams
+    monkeypatch.setattr(similarity, "STREAM_ROWS", 64)
+    streamed.clear()
+    with torch.no_grad():
+        loop = model.score_per_caption(enc["regions"], enc["img_glob"], enc["words"], enc["txt_glob"], lengths)
+    torch.testing.assert_close(loop, want, **TOL)
+    assert streamed == []
+
+
+def test_streaming_is_only_for_scoring_on_a_cpu_without_padding():
+    cfg = ModelConfig(img_dim=7, word_dim=5, embed_size=8, sim_dim=6, num_regions=5)
+    nodes = SGRAFModel(cfg, 20).nodes
+    regions, words = torch.randn(3, 5, 8), torch.randn(16, 4, 8)
+    with torch.no_grad():
+        assert nodes.streams(regions, words, None)  # 64 words per image
+        assert not nodes.streams(regions, words[:15], None)  # 60
+        assert not nodes.streams(regions, words, torch.ones(16, 4, dtype=torch.bool))  # padded words: masked path
+    assert not nodes.streams(regions, words, None)  # autograd records the nodes' weights: training
+    i2t = SGRAFModel(cfg.replace(attention="i2t"), 20).nodes
+    with torch.no_grad():
+        assert not i2t.streams(regions, words, None)

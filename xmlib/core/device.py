@@ -12,6 +12,8 @@ accelerator. ``XMLIB_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``) overrides the auto
   (gloo on CPU, nccl on CUDA) and the device of one ``torchrun`` process (:mod:`xmlib.core.distributed`).
 - :func:`autocast` / :func:`set_tf32` — the GPU speed switches (each chapter's ``amp`` and ``tf32``
   config fields): bf16 autocast and TF32 matrix products, off on CPU by default.
+- :func:`linear` / :func:`cpu_gemm` — large float32 products without autograd through oneDNN on processors
+  where torch's MKL runs below the hardware (AMD with AVX-512), the same as ``F.linear`` elsewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 
 def accelerator_available() -> bool:
@@ -95,27 +98,125 @@ def cpu_threads(n: int, device: torch.device | None = None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def matmul_gflops(n: int = 2048, rounds: int = 5) -> float:
+def matmul_gflops(n: int = 2048, rounds: int = 5, backend: str = "torch") -> float:
     """This CPU core's float32 matrix-product speed in GFLOP/s: the best of ``rounds`` timed n × n
     products on one torch thread (the thread count is restored). The yardstick of the benchmarks'
     "fraction of peak" and of the build's timing record, where it says how fast the machine ran: on a
-    shared machine it moves from hour to hour, and every time measured with it moves the same way."""
+    shared machine it moves from hour to hour, and every time measured with it moves the same way.
+
+    ``backend``: ``"torch"`` times ``torch.mm`` (MKL's sgemm in the pinned torch), ``"onednn"`` the same
+    product through oneDNN (:func:`linear`'s fast path). On AMD processors MKL runs its AVX2 kernels
+    whatever the processor offers, so the two can differ by 2× (see :func:`cpu_gemm`); the machine's
+    float32 peak is the larger."""
     if n < 1 or rounds < 1:
         raise ValueError(f"matmul_gflops needs n >= 1 and rounds >= 1, got n={n}, rounds={rounds}")
+    if backend not in ("torch", "onednn"):
+        raise ValueError(f"backend must be 'torch' or 'onednn', got {backend!r}")
+    if backend == "onednn" and not onednn_available():
+        raise RuntimeError("this torch build has no oneDNN linear (torch.ops.mkldnn._linear_pointwise); "
+                           "time backend='torch' instead")
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         gen = torch.Generator().manual_seed(0)
         a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-        out = a @ b  # warm-up: the library's threads and buffers
+        if backend == "torch":
+            out = a @ b  # warm-up: the library's threads and buffers
+
+            def product():
+                torch.mm(a, b, out=out)
+        else:
+            def product():
+                _onednn_linear(a, b, None)
+            product()
         best = float("inf")
         for _ in range(rounds):
             t0 = time.perf_counter()
-            torch.mm(a, b, out=out)
+            product()
             best = min(best, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(old)
     return 2 * n ** 3 / best / 1e9
+
+
+CPU_GEMMS = ("auto", "torch", "onednn")
+"""Values of ``XMLIB_CPU_GEMM`` (:func:`cpu_gemm`)."""
+
+ONEDNN_MIN_MACS = 2 ** 21
+"""Smallest product (rows × in × out multiply-adds) that :func:`linear` hands to oneDNN: below it the call's
+fixed cost outweighs the faster kernel (a 64 × 64 × 16 product ran 3× slower through oneDNN, one of
+1,024 × 64 × 16 at the same speed, 4,096 × 1,024 × 256 2.2× faster; AMD EPYC, one thread)."""
+
+
+def onednn_available() -> bool:
+    """True when this torch build exposes oneDNN's linear on dense tensors (``mkldnn._linear_pointwise``)."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _cpu_vendor_flags() -> tuple[str, set[str]]:
+    """(vendor id, ISA flags) of the first processor in ``/proc/cpuinfo``; ("", set()) where it cannot be read."""
+    vendor, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+                if vendor and flags:
+                    break
+    except OSError:
+        pass
+    return vendor, flags
+
+
+_CPU_GEMM: str | None = None
+
+
+def cpu_gemm() -> str:
+    """The library that :func:`linear` uses for large float32 products on a CPU: ``"torch"`` (``F.linear``,
+    MKL's sgemm in the pinned torch) or ``"onednn"``.
+
+    ``XMLIB_CPU_GEMM`` chooses (``torch``, ``onednn`` or ``auto``, the default). ``auto`` takes oneDNN on x86
+    processors that are not Intel's and have AVX-512: MKL picks its kernels by vendor and runs AVX2 code there
+    (on an AMD EPYC with AVX-512 a 2048³ product ran at 101 GFLOP/s through MKL and 226 through oneDNN, one
+    thread), while oneDNN picks by instruction set. The choice depends on the processor only, never on a
+    timing, so the same machine always computes the same numbers; the two libraries round differently (the
+    same float32 precision). Decided once per process."""
+    global _CPU_GEMM
+    if _CPU_GEMM is None:
+        choice = os.environ.get("XMLIB_CPU_GEMM", "auto").strip().lower() or "auto"
+        if choice not in CPU_GEMMS:
+            raise ValueError(f"XMLIB_CPU_GEMM must be one of {', '.join(CPU_GEMMS)}, got {choice!r}")
+        if choice == "onednn" and not onednn_available():
+            raise RuntimeError("XMLIB_CPU_GEMM=onednn but this torch build has no oneDNN linear; unset it or use 'torch'")
+        if choice == "auto":
+            vendor, flags = _cpu_vendor_flags()
+            choice = "onednn" if (onednn_available() and vendor not in ("", "GenuineIntel")
+                                  and "avx512f" in flags) else "torch"
+        _CPU_GEMM = choice
+    return _CPU_GEMM
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` = x Wᵀ + b, through oneDNN where :func:`cpu_gemm` says so and the product
+    is large (:data:`ONEDNN_MIN_MACS`): float32 CPU tensors and no autograd graph being recorded (oneDNN's
+    linear has no backward). Anything else (float64 checks, CUDA, training) is ``F.linear`` itself."""
+    if (x.dtype != torch.float32 or x.device.type != "cpu" or weight.dtype != torch.float32
+            or weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]
+            or x.numel() * weight.shape[0] < ONEDNN_MIN_MACS
+            or (bias is not None and (bias.dtype != torch.float32 or bias.ndim != 1))
+            or (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                             or (bias is not None and bias.requires_grad)))
+            or cpu_gemm() != "onednn"):
+        return F.linear(x, weight, bias)
+    return _onednn_linear(x, weight, bias)
 
 
 def set_deterministic() -> None:

@@ -200,5 +200,6 @@ PROFILES: dict[str, dict[str, object]] = {
         "saf_epochs": 30, "saf_lr_step": 20, "captions_per_epoch": 5, "max_words": 0, "seeds": 5,
         "length_buckets": 0,  # captions 6-80 tokens: one group per length (benchmarks/sgraf_paper_speed.py --train-step)
         "loader_workers": 2,  # batches gathered from the memory-mapped features ahead of the training step (xmlib.sgraf.loader)
+        "eval_mib": 128,  # scoring tiles of 128 MiB (xmlib.sgraf.model.SCORE_BYTES)
     },
 }

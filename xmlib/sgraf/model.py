@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from xmlib.core.device import linear
 from xmlib.core.progress import progress
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.encoders import ImageEncoder, TextEncoder, length_mask
@@ -343,13 +344,15 @@ def pair_bytes(cfg: ModelConfig, length: int, regions: int, itemsize: int = 4) -
     return itemsize * floats
 
 
-def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int) -> list[tuple[int, torch.Tensor, int, int]]:
+def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int,
+               captions: int | None = None) -> list[tuple[int, torch.Tensor, int, int]]:
     """Cut an images × captions matrix into tiles of captions of ONE length (no padding at all).
 
     Args:
         lengths: (n_cap,) caption lengths; n_img: number of images.
         bytes_of_pair: ``length -> bytes`` one pair of that caption length holds (:func:`pair_bytes`).
         max_bytes: the bound on one tile's intermediates.
+        captions: at most this many captions per tile (None: :data:`TILE_CAPTIONS`).
     Returns:
         ``(length, caption indices, first image, number of images)`` per tile. Captions are grouped by
         exact length; within a group a tile takes up to ``max_bytes // bytes_of_pair(length)`` pairs,
@@ -360,7 +363,7 @@ def plan_tiles(lengths: torch.Tensor, n_img: int, bytes_of_pair, max_bytes: int)
     for length in torch.unique(lengths).tolist():
         idx = torch.nonzero(lengths == length).squeeze(1)
         pairs = max(1, int(max_bytes) // max(1, bytes_of_pair(length)))
-        n_ct = max(1, min(len(idx), TILE_CAPTIONS, pairs))  # a few captions per tile: bigger matrix products
+        n_ct = max(1, min(len(idx), TILE_CAPTIONS if captions is None else captions, pairs))  # a few captions per tile: bigger matrix products
         n_it = max(1, min(n_img, pairs // n_ct))
         for c0 in range(0, len(idx), n_ct):
             for i0 in range(0, n_img, n_it):
@@ -497,7 +500,7 @@ def _tile_nodes(model: SGRAFModel, regions: torch.Tensor, img_glob: torch.Tensor
     for x_op, y_op, proj in model.nodes.operands(regions, img_glob, words, txt_glob, None, attend if t2i else None):
         own = proj is model.nodes.w_local and cfg.attention == "t2i"  # the contexts: this call's own buffer
         diff = x_op.sub_(y_op) if own and x_op.is_contiguous() else x_op - y_op  # (n_i, n_c, R, d)
-        ys.append(F.linear(diff.square_(), proj.weight, proj.bias))  # (n_i, n_c, R, m): W δ + b
+        ys.append(linear(diff.square_(), proj.weight, proj.bias))  # (n_i, n_c, R, m): W δ + b
         del diff
     y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=2)
     nodes = l2_normalize(y, norm_eps=cfg.norm_eps) if keep else l2_normalize_(y, norm_eps=cfg.norm_eps)
@@ -683,13 +686,25 @@ faster than 8 at the paper's dimensions, SAF most, measured with ``score_matrix`
 captions, 1 thread)."""
 
 EVAL_BYTES = 16 * 2**20
-"""Default bound of :func:`score_matrix` on one tile's intermediates (16 MiB: at the paper's dimensions
+"""Bound of one tile's intermediates in the training step's pass over every pair without autograd
+(:meth:`SGRAFModel.hardest_scores`) and the unit of :data:`STATISTICS_TILES` (16 MiB: at the paper's dimensions
 tiles of 16 MiB ran as fast as 32 MiB ones for SAF and faster for SGR, 4 MiB ones slower (the Python
-work per tile); 100 images × 60 captions, 1 thread)."""
+work per tile); 100 images × 60 captions, 1 thread, before the scoring streamed images and used oneDNN)."""
+
+SCORE_BYTES = 128 * 2**20
+"""Default bound of :func:`score_matrix` on one tile's intermediates (128 MiB, with up to :data:`SCORE_CAPTIONS`
+captions per tile). With the local nodes streamed image by image and oneDNN's products, 100 images × 200 captions
+at the paper's dimensions took, for SGR and SAF, 4.42 and 2.38 s with tiles of 8 MiB, 3.50 and 1.95 s with 16, 3.21
+and 1.75 s with 32, 3.02 and 1.62 s with 64, 3.05 and 1.60 s with 128 (16 captions each); then, best of three:
+2.88 and 1.59 s (64 MiB, 16 captions), 2.80 and 1.49 s (128, 16), 2.75 and 1.45 s (128, 32), 2.74 and 1.42 s
+(256, 32). One thread, AMD EPYC, load below 1."""
+
+SCORE_CAPTIONS = 32
+"""Captions per tile in :func:`score_matrix` (see :data:`SCORE_BYTES`; :data:`TILE_CAPTIONS` in training)."""
 
 
 @torch.no_grad()
-def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_bytes: int = EVAL_BYTES,
+def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_bytes: int = SCORE_BYTES,
                  dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
     """The full (N_img, N_cap) similarity matrix, tile by tile (eval mode).
 
@@ -708,7 +723,8 @@ def score_matrix(model: SGRAFModel, encoded: dict[str, torch.Tensor], *, max_byt
     n_img, n_cap = regions.shape[0], words.shape[0]
     itemsize = regions.element_size()
     out = torch.empty(n_img, n_cap, dtype=words.dtype if dtype is None else dtype)
-    tiles = plan_tiles(lengths, n_img, lambda n: pair_bytes(model.cfg, n, regions.shape[1], itemsize), max_bytes)
+    tiles = plan_tiles(lengths, n_img, lambda n: pair_bytes(model.cfg, n, regions.shape[1], itemsize), max_bytes,
+                       captions=SCORE_CAPTIONS)
     for length, idx, i0, n_it in progress(tiles, desc="score matrix"):
         dev_idx = idx.to(words.device)
         s = model.score_block(regions[i0:i0 + n_it], img_glob[i0:i0 + n_it], words[dev_idx, :length],

@@ -29,9 +29,9 @@ CPU (every image–caption pair has its own graph):
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from xmlib.core.device import linear
 from xmlib.sgraf.config import ModelConfig
 
 
@@ -163,12 +163,12 @@ class GraphStep(nn.Module):
         keys = None if mask is None else mask.unsqueeze(-2)
         if global_only:
             bilinear, q_bias = self.bilinear()  # W_outᵀ W_in, W_outᵀ b_in
-            u = F.linear(nodes[..., :1, :], bilinear, q_bias)  # (..., 1, m)
+            u = linear(nodes[..., :1, :], bilinear, q_bias)  # (..., 1, m)
             edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., 1, P)
-            return torch.relu(F.linear(edges @ nodes, self.w_r.weight, self.w_r.bias))  # (..., 1, m)
+            return torch.relu(linear(edges @ nodes, self.w_r.weight, self.w_r.bias))  # (..., 1, m)
         weight, bias = self.query_update()
         m = nodes.shape[-1]
-        uv = F.linear(nodes, weight, bias)  # (..., P, 2m)
+        uv = linear(nodes, weight, bias)  # (..., P, 2m)
         u, v = uv[..., :m], uv[..., m:]  # W_outᵀ W_in s_p (+ W_outᵀ b_in); W_r s_q (+ b_r)
         edges = masked_softmax(u @ nodes.transpose(-1, -2), keys)  # (..., P, P); logits (W_in s_p + b_in)·(W_out s_q) [+ const in q]
         out = edges @ v  # (..., P, m)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xmlib.core.device import linear
 from xmlib.sgraf.config import ModelConfig
 from xmlib.sgraf.normalize import EPS, NormEps, l2_normalize, l2_normalize_
 
@@ -48,7 +49,7 @@ def vector_similarity(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor, bi
         diff2.square_()  # the same numbers as .pow(2)
     else:
         diff2 = (x - y).pow(2)  # (..., d)
-    proj = F.linear(diff2, weight, bias)  # (..., m): W|x − y|² (+ b, official code)
+    proj = linear(diff2, weight, bias)  # (..., m): W|x − y|² (+ b, official code)
     del diff2
     if _no_grad(proj):
         return l2_normalize_(proj, norm_eps=norm_eps)
@@ -101,7 +102,7 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     if n_c > 1:  # several captions (a tile): every word against every region of the block in one matrix
         # product (n_c·L, d) × (d, n_i·K), faster than one per image; then a copy of the scores (K/d of the
         # contexts' size) into that order
-        c = (words.reshape(n_c * length, d) @ regions.reshape(n_i * k, d).T).view(n_c, length, n_i, k)
+        c = linear(words.reshape(n_c * length, d), regions.reshape(n_i * k, d)).view(n_c, length, n_i, k)
         c = c.permute(2, 0, 1, 3).contiguous()  # (n_i, n_c, L, K)
     else:  # one caption: one product per image (measured faster than the single product and its copy)
         c = torch.bmm(words.reshape(1, length, d).expand(n_i, -1, -1), regions.transpose(1, 2)).view(n_i, 1, length, k)
@@ -140,6 +141,11 @@ def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     if l2_context:
         ctx = l2_normalize(ctx, norm_eps=norm_eps)
     return ctx, alpha
+
+
+STREAM_ROWS = 64
+"""Words per image (captions × their length) from which :class:`SimilarityNodes` scores image by image
+(:meth:`SimilarityNodes.local_nodes_streamed`)."""
 
 
 class SimilarityNodes(nn.Module):
@@ -201,10 +207,69 @@ class SimilarityNodes(nn.Module):
                 ops.append((regions.unsqueeze(1), ctx, self.w_local))  # (n_i, 1, K, d), (n_i, n_c, K, d)
         return ops
 
+    def streams(self, regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None) -> bool:
+        """True when :meth:`forward` computes the local nodes image by image (:meth:`local_nodes_streamed`):
+        scoring (no autograd) on a CPU, the paper's text-to-image attention with vector similarities, no
+        padded word, and at least :data:`STREAM_ROWS` words per image (several captions: a tile of
+        :func:`~xmlib.sgraf.model.score_matrix`; one caption's words per image make products too small)."""
+        cfg = self.cfg
+        return (cfg.use_local and cfg.attention == "t2i" and cfg.similarity == "vector" and word_mask is None
+                and regions.device.type == "cpu" and words.shape[0] * words.shape[1] >= STREAM_ROWS
+                and _no_grad(regions, words, self.w_local.weight))
+
+    @torch.no_grad()
+    def local_nodes_streamed(self, regions: torch.Tensor, words: torch.Tensor, lead: int = 0) -> torch.Tensor:
+        """The local nodes s^l_j of a block without padding, one image at a time: the same numbers as
+        :meth:`operands` and SGRAF's Eq. (1) give (to float rounding), in less memory traffic (SGRAF, Sec.
+        "Similarity Representation Learning"; in the chapter :math:numref:`eq-sgraf-sim` and
+        :math:numref:`eq-sgraf-attn`). Returns (n_i, n_c, lead + L, m) with the local nodes in
+        ``[..., lead:, :]`` and ``lead`` node slots left for the caller (the global node).
+
+        The attention weights α of the whole block come first (one product for the scores, as
+        :func:`attend_text_to_image`); then, per image, its contexts ``a^v = α V`` (n_c·L, d), their
+        difference with the words, its square and the projection ``W_l`` follow each other while the
+        (n_c·L, d) buffer is still in the processor's cache, instead of four passes over an (n_i, n_c, L, d)
+        tensor in memory. With L2-normalised contexts (``l2_context``, the official code) the division by the
+        context's norm D is moved past the projection: ``|a/D − t|² = |a − D t|² / D²``, so ``W_l`` applied to
+        ``|a − D t|²`` is divided by D² (m numbers a word instead of d)."""
+        cfg = self.cfg
+        n_i, k, d = regions.shape
+        n_c, length, _ = words.shape
+        rows = n_c * length
+        flat_t = words.reshape(rows, d)
+        c = linear(flat_t, regions.reshape(n_i * k, d)).view(n_c, length, n_i, k)  # c_ij = cos(v_i, t_j)
+        c = c.permute(2, 0, 1, 3).contiguous()  # (n_i, n_c, L, K)
+        c_bar = _normalise_scores(c, None, dim=2, attn_leaky=cfg.attn_leaky, norm_eps=cfg.norm_eps)  # over the words
+        alpha = torch.softmax(c_bar.mul_(cfg.lambda_softmax), dim=-1).view(n_i, rows, k)  # over the regions
+        del c, c_bar
+        weight, bias = self.w_local.weight, self.w_local.bias
+        out = torch.empty(n_i, n_c, lead + length, weight.shape[0], dtype=words.dtype, device=words.device)
+        local = out[:, :, lead:]
+        for i in range(n_i):
+            ctx = linear(alpha[i], regions[i].T)  # (n_c·L, d): Σ_i α_ij v_i
+            if cfg.l2_context:  # D = max(‖a‖, ε) or ‖a‖ + ε, as l2_normalize puts its ε
+                norm = ctx.norm(dim=-1, keepdim=True)
+                denom = norm.clamp_min_(EPS) if cfg.norm_eps == "clamp" else norm.add_(EPS)
+                y = linear(ctx.addcmul_(denom, flat_t, value=-1.0).square_(), weight)  # W_l |a − D t|²
+                y.div_(denom.square_())
+                if bias is not None:
+                    y.add_(bias)
+            else:
+                y = linear(ctx.sub_(flat_t).square_(), weight, bias)  # W_l |a^v_j − t_j|² (+ b_l)
+            local[i] = y.view(n_c, length, -1)
+        l2_normalize_(local, norm_eps=cfg.norm_eps)
+        return out
+
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
                 word_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         n_c = words.shape[0]
         padded = self.cfg.use_local and self.cfg.attention == "t2i" and word_mask is not None
+        if self.streams(regions, words, word_mask):  # scoring a tile: the local nodes image by image
+            lead = int(self.cfg.use_global)
+            nodes = self.local_nodes_streamed(regions, words, lead)
+            if lead:  # s^g into its slot
+                nodes[:, :, 0] = self._sim(img_glob[:, None, :], txt_glob[None, :, :], self.w_global)
+            return nodes, None
         # the text-to-image contexts are this call's own temporaries: Eq. (1) may write into them (no autograd)
         parts = [self._sim(x, y, proj, consume=proj is self.w_local and self.cfg.attention == "t2i")
                  for x, y, proj in self.operands(regions, img_glob, words, txt_glob, word_mask)]

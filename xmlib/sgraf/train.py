@@ -56,6 +56,7 @@ from xmlib.sgraf.model import (
     BATCH_STATISTICS,
     EVAL_BYTES,
     KEEP_BYTES,
+    SCORE_BYTES,
     STATISTICS_TILES,
     SGRAFModel,
     encode_split,
@@ -222,7 +223,7 @@ def make_step(model: SGRAFModel, data: CaptionData, cfg: Config, device: torch.d
 
 
 @torch.no_grad()
-def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
+def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = SCORE_BYTES,
                 device: torch.device | None = None, sharded: bool | None = None) -> torch.Tensor:
     """The (N_img, 5·N_img) score matrix of a split, tile by tile (:func:`~xmlib.sgraf.model.score_matrix`:
     ``max_bytes`` bounds one tile's intermediates).
@@ -241,7 +242,7 @@ def score_split(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_B
     return distributed.gather_rows(score_matrix(model, enc, max_bytes=max_bytes))
 
 
-def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = EVAL_BYTES,
+def evaluate(model: SGRAFModel, data: CaptionData, *, max_bytes: int = SCORE_BYTES,
              device: torch.device | None = None, sharded: bool | None = None) -> dict[str, float]:
     """R@1/5/10 both ways, medr, meanr and rSum of one split (1K protocol for a 1000-image split); with
     several processes the matrix is scored in shards (:func:`score_split`) and every rank gets the metrics."""
