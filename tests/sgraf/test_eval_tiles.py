@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from xmlib import distances
+from xmlib.sgraf import similarity
 from xmlib.sgraf.config import OFFICIAL_CODE, ModelConfig
 from xmlib.sgraf.model import SGRAFModel, encode_split, score_matrix
 from xmlib.sgraf.sgr import GraphStep
-from xmlib.sgraf import similarity
 from xmlib.sgraf.similarity import attend_text_to_image, vector_similarity
 
 TOL = {"rtol": 0.0, "atol": 1e-10}
