@@ -135,6 +135,7 @@ def test_score_matrix_streaming_image_by_image_equals_the_plain_reference(aggreg
     monkeypatch.setattr(similarity.SimilarityNodes, "local_nodes_streamed",
                         lambda self, r, w, *lead: streamed.append(w.shape[:2]) or real(self, r, w, *lead))
     monkeypatch.setattr(similarity, "STREAM_ROWS", 1)  # these tiny tiles stream too
+    monkeypatch.setattr(similarity, "STREAM_MACS", 1)
     got = score_matrix(model, enc, max_bytes=10**9, dtype=None)
     torch.testing.assert_close(got, want, **TOL)
     assert sorted(streamed) == [(1, 2), (2, 1), (3, 4), (4, 3)]  # one call per tile: captions × words of each length
@@ -147,11 +148,13 @@ def test_score_matrix_streaming_image_by_image_equals_the_plain_reference(aggreg
     assert streamed == []
 
 
-def test_streaming_is_only_for_scoring_on_a_cpu_without_padding():
+def test_streaming_is_only_for_scoring_large_products_on_a_cpu_without_padding(monkeypatch):
     cfg = ModelConfig(img_dim=7, word_dim=5, embed_size=8, sim_dim=6, num_regions=5)
     nodes = SGRAFModel(cfg, 20).nodes
     regions, words = torch.randn(3, 5, 8), torch.randn(16, 4, 8)
     with torch.no_grad():
+        assert not nodes.streams(regions, words, None)  # 64 words × 8 × 6: a small projection per image
+        monkeypatch.setattr(similarity, "STREAM_MACS", 64 * 8 * 6)
         assert nodes.streams(regions, words, None)  # 64 words per image
         assert not nodes.streams(regions, words[:15], None)  # 60
         assert not nodes.streams(regions, words, torch.ones(16, 4, dtype=torch.bool))  # padded words: masked path
