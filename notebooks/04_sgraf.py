@@ -361,11 +361,12 @@ for dtype in (torch.float64, torch.float32):
 # intermediates under a bound given in bytes (`eval_mib`). Without autograd it squares and normalises
 # in place, forms $W_{out}^\top W_{in}$ once per model, and multiplies every node by $W_r$ before the
 # edges (each row of edges sums to 1, so $\sum_q e_{pq}(W_r s_q + b_r) = W_r \sum_q e_{pq} s_q + b_r$).
-# In a tile of several captions each image has many words (at least 64), so the local nodes go image by
-# image: one image's contexts $a^v_j$ (words × $d$), their difference with the words, its square and the
+# At the paper's size, in a tile of several captions each image has many words (at least 64) and its projection
+# is a large product, so the local nodes go image by image: one image's contexts $a^v_j$ (words × $d$), their difference with the words, its square and the
 # projection $W_l$ follow each other while that buffer is still in the processor's cache
 # ({py:meth}`~xmlib.sgraf.similarity.SimilarityNodes.local_nodes_streamed`); one caption's words per image are
-# too few for that, so the per-caption form keeps the whole-block order. On AMD processors torch's MKL runs
+# too few for that, so the per-caption form keeps the whole-block order, and so does this book's small model
+# (whose products are too small to gain). On AMD processors torch's MKL runs
 # its AVX2 kernels whatever the processor offers; xmlib's large float32 products without autograd go
 # through oneDNN there (`xmlib.core.device.linear`: chosen by the processor, never by a timing;
 # the same float32 precision, rounded differently), which doubled the speed of a large matrix product on

@@ -148,9 +148,9 @@ STREAM_ROWS = 64
 (:meth:`SimilarityNodes.local_nodes_streamed`)."""
 
 STREAM_MACS = 2 ** 22
-"""Multiply-adds of one image's projection (words × d × m) from which it does so too: with the book's small
-model (d = 64, m = 16, 448 words per image) scoring image by image ran 1.5–3 % slower than the whole block
-(300 images × 1,500 captions, one thread), at the paper's size (d = 1024, m = 256) faster."""
+"""Smallest number of multiply-adds in one image's projection (words × d × m) for which it does so too. With
+the book's small model (d = 64, m = 16, 448 words per image) scoring image by image ran 1.5–3 % slower than the
+whole block (300 images × 1,500 captions, one thread), at the paper's size (d = 1024, m = 256) faster."""
 
 
 class SimilarityNodes(nn.Module):
@@ -264,8 +264,7 @@ class SimilarityNodes(nn.Module):
                     y.add_(bias)
             else:
                 y = linear(ctx.sub_(flat_t).square_(), weight, bias)  # W_l |a^v_j − t_j|² (+ b_l)
-            local[i] = y.view(n_c, length, -1)
-        l2_normalize_(local, norm_eps=cfg.norm_eps)
+            local[i] = l2_normalize_(y, norm_eps=cfg.norm_eps).view(n_c, length, -1)  # s^l_j, still in cache
         return out
 
     def forward(self, regions: torch.Tensor, img_glob: torch.Tensor, words: torch.Tensor, txt_glob: torch.Tensor,
