@@ -98,6 +98,22 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
     """
     n_i, k, d = regions.shape
     n_c, length, _ = words.shape
+    alpha = text_to_image_weights(regions, words, word_mask, lambda_softmax=lambda_softmax, attn_leaky=attn_leaky,
+                                  norm_eps=norm_eps)
+    ctx = torch.bmm(alpha.view(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
+    ctx = ctx.view(n_i, n_c, length, d)
+    if l2_context:
+        ctx = l2_normalize_(ctx, norm_eps=norm_eps) if _no_grad(ctx) else l2_normalize(ctx, norm_eps=norm_eps)
+    return ctx, alpha
+
+
+def text_to_image_weights(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
+                          lambda_softmax: float = 9.0, attn_leaky: float = 0.0,
+                          norm_eps: NormEps = "clamp") -> torch.Tensor:
+    """The weights α (n_i, n_c, L, K) of :func:`attend_text_to_image` (the same arguments):
+    ``c_ij = cos(v_i, t_j)``, ``c̄_ij = [c_ij]_+ / sqrt(Σ_j [c_ij]_+²)``, ``α_ij = softmax_i(λ c̄_ij)``."""
+    n_i, k, d = regions.shape
+    n_c, length, _ = words.shape
     # c_ij = cos(v_i, t_j) in the (image, caption, word, region) order the softmax and the context product read
     if n_c > 1:  # several captions (a tile): every word against every region of the block in one matrix
         # product (n_c·L, d) × (d, n_i·K), faster than one per image; then a copy of the scores (K/d of the
@@ -108,12 +124,8 @@ def attend_text_to_image(regions: torch.Tensor, words: torch.Tensor, word_mask: 
         c = torch.bmm(words.reshape(1, length, d).expand(n_i, -1, -1), regions.transpose(1, 2)).view(n_i, 1, length, k)
     mask = None if word_mask is None else word_mask[None, :, :, None].to(c.dtype)  # (1, n_c, L, 1)
     c_bar = _normalise_scores(c, mask, dim=2, attn_leaky=attn_leaky, norm_eps=norm_eps)  # normalised over the words j
-    alpha = torch.softmax(lambda_softmax * c_bar, dim=-1)  # softmax over regions i
-    ctx = torch.bmm(alpha.view(n_i, n_c * length, k), regions)  # (n_i, n_c·L, d): Σ_i α_ij v_i
-    ctx = ctx.view(n_i, n_c, length, d)
-    if l2_context:
-        ctx = l2_normalize_(ctx, norm_eps=norm_eps) if _no_grad(ctx) else l2_normalize(ctx, norm_eps=norm_eps)
-    return ctx, alpha
+    logits = c_bar.mul_(lambda_softmax) if _no_grad(c_bar) else lambda_softmax * c_bar  # c_bar: a temporary
+    return torch.softmax(logits, dim=-1)  # softmax over regions i
 
 
 def attend_image_to_text(regions: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor | None, *,
@@ -245,11 +257,8 @@ class SimilarityNodes(nn.Module):
         n_c, length, _ = words.shape
         rows = n_c * length
         flat_t = words.reshape(rows, d)
-        c = linear(flat_t, regions.reshape(n_i * k, d)).view(n_c, length, n_i, k)  # c_ij = cos(v_i, t_j)
-        c = c.permute(2, 0, 1, 3).contiguous()  # (n_i, n_c, L, K)
-        c_bar = _normalise_scores(c, None, dim=2, attn_leaky=cfg.attn_leaky, norm_eps=cfg.norm_eps)  # over the words
-        alpha = torch.softmax(c_bar.mul_(cfg.lambda_softmax), dim=-1).view(n_i, rows, k)  # over the regions
-        del c, c_bar
+        alpha = text_to_image_weights(regions, words, None, lambda_softmax=cfg.lambda_softmax,
+                                      attn_leaky=cfg.attn_leaky, norm_eps=cfg.norm_eps).view(n_i, rows, k)
         weight, bias = self.w_local.weight, self.w_local.bias
         out = torch.empty(n_i, n_c, lead + length, weight.shape[0], dtype=words.dtype, device=words.device)
         local = out[:, :, lead:]
